@@ -1,0 +1,37 @@
+"""The one place that connects to the Docker Engine."""
+from __future__ import annotations
+
+import functools
+
+import docker
+import docker.errors
+
+from .errors import LabError
+
+# Label keys carried by everything socketlab creates, so cleanup can always find it.
+LABEL = "org.socketlab"             # "1" on every resource
+LABEL_LAB = "org.socketlab.lab"     # the lab's name: `lab down NAME` removes by it
+LABEL_ROLE = "org.socketlab.role"   # router / server / client / extra host / probe
+
+
+@functools.lru_cache(maxsize=1)
+def client() -> docker.DockerClient:
+    try:
+        # Scenario runs stream many execs at once: keep more connections than the default 10.
+        c = docker.from_env(timeout=120, max_pool_size=64)
+        c.ping()
+    except docker.errors.DockerException as exc:
+        raise LabError(
+            f"cannot reach the Docker Engine: {exc}",
+            hint="start it (sudo systemctl start docker) or set DOCKER_HOST; "
+            "your user needs access to the docker socket",
+        ) from None
+    return c
+
+
+@functools.lru_cache(maxsize=1)
+def stream_client() -> docker.APIClient:
+    """A low-level client for long output streams: a step may print nothing for
+    minutes (a server waiting for clients), longer than the normal request timeout."""
+    return docker.from_env(timeout=7 * 24 * 3600, max_pool_size=64,
+                           version=client().api.api_version).api

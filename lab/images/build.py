@@ -1,0 +1,161 @@
+"""Building the host image in the Docker Engine (the I/O side of definition.py).
+
+Two paths to the same image:
+- online: FROM the official debian:bookworm-slim (pulled if missing);
+- offline: mmdebstrap makes a base from Debian packages through this host's own
+  apt sources, the engine imports it, and the same Dockerfile builds on top.
+"""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+import shutil
+
+import docker.errors
+
+from .. import engine, ui
+from ..errors import LabError
+from . import definition as d
+
+DIGEST_LABEL = "org.socketlab.digest"
+APT_SOURCE_FILES = [Path("/etc/apt/sources.list")]
+APT_SOURCE_DIR = Path("/etc/apt/sources.list.d")
+
+
+@dataclass
+class BuiltImage:
+    tag: str
+    id: str
+    size: int
+    seconds: float
+    action: str  # "built", "up to date", "pulled", "imported"
+
+    def as_dict(self) -> dict:
+        return {"tag": self.tag, "id": self.id, "size_bytes": self.size,
+                "seconds": round(self.seconds, 1), "action": self.action}
+
+
+def build_all(offline: bool = False) -> list[BuiltImage]:
+    """Build (or confirm up to date) the base and the host image."""
+    base = _offline_base() if offline else (_official_base() or _offline_base())
+    return [base, _host_image(base)]
+
+
+def remove_all() -> list[str]:
+    """Remove every socketlab image (host and offline bases) from the engine."""
+    c = engine.client()
+    removed = []
+    for img in c.images.list():
+        tags = [t for t in img.tags if t.split(":")[0] in ("socketlab-host", d.BASE_REPOSITORY)]
+        for tag in tags:
+            c.images.remove(tag, force=True)
+            removed.append(tag)
+    return removed
+
+
+def _official_base() -> BuiltImage | None:
+    c = engine.client()
+    repo, tag = d.OFFICIAL_BASE
+    started = time.monotonic()
+    try:
+        img = c.images.get(f"{repo}:{tag}")
+        action = "present"
+    except docker.errors.ImageNotFound:
+        ui.progress(f"pulling {repo}:{tag} …")
+        try:
+            img = c.images.pull(repo, tag)
+            action = "pulled"
+        except docker.errors.APIError as exc:
+            ui.progress(f"no registry reachable ({_first_line(exc)}): building offline")
+            return None
+    return BuiltImage(f"{repo}:{tag}", img.id, img.attrs["Size"], time.monotonic() - started, action)
+
+
+def _offline_base() -> BuiltImage:
+    c = engine.client()
+    pkgs, filters = d.packages(), d.dpkg_filters()
+    tag = f"{d.BASE_REPOSITORY}:{d.base_tag(pkgs, filters)}"
+    started = time.monotonic()
+    try:
+        img = c.images.get(tag)
+        return BuiltImage(tag, img.id, img.attrs["Size"], 0.0, "up to date")
+    except docker.errors.ImageNotFound:
+        pass
+    if not shutil.which("mmdebstrap"):
+        raise LabError("mmdebstrap is not installed, and the offline build needs it",
+                       hint="sudo apt-get install mmdebstrap")
+    sources = d.debian_sources(_host_apt_sources())
+    if not sources:
+        raise LabError(f"no Debian {d.SUITE} entries in this host's apt sources "
+                       f"({APT_SOURCE_DIR}), so there is no mirror to build from",
+                       hint="build where a registry is reachable, or on a Debian bookworm host")
+    with tempfile.TemporaryDirectory(prefix="socketlab-base-") as tmp:
+        sources_file = Path(tmp) / "host.sources"
+        sources_file.write_text(sources)
+        rootfs = Path(tmp) / "rootfs.tar"
+        _run_mmdebstrap(d.mmdebstrap_argv(pkgs, filters, str(sources_file)), rootfs)
+        ui.progress(f"importing {rootfs.stat().st_size / 1e6:.0f} MB root filesystem as {tag} …")
+        c.api.import_image_from_file(
+            str(rootfs), repository=tag.split(":")[0], tag=tag.split(":")[1],
+            changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                     'CMD ["bash"]', "LABEL org.socketlab=1"])
+    img = c.images.get(tag)
+    return BuiltImage(tag, img.id, img.attrs["Size"], time.monotonic() - started, "imported")
+
+
+def _host_apt_sources() -> dict[str, str]:
+    files = [p for p in APT_SOURCE_FILES if p.is_file()]
+    if APT_SOURCE_DIR.is_dir():
+        files += [p for p in APT_SOURCE_DIR.iterdir() if p.suffix in (".list", ".sources")]
+    return {p.name: p.read_text() for p in files}
+
+
+def _run_mmdebstrap(argv: list[str], rootfs: Path) -> None:
+    ui.progress(f"mmdebstrap: building a Debian {d.SUITE} root filesystem from this host's apt sources …")
+    tail: list[str] = []
+    with rootfs.open("wb") as out, subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            line = line.rstrip()
+            tail = (tail + [line])[-15:]
+            # mmdebstrap's "I:" lines are its stages; show them as progress.
+            if line.startswith("I: ") and "tempdir" not in line:
+                ui.progress(f"  mmdebstrap {line[3:]}")
+    if proc.returncode != 0:
+        raise LabError("mmdebstrap failed:\n  " + "\n  ".join(tail))
+
+
+def _host_image(base: BuiltImage) -> BuiltImage:
+    c = engine.client()
+    files = d.context_files()
+    digest = d.context_digest(files, base.id)
+    started = time.monotonic()
+    try:
+        img = c.images.get(d.HOST_IMAGE)
+        if img.labels.get(DIGEST_LABEL) == digest:
+            return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], 0.0, "up to date")
+    except docker.errors.ImageNotFound:
+        pass
+    ui.progress(f"building {d.HOST_IMAGE} on {base.tag} …")
+    stream = c.api.build(
+        fileobj=d.context_tar(files), custom_context=True, dockerfile="images/host/Dockerfile",
+        tag=d.HOST_IMAGE, buildargs={"BASE": base.tag}, pull=False, rm=True, forcerm=True,
+        decode=True, labels={"org.socketlab": "1", DIGEST_LABEL: digest})
+    log: list[str] = []
+    for chunk in stream:
+        if "error" in chunk:
+            raise LabError("image build failed: " + chunk["error"].strip() + "\n  " + "\n  ".join(log[-15:]))
+        text = chunk.get("stream", "").rstrip()
+        if text:
+            log.append(text)
+            if text.startswith("Step "):
+                ui.progress(f"  {text[:100]}")
+    img = c.images.get(d.HOST_IMAGE)
+    return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], time.monotonic() - started, "built")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]

@@ -1,0 +1,162 @@
+"""What the host image is made of. Pure functions: no Docker, no subprocesses.
+
+Both build paths read the same two files in images/host/ (the package list and
+the dpkg path filters) and the same Dockerfile, so they give the same contents.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HOST_DIR = PROJECT_ROOT / "images" / "host"
+HOST_IMAGE = "socketlab-host:latest"
+BASE_REPOSITORY = "socketlab-base"
+OFFICIAL_BASE = ("debian", "bookworm-slim")
+SUITE = "bookworm"
+# minbase is what the official slim image is made from (essential + apt).
+VARIANT = "minbase"
+
+
+def read_list(path: Path) -> list[str]:
+    """Non-empty, non-comment lines of a one-item-per-line file."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def packages() -> list[str]:
+    return read_list(HOST_DIR / "packages.txt")
+
+
+def dpkg_filters() -> list[str]:
+    return read_list(HOST_DIR / "dpkg-excludes")
+
+
+def context_files(root: Path = PROJECT_ROOT) -> list[tuple[str, Path]]:
+    """(name in the build context, file on disk): what the Dockerfile COPYs."""
+    files = sorted(p for p in (root / "images" / "host").iterdir() if p.is_file())
+    files.append(root / "lab" / "__init__.py")
+    files += sorted((root / "lab" / "programs").rglob("*.py"))
+    return [(p.relative_to(root).as_posix(), p) for p in files if "__pycache__" not in p.parts]
+
+
+def context_digest(files: list[tuple[str, Path]], base_id: str) -> str:
+    """Identifies a host image: same files on the same base give the same digest."""
+    h = hashlib.sha256(base_id.encode())
+    for name, path in files:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def context_tar(files: list[tuple[str, Path]]) -> io.BytesIO:
+    """The build context as an in-memory tar with fixed metadata (reproducible)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, path in files:
+            data = path.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def base_tag(pkgs: list[str], filters: list[str]) -> str:
+    """Tag of the offline base: changes whenever its inputs change."""
+    h = hashlib.sha256("\n".join([SUITE, VARIANT, *pkgs, "--", *filters]).encode())
+    return f"{SUITE}-{h.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class AptSource:
+    uris: tuple[str, ...]
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    signed_by: str = ""
+
+    def deb822(self) -> str:
+        lines = [
+            "Types: deb",
+            f"URIs: {' '.join(self.uris)}",
+            f"Suites: {' '.join(self.suites)}",
+            f"Components: {' '.join(self.components)}",
+        ]
+        if self.signed_by:
+            lines.append(f"Signed-By: {self.signed_by}")
+        return "\n".join(lines) + "\n"
+
+
+def parse_deb822_sources(text: str) -> list[AptSource]:
+    """Entries of a deb822 .sources file (only binary `deb`, only enabled ones)."""
+    sources = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "").split():
+            continue
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        sources.append(AptSource(
+            tuple(fields.get("uris", "").split()),
+            tuple(fields.get("suites", "").split()),
+            tuple(fields.get("components", "").split()),
+            fields.get("signed-by", ""),
+        ))
+    return sources
+
+
+def parse_one_line_sources(text: str) -> list[AptSource]:
+    """Entries of a one-line-style sources.list (`deb [opts] URI SUITE COMP...`)."""
+    sources = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        signed_by = ""
+        options = re.match(r"deb\s+\[([^\]]*)\]\s+", line)
+        if options:
+            for opt in options.group(1).split():
+                if opt.startswith("signed-by="):
+                    signed_by = opt.split("=", 1)[1]
+            line = "deb " + line[options.end():]
+        parts = line.split()
+        if len(parts) >= 4:
+            sources.append(AptSource((parts[1],), (parts[2],), tuple(parts[3:]), signed_by))
+    return sources
+
+
+def debian_sources(files: dict[str, str], suite: str = SUITE) -> str:
+    """The host's apt entries for this Debian suite, as one deb822 text.
+
+    `files` maps a sources file's name to its text. Entries of other suites or
+    other vendors' repositories are left out: the image needs only Debian main.
+    """
+    chosen = []
+    for name, text in sorted(files.items()):
+        parsed = parse_deb822_sources(text) if name.endswith(".sources") else parse_one_line_sources(text)
+        for src in parsed:
+            suites = tuple(s for s in src.suites if s == suite or s.startswith(suite + "-"))
+            if suites and "main" in src.components:
+                chosen.append(AptSource(src.uris, suites, ("main",), src.signed_by))
+    return "\n".join(src.deb822() for src in chosen)
+
+
+def mmdebstrap_argv(pkgs: list[str], filters: list[str], sources_file: str) -> list[str]:
+    """mmdebstrap writing a root filesystem tar to stdout.
+
+    The mirror comes only from `sources_file` (made from the host's own apt
+    configuration); the hook removes it again so no address stays in the image.
+    """
+    argv = ["mmdebstrap", f"--variant={VARIANT}", f"--include={','.join(pkgs)}", "--format=tar"]
+    argv += [f"--dpkgopt={f}" for f in filters]
+    argv.append('--customize-hook=rm -f "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*')
+    argv += [SUITE, "-", sources_file]
+    return argv

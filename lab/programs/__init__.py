@@ -1,0 +1,1 @@
+"""The programs that run *inside* the lab hosts (standard library only)."""

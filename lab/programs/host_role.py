@@ -1,0 +1,147 @@
+"""What a lab host does when it starts: `host-role router|server|client`.
+
+- router: owns the first address of every lab network (the hosts' default
+  gateway), keeps no route out of the lab, then waits.
+- server: runs the uppercase TCP and UDP servers on one port.
+- client: runs a short demo (one TCP and one UDP exchange), then stays up so a
+  student can open a shell and run programs by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_FILE = Path("/run/socketlab-router-ready")
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="host-role", description=__doc__.splitlines()[0])
+    roles = parser.add_subparsers(dest="role", required=True)
+    roles.add_parser("router", help="become the router between the lab networks")
+    server = roles.add_parser("server", help="run the uppercase TCP and UDP servers")
+    server.add_argument("--port", type=int, default=12000)
+    server.add_argument("--tcp-mode", choices=["iterative", "concurrent"], default="concurrent")
+    client = roles.add_parser("client", help="run the demo exchange, then stay up")
+    client.add_argument("--server", default="server")
+    client.add_argument("--port", type=int, default=12000)
+    client.add_argument("--no-demo", action="store_true")
+    roles.add_parser("idle", help="do nothing until stopped (a host for scenario steps)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if args.role == "router":
+            return run_router()
+        if args.role == "idle":
+            signal.pause()
+            return 0
+        if args.role == "server":
+            return run_server(args.port, args.tcp_mode)
+        return run_client(args.server, args.port, demo=not args.no_demo)
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- router -----------------------------------------------------------------
+
+def gateway_plan(interfaces: list[dict]) -> list[list[str]]:
+    """`ip` commands that make each network's first address the router's primary one.
+
+    `interfaces` is the output of `ip -j -4 addr`. The first address comes first
+    so that ICMP errors (time exceeded, unreachable) come from the gateway.
+    """
+    commands = []
+    for iface in interfaces:
+        name = iface["ifname"]
+        for addr in iface.get("addr_info", []):
+            if addr.get("family") != "inet" or name == "lo":
+                continue
+            net = ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network
+            gateway = f"{next(net.hosts())}/{net.prefixlen}"
+            if addr["local"] == gateway.split("/")[0]:
+                continue
+            commands += [["ip", "addr", "flush", "dev", name],
+                         ["ip", "addr", "add", gateway, "dev", name],
+                         ["ip", "addr", "add", f"{addr['local']}/{addr['prefixlen']}", "dev", name]]
+    return commands
+
+
+def run_router() -> int:
+    interfaces = json.loads(_run(["ip", "-j", "-4", "addr"]))
+    for cmd in gateway_plan(interfaces):
+        _run(cmd)
+    # The router has no way out of the lab: no default route at all.
+    if _run(["ip", "-4", "route", "show", "default"]).strip():
+        _run(["ip", "-4", "route", "del", "default"])
+    summary = " ".join(
+        f"{i['ifname']}={a['local']}/{a['prefixlen']}"
+        for i in json.loads(_run(["ip", "-j", "-4", "addr"])) if i["ifname"] != "lo"
+        for a in i.get("addr_info", [])[:1])
+    READY_FILE.write_text(summary + "\n")  # compose's healthcheck looks for it
+    print(f"router ready: {summary}", flush=True)
+    signal.pause()
+    return 0
+
+
+# --- server -----------------------------------------------------------------
+
+def run_server(port: int, tcp_mode: str) -> int:
+    children = [
+        subprocess.Popen([sys.executable, "-m", "lab.programs.tcp_server", "--port", str(port), "--mode", tcp_mode]),
+        subprocess.Popen([sys.executable, "-m", "lab.programs.udp_server", "--port", str(port)]),
+    ]
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)  # supervising, not waiting for a result: just notice a child's exit
+        return next(child.returncode for child in children if child.returncode is not None)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                child.wait()
+
+
+# --- client -----------------------------------------------------------------
+
+def run_client(server: str, port: int, demo: bool) -> int:
+    me = _my_address()
+    if demo:
+        for program in ("tcp_client", "udp_client"):
+            kind = program.split("_")[0]
+            print(f"client {me}: {kind.upper()} exchange with {server}:{port}", flush=True)
+            argv = [sys.executable, "-m", f"lab.programs.{program}", "--host", server,
+                    "--port", str(port), f"hello from {me} over {kind}"]
+            _retry_until_ok(argv)
+        print(f"client {me}: demo done; this host stays up for you (open a shell on it).", flush=True)
+    signal.pause()
+    return 0
+
+
+def _retry_until_ok(argv: list[str], attempts: int = 20) -> None:
+    """The server must be running first: retry (bounded) while it is not, show the last try."""
+    for _ in range(attempts):
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode == 0:
+            break
+        time.sleep(0.5)
+    sys.stdout.write(result.stdout + result.stderr)
+    sys.stdout.flush()
+
+
+def _my_address() -> str:
+    addrs = json.loads(_run(["ip", "-j", "-4", "addr"]))
+    return next((a["local"] for i in addrs if i["ifname"] != "lo" for a in i.get("addr_info", [])),
+                socket.gethostname())
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+if __name__ == "__main__":
+    sys.exit(main())

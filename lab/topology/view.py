@@ -1,0 +1,46 @@
+"""How labs look to people (tables) and to machines (dicts for JSON)."""
+from __future__ import annotations
+
+from .. import ui
+from ..engine import LABEL_LAB, LABEL_ROLE
+from .docker_lab import LABEL_HOST, find_containers
+from .model import Topology
+
+
+def topology_dict(topo: Topology) -> dict:
+    return {
+        "lab": topo.lab,
+        "networks": {n.name: {"subnet": str(n.subnet), "gateway": str(n.gateway)} for n in topo.networks},
+        "hosts": {h.name: {"role": h.role, "addresses": {net: str(a) for net, a in h.addresses}}
+                  for h in topo.hosts},
+    }
+
+
+def print_topology(topo: Topology) -> None:
+    nets = ", ".join(f"{n.name} {n.subnet} (gateway {n.gateway} = router)" for n in topo.networks)
+    ui.table(f"lab {topo.lab}: {nets}", ["host", "role", "addresses"],
+             [[h.name, h.role, ", ".join(f"{a} ({net})" for net, a in h.addresses)] for h in topo.hosts])
+
+
+def running_labs() -> dict:
+    labs: dict[str, dict] = {}
+    for ctr in find_containers():
+        lab = labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), {"hosts": {}})
+        nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
+        name = ctr.labels.get(LABEL_HOST) or ctr.name
+        lab["hosts"][name] = {
+            "container": ctr.name,
+            "role": ctr.labels.get(LABEL_ROLE, ctr.labels.get("com.docker.compose.service", "")),
+            "state": ctr.status,
+            # Network names without the lab's prefix: "clients", not "lab-clients".
+            "addresses": {net.split("-", 1)[-1] if net.startswith(f"{ctr.labels.get(LABEL_LAB)}-") else net:
+                          cfg.get("IPAddress") for net, cfg in nets.items()},
+        }
+    return labs
+
+
+def print_status(labs: dict) -> None:
+    for name, lab in sorted(labs.items()):
+        ui.table(f"lab {name}", ["host", "role", "state", "addresses"],
+                 [[h, v["role"], v["state"], ", ".join(f"{a} ({n})" for n, a in v["addresses"].items())]
+                  for h, v in sorted(lab["hosts"].items())])

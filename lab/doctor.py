@@ -1,0 +1,155 @@
+"""`lab doctor`: is this machine ready for socketlab, and if not, how to fix it.
+
+Each check returns Check values (pure data); `print_report` shows them. The only
+I/O is asking the engine, looking for programs, and one throwaway probe container
+that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+
+from . import engine, ui
+from .errors import LabError
+from .images import definition
+from .images.build import DIGEST_LABEL
+from .topology import model
+
+COMPOSE_PLUGIN_DIRS = [Path.home() / ".docker/cli-plugins", Path("/usr/local/lib/docker/cli-plugins"),
+                       Path("/usr/local/libexec/docker/cli-plugins"), Path("/usr/lib/docker/cli-plugins"),
+                       Path("/usr/libexec/docker/cli-plugins")]
+
+
+@dataclass
+class Check:
+    name: str
+    status: str   # ok | warn | fail | info
+    detail: str
+    fix: str = ""
+
+
+def run_checks() -> list[Check]:
+    checks = [check_engine()]
+    if checks[0].status == "fail":
+        return checks
+    checks += [check_image(), *check_compose(), check_mmdebstrap(), check_subnets()]
+    if checks[1].status != "fail":
+        checks += check_kernel()
+    return checks
+
+
+def check_engine() -> Check:
+    try:
+        version = engine.client().version()
+    except LabError as exc:
+        return Check("docker engine", "fail", str(exc), exc.hint)
+    return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')})")
+
+
+def check_image() -> Check:
+    try:
+        img = engine.client().images.get(definition.HOST_IMAGE)
+    except docker.errors.ImageNotFound:
+        return Check("host image", "fail", f"{definition.HOST_IMAGE} is not in the engine", "lab images build")
+    size = ui.human_size(img.attrs["Size"])
+    base = img.attrs.get("Config", {}).get("Labels", {}) or {}
+    if not base.get(DIGEST_LABEL):
+        return Check("host image", "warn", f"{definition.HOST_IMAGE} ({size}) was not built by `lab images build`",
+                     "lab images build")
+    return Check("host image", "ok", f"{definition.HOST_IMAGE} {img.short_id.split(':')[-1]} ({size})")
+
+
+def compose_versions() -> dict[str, str]:
+    """Which Compose tools exist: v2 (a docker CLI plugin) and v1 (docker-compose)."""
+    found = {}
+    for plugin_dir in COMPOSE_PLUGIN_DIRS:
+        plugin = plugin_dir / "docker-compose"
+        if plugin.is_file():
+            found["v2"] = _version_of([str(plugin), "version", "--short"])
+            break
+    if shutil.which("docker-compose"):
+        found["v1" if _version_of(["docker-compose", "version", "--short"]).startswith("1.") else "v2-standalone"] = \
+            _version_of(["docker-compose", "version", "--short"])
+    return found
+
+
+def check_compose() -> list[Check]:
+    found = compose_versions()
+    if not found:
+        return [Check("compose", "warn", "neither `docker compose` (v2) nor `docker-compose` (v1) is installed",
+                      "only needed for the class lab's compose.yaml: apt-get install docker-compose")]
+    words = {"v2": "use `docker compose up`", "v1": "use `docker-compose up`",
+             "v2-standalone": "use `docker-compose up`"}
+    return [Check(f"compose {kind}", "ok", f"{version}: {words[kind]}") for kind, version in found.items()]
+
+
+def check_mmdebstrap() -> Check:
+    if shutil.which("mmdebstrap"):
+        return Check("mmdebstrap", "ok", "offline image builds possible (no registry needed)")
+    return Check("mmdebstrap", "info", "not installed: image builds need a registry for debian:bookworm-slim",
+                 "apt-get install mmdebstrap (for machines without a registry)")
+
+
+def check_subnets() -> Check:
+    from .topology.docker_lab import used_subnets
+    used = used_subnets()
+    clash = [str(s) for s in model.COMPOSE_SUBNETS if any(s.overlaps(u) for u in used)]
+    free = len([s for s in model.POOL.subnets(new_prefix=24)
+                if not any(s.overlaps(u) for u in used + list(model.COMPOSE_SUBNETS))]) - 1
+    detail = f"{free} free /24s in {model.POOL} for `lab up` (2 per lab)"
+    if clash:
+        return Check("subnets", "info", detail + f"; {', '.join(clash)} in use (by the compose lab?)")
+    return Check("subnets", "ok" if free >= 2 else "fail", detail,
+                 "" if free >= 2 else "lab down --all, or remove Docker networks in 10.77.0.0/16")
+
+
+def probe_kernel() -> dict:
+    """Run the kernel probe in a throwaway, labelled container with no network."""
+    c = engine.client()
+    container = c.containers.create(
+        definition.HOST_IMAGE, ["kernel-probe"], network_mode="none",
+        cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"],
+        labels={engine.LABEL: "1", engine.LABEL_LAB: "doctor", engine.LABEL_ROLE: "probe"})
+    try:
+        container.start()
+        container.wait(timeout=60)
+        output = container.logs(stderr=False).decode().strip().splitlines()
+    finally:
+        container.remove(force=True)
+    return json.loads(output[-1])
+
+
+def check_kernel() -> list[Check]:
+    from .impairments.backends import describe_backends
+    from .impairments.model import Capabilities
+    try:
+        caps = Capabilities.from_probe(probe_kernel())
+    except (docker.errors.DockerException, ValueError, IndexError) as exc:
+        return [Check("kernel probe", "fail", f"the probe container failed: {exc}")]
+    abilities = {"netem": caps.netem, "nftables numgen": caps.nft_numgen, "nftables dup": caps.nft_dup,
+                 "NFQUEUE": caps.iptables_nfqueue, "tc tbf": caps.tc_tbf, "tc htb": caps.tc_htb}
+    checks = [Check("kernel", "info", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abilities.items()))]
+    for kind, backend in describe_backends(caps).items():
+        bad = backend.startswith("unavailable")
+        checks.append(Check(f"impairment {kind}", "warn" if bad else "ok", backend,
+                            "scenarios using it will be refused before they start" if bad else ""))
+    return checks
+
+
+def print_report(checks: list[Check]) -> None:
+    marks = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]",
+             "info": "[blue]info[/blue]"}
+    ui.table("lab doctor", ["check", "", "detail", "how to fix"],
+             [[c.name, marks[c.status], c.detail, c.fix] for c in checks])
+
+
+def _version_of(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"

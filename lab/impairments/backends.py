@@ -1,0 +1,490 @@
+"""Turn per-link impairments into router commands, as data.
+
+Nothing here runs anything.  ``plan()`` returns argv lists (and nftables rulesets to
+feed to ``nft -f -``) for the caller to run inside the router container, in order.
+
+Which mechanism does what, per directed link A->B (A_if, B_if: the router's interfaces
+on networks A and B):
+
+* tc netem, where the kernel has it: one netem qdisc per link on B_if's egress.
+* nftables (tables ``ip socketlab`` and ``ip6 socketlab``, forward hook, after iptables'
+  filter table): partition (drop), plain loss (``numgen random``), duplication (``dup to``) and, for
+  per-link tc classes, ``meta priority set`` so the packet lands in the link's class.
+* tc htb on B_if (tbf if there is no htb and only one network can feed B_if): rate and
+  queue limit, and the per-link classes that hold each link's netem.
+* the userspace NFQUEUE engine (``lab.programs.nfq_engine``), where netem is missing:
+  delay, jitter, reorder, corrupt, correlated and Gilbert-Elliott loss, and duplication
+  on links it already handles.  iptables ``-j NFQUEUE --queue-bypass`` in FORWARD sends
+  it each link's packets, one queue number per link.  Bypass means fail-open: if the
+  engine dies, packets flow unimpaired, so the caller must keep checking it is alive.
+
+A kind that no available mechanism can apply raises ``UnsupportedImpairment`` before
+anything is run.  To change impairments at a step: run ``transition(old, new)``
+(the old plan's clear, then the new plan's apply).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .model import KINDS, Capabilities, Impairment, Link
+
+# Backend names, as shown by ``lab doctor`` and in Plan.backends.
+NETEM = "tc netem"
+NFT_DROP = "nftables drop"
+NFT_NUMGEN = "nftables numgen"
+NFT_DUP = "nftables dup"
+ENGINE = "nfqueue engine"
+HTB = "tc htb"
+TBF = "tc tbf"
+
+NFT_TABLE = "socketlab"
+NFT_FAMILIES = ("ip", "ip6")
+NFT_CHAIN = "impair"          # not "fwd": that is an nftables keyword
+NUMGEN_MOD = 1_000_000        # numgen resolution: 0.0001 %
+DEFAULT_QUEUE_LIMIT = 1000    # packets, like a veth's txqueuelen
+NETEM_HOLD_LIMIT = 10_000     # netem's own limit when no queue limit is asked: it also counts
+                              # packets being delayed, so netem's default 1000 drops at ~10k pkt/s x 100 ms
+ENGINE_QUEUE_MAXLEN = 20_000  # kernel-side queue length per NFQUEUE queue (held packets count)
+MTU_BYTES = 1514              # Ethernet frame: converts packet counts to tbf's byte limit
+UNLIMITED_RATE = "100gbit"    # htb class rate for links that only need a class for their netem
+
+# Model fields each kind carries, used to give the engine only what it must do.
+_KIND_FIELDS = {
+    "partition": ("partition",),
+    "loss": ("loss",),
+    "correlated_loss": ("loss", "loss_correlation", "gemodel"),
+    "duplicate": ("duplicate",),
+    "corrupt": ("corrupt",),
+    "delay": ("delay_ms", "jitter_ms"),
+    "reorder": ("reorder",),
+    "rate": ("rate_kbit", "queue_limit"),
+}
+
+
+class UnsupportedImpairment(Exception):
+    """An impairment that nothing on this router can apply.  Raised before any command runs."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command for the router: argv, and text for its standard input if any."""
+
+    argv: Tuple[str, ...]
+    stdin: Optional[str] = None
+
+    def __str__(self) -> str:
+        return " ".join(self.argv) + (" <<ruleset" if self.stdin is not None else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run on the router for one impairment state.
+
+    apply:  run in order after the engine (if ``engine_config``) is up and has printed ready.
+    clear:  run in order to remove exactly what ``apply`` installed (each command then succeeds).
+    engine_config: the JSON-able config for nfq_engine, or None when no link needs it.
+    backends: link -> kind -> backend name, for every kind set on every impaired link.
+    """
+
+    apply: Tuple[Command, ...] = ()
+    clear: Tuple[Command, ...] = ()
+    engine_config: Optional[dict] = None
+    backends: Mapping[Link, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def needs_engine(self) -> bool:
+        return self.engine_config is not None
+
+    def backend_table(self) -> Dict[str, Dict[str, str]]:
+        """``backends`` with string keys, for JSON and display."""
+        return {str(link): dict(kinds) for link, kinds in self.backends.items()}
+
+
+def transition(old: Optional[Plan], new: Plan) -> Tuple[Command, ...]:
+    """Commands to move the router from ``old`` (None: nothing installed) to ``new``.
+
+    Clear-then-apply: between the two, for the few milliseconds the commands take, packets
+    pass unimpaired.  Packets the engine already holds keep their release times.
+    """
+    return (old.clear if old else ()) + new.apply
+
+
+# -- choosing a backend ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    caps: Capabilities
+    single_source: bool  # only one other network can feed each interface (router has 2)
+    per_segment: bool = False  # every impaired link passes through the engine's queue
+
+    @property
+    def per_link_classes(self) -> bool:
+        """Can tc put each link's packets in a class of its own on the egress interface?"""
+        if self.caps.tc_htb and (self.caps.nft_meta_priority or self.single_source):
+            return True
+        return self.single_source  # no classes needed: one qdisc at the root is the link's
+
+    @property
+    def netem(self) -> bool:
+        return self.caps.netem and self.per_link_classes
+
+    @property
+    def engine(self) -> bool:
+        return self.caps.nfqueue_engine
+
+
+def _netem_missing_reason(ctx: _Context) -> str:
+    if not ctx.caps.netem:
+        return f"tc netem: {ctx.caps.why_not('netem')}"
+    return "tc netem: cannot be applied per link (needs tc htb and nftables 'meta priority')"
+
+
+def _engine_missing_reason(caps: Capabilities) -> str:
+    missing = [name for name in ("iptables_nfqueue", "nfqueue_netlink") if not getattr(caps, name)]
+    return "nfqueue engine: " + "; ".join(f"{name}: {caps.why_not(name)}" for name in missing)
+
+
+def _choose(kind: str, ctx: _Context, engine_on_link: bool) -> str:
+    """The backend for one kind on one link, or UnsupportedImpairment naming what is missing."""
+    caps = ctx.caps
+    # (backend, usable here?) in order of preference
+    options: Sequence[Tuple[str, bool]]
+    if kind == "partition":
+        options = [(NFT_DROP, caps.nft), (NETEM, ctx.netem), (ENGINE, ctx.engine)]
+    elif kind == "loss":
+        options = [(NETEM, ctx.netem), (NFT_NUMGEN, caps.nft_numgen), (ENGINE, ctx.engine)]
+    elif kind in ("correlated_loss", "corrupt", "delay", "reorder"):
+        options = [(NETEM, ctx.netem), (ENGINE, ctx.engine)]
+    elif kind == "duplicate":
+        # nft's copy leaves at once, skipping the engine's delay, so links the engine
+        # handles anyway get their duplicates from the engine (a raw socket).
+        options = [(NETEM, ctx.netem),
+                   (NFT_DUP, caps.nft_dup and not engine_on_link),
+                   (ENGINE, ctx.engine and caps.raw_socket)]
+    elif kind == "rate":
+        options = [(HTB, caps.tc_htb and (caps.nft_meta_priority or ctx.single_source)),
+                   (TBF, caps.tc_tbf and ctx.single_source)]
+    else:
+        raise ValueError(f"unknown impairment kind {kind!r}")
+    for backend, usable in options:
+        if usable:
+            return backend
+    raise UnsupportedImpairment(_unsupported_message(kind, ctx, [b for b, _ in options]))
+
+
+def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> str:
+    caps = ctx.caps
+    reasons = []
+    for backend in backends:
+        if backend == NETEM:
+            reasons.append(_netem_missing_reason(ctx))
+        elif backend == ENGINE:
+            reasons.append(_engine_missing_reason(caps)
+                           + ("" if caps.raw_socket or kind != "duplicate"
+                              else f"; raw_socket: {caps.why_not('raw_socket')}"))
+        elif backend in (HTB, TBF) and not ctx.single_source:
+            reasons.append(f"{backend}: with more than two networks needs tc htb and nftables "
+                           "'meta priority' to shape one link without the others")
+        else:
+            ability = {NFT_DROP: "nft", NFT_NUMGEN: "nft_numgen", NFT_DUP: "nft_dup",
+                       HTB: "tc_htb", TBF: "tc_tbf"}[backend]
+            reasons.append(f"{backend}: {caps.why_not(ability)}")
+    options = " or ".join(backends)
+    return (f"{kind.replace('_', ' ')} needs {options}; none is available here "
+            f"({'; '.join(reasons)})")
+
+
+def choose_backends(imp: Impairment, ctx: _Context) -> Dict[str, str]:
+    """kind -> backend for one link's impairment."""
+    chosen = {kind: _choose(kind, ctx, engine_on_link=False)
+              for kind in imp.kinds() if kind != "duplicate"}
+    if "duplicate" in imp.kinds():
+        engine_on_link = ctx.per_segment or ENGINE in chosen.values()
+        chosen["duplicate"] = _choose("duplicate", ctx, engine_on_link)
+    return {kind: chosen[kind] for kind in imp.kinds()}
+
+
+def describe_backends(caps: Capabilities, networks: int = 3) -> Dict[str, str]:
+    """kind -> what applies it on a router joining ``networks`` networks, or why nothing can.
+
+    For ``lab doctor``.  Per link the duplicate backend can differ (see ``_choose``).
+    """
+    ctx = _Context(caps, single_source=networks <= 2)
+    table = {}
+    for kind in KINDS:
+        try:
+            backend = _choose(kind, ctx, engine_on_link=False)
+        except UnsupportedImpairment as exc:
+            table[kind] = f"unavailable: {exc}"
+            continue
+        if kind == "duplicate" and backend == NFT_DUP and ctx.engine and caps.raw_socket:
+            backend += f" ({ENGINE} on links it already handles)"
+        table[kind] = backend
+    return table
+
+
+# -- command builders (small, pure) ---------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return f"{value:g}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value:g}ms"
+
+
+def netem_args(imp: Impairment, kinds: Sequence[str]) -> List[str]:
+    """``netem ...`` arguments for the given kinds of ``imp``."""
+    args = ["netem"]
+    if "rate" in kinds or imp.rate_kbit:
+        # The rate limiter's backlog sits in netem when netem is the class's leaf.
+        limit = imp.queue_limit or DEFAULT_QUEUE_LIMIT
+    else:
+        limit = NETEM_HOLD_LIMIT
+    args += ["limit", str(limit)]
+    if "delay" in kinds:
+        args += ["delay", _ms(imp.delay_ms)]
+        if imp.jitter_ms:
+            args.append(_ms(imp.jitter_ms))
+    if "partition" in kinds:
+        args += ["loss", "random", "100%"]
+    elif "loss" in kinds:
+        args += ["loss", "random", _pct(imp.loss)]
+    elif "correlated_loss" in kinds:
+        if imp.gemodel is not None:
+            ge = imp.gemodel
+            args += ["loss", "gemodel", _pct(ge.p), _pct(ge.r), _pct(ge.one_minus_h),
+                     _pct(ge.one_minus_k)]
+        else:
+            args += ["loss", "random", _pct(imp.loss), _pct(imp.loss_correlation)]
+    if "duplicate" in kinds:
+        args += ["duplicate", _pct(imp.duplicate)]
+    if "corrupt" in kinds:
+        args += ["corrupt", _pct(imp.corrupt)]
+    if "reorder" in kinds:
+        args += ["reorder", _pct(imp.reorder)]
+    return args
+
+
+def tbf_args(rate_kbit: float, queue_limit: Optional[int]) -> List[str]:
+    """tbf takes its queue in bytes: full-size frames times the packet limit."""
+    rate_bytes = rate_kbit * 1000 / 8
+    burst = max(4 * MTU_BYTES, int(rate_bytes / 100))  # 10 ms of traffic, at least 4 frames
+    limit = (queue_limit or DEFAULT_QUEUE_LIMIT) * MTU_BYTES
+    return ["tbf", "rate", f"{rate_kbit:g}kbit", "burst", str(burst), "limit", str(limit)]
+
+
+def _tc(*args: str) -> Command:
+    return Command(("tc",) + args)
+
+
+def _classid(minor: int) -> str:
+    return f"1:{minor:x}"  # tc and nftables both read the minor as hex
+
+
+def _nft_quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+def _numgen_threshold(percent: float) -> int:
+    threshold = round(percent / 100 * NUMGEN_MOD)
+    if percent > 0 and threshold == 0:
+        raise UnsupportedImpairment(f"{percent}% is below nftables numgen's resolution "
+                                    f"({100 / NUMGEN_MOD}%)")
+    return threshold
+
+
+@dataclass
+class _Builder:
+    """Accumulates one plan's pieces while walking the links."""
+
+    ifnames: Mapping[str, str]
+    ctx: _Context
+    nft_rules: List[str] = field(default_factory=list)
+    egress: Dict[str, List[Tuple[Link, Impairment, List[str]]]] = field(default_factory=dict)
+    engine_links: List[dict] = field(default_factory=list)
+    nfqueue_rules: List[Tuple[str, ...]] = field(default_factory=list)
+
+    def add_link(self, link: Link, imp: Impairment, kinds: Mapping[str, str], queue: int) -> None:
+        """Record one link; ``queue`` is its engine queue number, if it needs the engine."""
+        src_if, dst_if = self.ifnames[link.src], self.ifnames[link.dst]
+        match = f"iifname {_nft_quoted(src_if)} oifname {_nft_quoted(dst_if)}"
+        by_backend: Dict[str, List[str]] = {}
+        for kind, backend in kinds.items():
+            by_backend.setdefault(backend, []).append(kind)
+
+        if NFT_DROP in by_backend:
+            self.nft_rules.append(f"{match} drop")
+        if NFT_NUMGEN in by_backend:
+            threshold = _numgen_threshold(imp.loss)
+            self.nft_rules.append(f"{match} numgen random mod {NUMGEN_MOD} < {threshold} drop")
+        tc_kinds = by_backend.get(NETEM, []) + by_backend.get(HTB, []) + by_backend.get(TBF, [])
+        if tc_kinds:
+            into_dst = self.egress.setdefault(dst_if, [])
+            into_dst.append((link, imp, by_backend.get(NETEM, [])))
+            if self.uses_htb and self.ctx.caps.nft_meta_priority:
+                # htb reads skb->priority before any filter, so this puts the packet in
+                # the link's class.  Before the dup rule, so the copies are shaped too.
+                minor = 0x10 + len(into_dst) - 1
+                self.nft_rules.append(f"{match} meta priority set {_classid(minor)}")
+        if NFT_DUP in by_backend:
+            threshold = _numgen_threshold(imp.duplicate)
+            # The copy is routed to the packet's own destination, out of B's interface.
+            # "{family}" is filled in per table: dup needs to know the address family.
+            self.nft_rules.append(f"{match} numgen random mod {NUMGEN_MOD} < {threshold} "
+                                  f"dup to {{family}} daddr device {_nft_quoted(dst_if)}")
+        if ENGINE in by_backend or self.ctx.per_segment:
+            entry = _engine_link(link, imp, by_backend.get(ENGINE, []), queue)
+            if tc_kinds and self.uses_htb and self.ctx.caps.nft_meta_priority:
+                # The engine's duplicates skip the forward chain, so it tags them itself.
+                entry["skb_priority"] = (1 << 16) | (0x10 + len(self.egress[dst_if]) - 1)
+            self.engine_links.append(entry)
+            self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
+                                       "--queue-num", str(queue), "--queue-bypass"))
+
+    @property
+    def uses_htb(self) -> bool:
+        return self.ctx.caps.tc_htb and (self.ctx.caps.nft_meta_priority or self.ctx.single_source)
+
+    def tc_commands(self) -> Tuple[List[Command], List[Command]]:
+        """The egress qdisc trees, and for each the command deleting it."""
+        apply, clear = [], []
+        for dst_if, links in sorted(self.egress.items()):
+            if self.uses_htb:
+                apply += self._htb_tree(dst_if, links)
+            else:
+                apply += self._root_tree(dst_if, links)
+            clear.append(_tc("qdisc", "del", "dev", dst_if, "root"))
+        return apply, clear
+
+    def _htb_tree(self, dst_if: str, links) -> List[Command]:
+        """An htb root with one class per link; unclassified traffic is sent unshaped.
+
+        With nftables, a forward rule (see add_link) sets the packet's priority to its
+        link's class id.  Without it there is only one link into this interface, so its
+        class is htb's default.
+        """
+        use_priority = self.ctx.caps.nft_meta_priority
+        root = ["qdisc", "replace", "dev", dst_if, "root", "handle", "1:", "htb"]
+        if not use_priority:
+            root += ["default", f"{0x10:x}"]
+        commands = [_tc(*root)]
+        for index, (_link, imp, netem_kinds) in enumerate(links):
+            minor = 0x10 + index
+            rate = f"{imp.rate_kbit:g}kbit" if imp.rate_kbit else UNLIMITED_RATE
+            commands.append(_tc("class", "add", "dev", dst_if, "parent", "1:", "classid",
+                                _classid(minor), "htb", "rate", rate, "ceil", rate,
+                                "quantum", str(MTU_BYTES)))
+            if netem_kinds:
+                leaf = netem_args(imp, netem_kinds)
+            else:
+                leaf = ["pfifo", "limit", str(imp.queue_limit or DEFAULT_QUEUE_LIMIT)]
+            commands.append(_tc("qdisc", "add", "dev", dst_if, "parent", _classid(minor),
+                                "handle", f"{minor:x}:", *leaf))
+        return commands
+
+    def _root_tree(self, dst_if: str, links) -> List[Command]:
+        """No htb: only valid with one link into the interface, whose qdisc is the root."""
+        (_link, imp, netem_kinds), = links  # _Context guarantees a single source here
+        if imp.rate_kbit:
+            commands = [_tc("qdisc", "replace", "dev", dst_if, "root", "handle", "1:",
+                            *tbf_args(imp.rate_kbit, imp.queue_limit))]
+            if netem_kinds:
+                commands.append(_tc("qdisc", "add", "dev", dst_if, "parent", "1:1",
+                                    "handle", "10:", *netem_args(imp, netem_kinds)))
+            return commands
+        return [_tc("qdisc", "replace", "dev", dst_if, "root", "handle", "1:",
+                    *netem_args(imp, netem_kinds))]
+
+    def nft_ruleset(self) -> Optional[str]:
+        """One table per address family (``dup`` is not allowed in an ``inet`` table)."""
+        if not self.nft_rules:
+            return None
+        lines = []
+        for family in NFT_FAMILIES:
+            # Adding then deleting first makes the load replace any older table, all in
+            # one transaction.  The chain runs after iptables' filter table (priority 0),
+            # whose NFQUEUE rules hand packets to the engine: the kernel splits TCP's
+            # 64 KiB GSO packets into wire-size segments before queueing them, and
+            # re-injects them one by one, so on links through the engine our drops count
+            # wire packets.  (Elsewhere a GSO packet is dropped whole, as netem does.)
+            lines += [f"table {family} {NFT_TABLE} {{}}", f"delete table {family} {NFT_TABLE}",
+                      f"table {family} {NFT_TABLE} {{", f"\tchain {NFT_CHAIN} {{",
+                      "\t\ttype filter hook forward priority filter + 10; policy accept;"]
+            lines += ["\t\t" + rule.format(family=family) for rule in self.nft_rules]
+            lines += ["\t}", "}"]
+        return "\n".join(lines) + "\n"
+
+
+def _engine_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
+    """The engine's config for one link: only the kinds it must apply there."""
+    entry = {"queue": queue, "link": str(link)}
+    for kind in kinds:
+        for name in _KIND_FIELDS[kind]:
+            value = getattr(imp, name)
+            if name == "gemodel" and value is not None:
+                value = value.to_dict()
+            entry[name] = value
+    return entry
+
+
+def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str],
+         caps: Capabilities, queue_base: int = 0, per_segment: bool = False) -> Plan:
+    """The commands that put ``link_impairments`` on the router, and those that remove them.
+
+    ``ifnames`` maps each network the router joins to its interface there.  Each directed
+    link has a fixed engine queue number, ``queue_base`` plus its place among all the
+    router's links in sorted order, so a link keeps its queue (and the packets the engine
+    holds for it) from one step's plan to the next.
+
+    TCP hands the router 64 KiB GSO packets, and nftables and netem drop (or duplicate)
+    such a packet whole: "1 % loss" then hits 1 % of bursts of ~44 segments.  With
+    ``per_segment`` every impaired link passes through the engine's queue, which splits
+    them, so every kind counts wire packets (UDP is per datagram either way).  It costs
+    a trip through userspace per packet.
+    """
+    if per_segment and not caps.nfqueue_engine:
+        raise UnsupportedImpairment("per-segment impairment needs the nfqueue engine; "
+                                    + _engine_missing_reason(caps))
+    for link in link_impairments:
+        for network in (link.src, link.dst):
+            if network not in ifnames:
+                raise ValueError(f"link {link}: the router has no interface on {network!r} "
+                                 f"(it has {', '.join(sorted(ifnames))})")
+    ctx = _Context(caps, single_source=len(ifnames) <= 2, per_segment=per_segment)
+    builder = _Builder(ifnames, ctx)
+    backends: Dict[Link, Dict[str, str]] = {}
+    every_link = [(a, b) for a in sorted(ifnames) for b in sorted(ifnames) if a != b]
+    for link in sorted(link_impairments, key=lambda l: (l.src, l.dst)):
+        imp = link_impairments[link]
+        if imp.is_empty():
+            continue
+        backends[link] = choose_backends(imp, ctx)  # raises before anything is built
+        builder.add_link(link, imp, backends[link],
+                         queue_base + every_link.index((link.src, link.dst)))
+
+    apply: List[Command] = []
+    clear: List[Command] = []
+    tc_apply, tc_clear = builder.tc_commands()
+    ruleset = builder.nft_ruleset()
+    if ruleset is not None:
+        apply.append(Command(("nft", "-f", "-"), stdin=ruleset))
+    apply += tc_apply
+    apply += [Command(("iptables", "-w", "-A") + rule) for rule in builder.nfqueue_rules]
+    # Clear in reverse: stop queueing to the engine first, then tc, then nftables.
+    clear += [Command(("iptables", "-w", "-D") + rule) for rule in builder.nfqueue_rules]
+    clear += tc_clear
+    if ruleset is not None:
+        clear += [Command(("nft", "delete", "table", family, NFT_TABLE))
+                  for family in NFT_FAMILIES]
+
+    engine_config = None
+    if builder.engine_links:
+        engine_config = {"version": 1, "queue_maxlen": ENGINE_QUEUE_MAXLEN,
+                         "links": builder.engine_links}
+    return Plan(apply=tuple(apply), clear=tuple(clear), engine_config=engine_config,
+                backends=backends)

@@ -1,0 +1,192 @@
+"""What an impairment is, which link it sits on, and what the router's kernel can do.
+
+Pure data: no Docker, no I/O.  Percentages are 0-100 (as tc-netem takes them),
+times are milliseconds, rates kbit/s, queue lengths packets.  ``None`` or 0 means
+"not set" everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Mapping, Optional
+
+
+def _check_percent(name: str, value: Optional[float]) -> None:
+    if value is not None and not 0 <= value <= 100:
+        raise ValueError(f"{name} must be a percentage between 0 and 100, got {value!r}")
+
+
+def _check_non_negative(name: str, value: Optional[float]) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A directed link: packets the router forwards from network ``src`` out into network ``dst``.
+
+    Impairments are per direction, so a two-network lab has two links,
+    ``Link("clients", "servers")`` and ``Link("servers", "clients")``.
+    """
+
+    src: str
+    dst: str
+
+    def __post_init__(self) -> None:
+        if self.src == self.dst:
+            raise ValueError(f"a link joins two different networks, got {self.src!r} twice")
+
+    def reverse(self) -> "Link":
+        return Link(self.dst, self.src)
+
+    def __str__(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+
+@dataclass(frozen=True)
+class GilbertElliott:
+    """Bursty loss as ``tc netem loss gemodel p r 1-h 1-k`` takes it (all in percent).
+
+    Two states, Good and Bad.  ``p``: chance per packet of moving Good -> Bad;
+    ``r``: chance of moving Bad -> Good; ``one_minus_h``: loss chance while Bad;
+    ``one_minus_k``: loss chance while Good.  The defaults are netem's:
+    r = 100 - p, 1-h = 100, 1-k = 0 (the "simple Gilbert" model).
+    """
+
+    p: float
+    r: Optional[float] = None
+    one_minus_h: float = 100.0
+    one_minus_k: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.r is None:
+            object.__setattr__(self, "r", 100.0 - self.p)
+        for f in fields(self):
+            _check_percent(f"gemodel {f.name}", getattr(self, f.name))
+
+    def mean_loss_percent(self) -> float:
+        """The long-run loss rate: time share in each state times that state's loss chance."""
+        if self.p + self.r == 0:  # never leaves Good
+            return self.one_minus_k
+        bad_share = self.p / (self.p + self.r)
+        return bad_share * self.one_minus_h + (1 - bad_share) * self.one_minus_k
+
+    def to_dict(self) -> Dict[str, float]:
+        return {"p": self.p, "r": self.r, "one_minus_h": self.one_minus_h,
+                "one_minus_k": self.one_minus_k}
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """Everything that can be done to one directed link.  All fields default to "not set".
+
+    ``reorder`` follows netem: with a delay set, that share of packets is sent at once
+    and so overtakes the packets still being delayed.  ``queue_limit`` bounds the queue
+    in front of the rate limiter, so it needs ``rate_kbit``.  ``partition`` drops
+    everything on the link (the other fields stay configured but see no packets).
+    """
+
+    loss: Optional[float] = None
+    loss_correlation: Optional[float] = None
+    gemodel: Optional[GilbertElliott] = None
+    delay_ms: Optional[float] = None
+    jitter_ms: Optional[float] = None
+    duplicate: Optional[float] = None
+    corrupt: Optional[float] = None
+    reorder: Optional[float] = None
+    rate_kbit: Optional[float] = None
+    queue_limit: Optional[int] = None
+    partition: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "loss_correlation", "duplicate", "corrupt", "reorder"):
+            _check_percent(name, getattr(self, name))
+        for name in ("delay_ms", "jitter_ms", "rate_kbit", "queue_limit"):
+            _check_non_negative(name, getattr(self, name))
+        # Combinations that netem rejects or that would do nothing are errors, not no-ops.
+        if self.loss_correlation and not self.loss:
+            raise ValueError("loss_correlation needs loss")
+        if self.gemodel is not None and self.loss:
+            raise ValueError("give either loss (random) or gemodel (bursty), not both")
+        if self.jitter_ms and not self.delay_ms:
+            raise ValueError("jitter_ms needs delay_ms (jitter varies the delay around it)")
+        if self.reorder and not self.delay_ms:
+            raise ValueError("reorder needs delay_ms: reordered packets are the ones not delayed")
+        if self.queue_limit and not self.rate_kbit:
+            raise ValueError("queue_limit bounds the rate limiter's queue, so it needs rate_kbit")
+        if self.rate_kbit is not None and 0 < self.rate_kbit < 8:
+            raise ValueError("rate_kbit below 8 kbit/s cannot pass one full-size packet a second")
+
+    # -- which kinds are set ---------------------------------------------------------------
+
+    def kinds(self) -> tuple:
+        """The impairment kinds this sets, in the order the router applies them."""
+        present = {
+            "partition": self.partition,
+            "loss": bool(self.loss) and not self.loss_correlation,
+            "correlated_loss": bool(self.loss and self.loss_correlation) or self.gemodel is not None,
+            "duplicate": bool(self.duplicate),
+            "corrupt": bool(self.corrupt),
+            "delay": bool(self.delay_ms),
+            "reorder": bool(self.reorder),
+            "rate": bool(self.rate_kbit),
+        }
+        return tuple(kind for kind in KINDS if present[kind])
+
+    def is_empty(self) -> bool:
+        return not self.kinds()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Impairment":
+        """Build from a scenario-file mapping; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown impairment field(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if isinstance(values.get("gemodel"), Mapping):
+            values["gemodel"] = GilbertElliott(**values["gemodel"])
+        return cls(**values)
+
+
+# Every impairment kind, in the order a packet meets them on the router (netem's order:
+# drop first, then duplicate, corrupt, delay/reorder; the rate limiter sits at egress).
+KINDS = ("partition", "loss", "correlated_loss", "duplicate", "corrupt", "delay", "reorder", "rate")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the router's kernel and tools can do, as measured by ``lab.programs.kernel_probe``."""
+
+    netem: bool = False
+    nft: bool = False
+    nft_numgen: bool = False
+    nft_dup: bool = False
+    nft_meta_priority: bool = False
+    nft_queue: bool = False
+    iptables_nfqueue: bool = False
+    iptables_statistic: bool = False
+    nfqueue_netlink: bool = False
+    raw_socket: bool = False
+    tc_tbf: bool = False
+    tc_htb: bool = False
+    ifb: bool = False
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_probe(cls, probe: Mapping[str, Any]) -> "Capabilities":
+        """Read the probe's JSON object.  A missing ability counts as absent; a key this
+        version does not know is kept out (a newer probe may test more things)."""
+        flags = {f.name for f in fields(cls)} - {"errors"}
+        values = {name: bool(probe.get(name, False)) for name in flags}
+        return cls(errors=dict(probe.get("errors", {})), **values)
+
+    @property
+    def nfqueue_engine(self) -> bool:
+        """The userspace engine needs an NFQUEUE target to send packets to it and a
+        netlink queue to bind to."""
+        return self.iptables_nfqueue and self.nfqueue_netlink
+
+    def why_not(self, ability: str) -> str:
+        """The probe's error text for a missing ability, for error messages."""
+        return self.errors.get(ability, "not probed")

@@ -1,0 +1,1 @@
+"""Running a scenario: schedule (pure), processes on hosts, the run itself, artifacts."""

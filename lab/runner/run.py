@@ -1,0 +1,289 @@
+"""`lab run`: build the scenario's lab, run its timeline, judge it, tear it down.
+
+Order of work, and why:
+1. Probe the kernel in a throwaway container and plan every impairment state of the
+   timeline, so an impairment this machine cannot apply is refused before any lab
+   exists (exit 2), never silently skipped.
+2. Bring the lab up, put the t=0 impairments on the router, start captures.
+3. Play the events (schedule.py) at their times; check the impairment engine is
+   alive at every event (it fails open, so a dead engine must not pass silently).
+4. Wait for foreground steps, stop background ones, collect results, evaluate.
+5. Always tear down (also on Ctrl-C and errors), unless --keep.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import engine
+from ..errors import LabError
+from ..impairments import backends
+from ..impairments.model import Capabilities, Impairment, Link
+from ..report.model import ExpectationResult, RunReport
+from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
+                        WaitStep)
+from ..topology.docker_lab import DockerLab
+from .artifacts import RunFolder, safe_name
+from .processes import StepProcess, result_of
+from .schedule import Event, end_of_waits, events
+
+SIGNALS = {"stop": "TERM", "kill": "KILL"}
+
+
+@dataclass
+class RunOptions:
+    runs_dir: Path = Path("runs")
+    work_dir: Path = Path("work")
+    seed: int | None = None
+    keep: bool = False
+    progress: callable = print
+
+
+class RunError(Exception):
+    """The run itself could not go on (a ready text never came, a host vanished)."""
+
+
+def lab_name_for(scenario: Scenario) -> str:
+    return f"r{os.getpid() % 10000}-{scenario.name}"[:24].rstrip("-")
+
+
+def impairment_states(scenario: Scenario) -> list[dict[Link, Impairment]]:
+    """Every state the router will be in: at t=0, then after each changing step."""
+    state = dict(scenario.impairments)
+    states = [dict(state)]
+    for step in scenario.steps:
+        if isinstance(step, (ImpairStep, PartitionStep, HealStep)):
+            state = merge_state(state, step.impairments)
+            states.append(dict(state))
+    return states
+
+
+def merge_state(state: dict[Link, Impairment], changes) -> dict[Link, Impairment]:
+    new = dict(state)
+    for link, imp in changes.items():
+        if imp.is_empty():
+            new.pop(link, None)
+        else:
+            new[link] = imp
+    return new
+
+
+def check_plans(scenario: Scenario, caps: Capabilities) -> dict[str, dict[str, str]]:
+    """Plan every state with this kernel's abilities; refuse what cannot be applied."""
+    ifnames = {net: f"eth{i}" for i, net in enumerate(scenario.topology.all_networks)}
+    table: dict[str, dict[str, str]] = {}
+    for state in impairment_states(scenario):
+        try:
+            plan = backends.plan(state, ifnames, caps)
+        except backends.UnsupportedImpairment as exc:
+            raise LabError(f"{scenario.source}: this machine cannot apply an impairment of the "
+                           f"scenario: {exc}", hint="`lab doctor` shows what each impairment uses here") from None
+        for link, kinds in plan.backend_table().items():
+            table.setdefault(link, {}).update(kinds)
+    return table
+
+
+def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
+    from ..doctor import probe_kernel
+    from ..impairments.router import RouterImpairments
+
+    say = opts.progress
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if scenario.impairments or any(isinstance(s, (ImpairStep, PartitionStep, HealStep)) for s in scenario.steps):
+        say("probing the kernel's impairment abilities …")
+        backend_table = check_plans(scenario, Capabilities.from_probe(probe_kernel()))
+    else:
+        backend_table = {}
+    folder = RunFolder(opts.runs_dir, scenario.name)
+    folder.write_json("scenario.json", scenario.resolved_dict())
+    report = RunReport(scenario.name, scenario.description, scenario.source, lab_name_for(scenario),
+                       opts.seed, started, backends=backend_table, artifacts=str(folder.path))
+    opts.work_dir.mkdir(parents=True, exist_ok=True)
+    lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir)
+    began = time.monotonic()
+    router = None
+    try:
+        say(f"bringing up lab {report.lab} …")
+        lab.up(progress=say)
+        router = RouterImpairments(lab, seed=opts.seed)
+        router.apply(dict(scenario.impairments))
+        if scenario.capture:
+            router.start_capture()
+        timeline = Timeline(scenario, lab, router, say)
+        try:
+            timeline.play()
+        except RunError as exc:
+            report.errors.append(str(exc))
+        finally:
+            timeline.finish()
+            report.results = timeline.results()
+            _save_outputs(folder, timeline, lab)
+            if scenario.capture:
+                for name, data in router.stop_capture().items():
+                    folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
+            report.errors += router.final_errors()
+            folder.write_json("engine.json", router.engine_stats())
+    finally:
+        report.duration_s = round(time.monotonic() - began, 3)
+        if opts.keep:
+            say(f"--keep: lab {report.lab} stays up (impairments in place); `lab down {report.lab}` removes it")
+        else:
+            if router is not None:
+                router.close()
+            lab.down()
+    report.expectations = evaluate(scenario, report.results)
+    folder.write_json("results.json", report.as_dict())
+    return report
+
+
+def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[ExpectationResult]:
+    out = []
+    for exp in scenario.expectations:
+        passed, observed, detail = exp.evaluate(results.get(exp.step, {}))
+        out.append(ExpectationResult(exp.text, str(exp.position), passed, observed, detail))
+    return out
+
+
+def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> None:
+    for (step, host), proc in timeline.processes.items():
+        folder.write_text(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.stdout + proc.outcome.stderr)
+    for host in lab.topology.hosts:
+        try:
+            folder.write_text(f"logs/{host.name}.log", lab.logs(host.name))
+        except Exception as exc:  # a stopped or vanished host: say so in its log file
+            folder.write_text(f"logs/{host.name}.log", f"(no log: {exc})\n")
+
+
+class Timeline:
+    """Plays a scenario's events on a running lab."""
+
+    def __init__(self, scenario: Scenario, lab: DockerLab, router, say):
+        self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
+        self.state = dict(scenario.impairments)
+        self.processes: dict[tuple[str, str], StepProcess] = {}
+        self.t0 = 0.0
+        self._runs = 0
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def log(self, text: str) -> None:
+        self.say(f"t+{self.now():6.2f}s  {text}")
+
+    def play(self) -> None:
+        self.t0 = time.monotonic()
+        for event in events(self.scenario):
+            delay = event.at_s - self.now()
+            if delay > 0:
+                time.sleep(delay)  # the schedule: wait for the event's time
+            self.router.check_alive()
+            self._do(event)
+
+    def finish(self) -> None:
+        """Wait for foreground steps, honour `wait`s, then stop background steps."""
+        for (step_name, host), proc in list(self.processes.items()):
+            step = self.scenario.step(step_name)
+            if not step.background:
+                limit = None if step.timeout_s is None else step.timeout_s + 15
+                if not proc.wait(limit):
+                    proc.signal("KILL")
+                    proc.wait(10)
+        remaining = end_of_waits(self.scenario) - self.now()
+        if remaining > 0:
+            time.sleep(remaining)
+        for proc in self.processes.values():
+            if proc.running:
+                proc.signal("TERM")
+        for proc in self.processes.values():
+            if not proc.wait(10):
+                proc.signal("KILL")
+                proc.wait(10)
+        self.log("all steps ended")
+
+    def results(self) -> dict[str, dict[str, dict]]:
+        out: dict[str, dict[str, dict]] = {}
+        for (step, host), proc in self.processes.items():
+            out.setdefault(step, {})[host] = result_of(host, proc.outcome)
+        return out
+
+    # --- events --------------------------------------------------------------
+
+    def _do(self, event: Event) -> None:
+        step = event.step
+        if event.action == "start":
+            self._start(step, event.host)
+        elif event.action == "gate":
+            self._wait_ready(step)
+        elif isinstance(step, (ImpairStep, PartitionStep, HealStep)):
+            self.state = merge_state(self.state, step.impairments)
+            self.log(f"{step.name}: {step.kind} {', '.join(str(l) for l in step.impairments)}")
+            self.router.apply(dict(self.state))
+        elif isinstance(step, SignalStep):
+            for target in step.targets:
+                self._signal(target, step.action)
+        elif isinstance(step, HostStep):
+            for host in step.hosts:
+                self._host(host, step.action)
+        elif isinstance(step, WaitStep):
+            self.log(f"{step.name}: wait {step.duration_s:g} s")
+
+    def _start(self, step: RunStep, host: str) -> None:
+        self._runs += 1
+        proc = StepProcess(self.lab.container(host).id, host, step.name, step.command, step.timeout_s,
+                           run_id=f"{safe_name(step.name)}-{host}-{self._runs}")
+        old = self.processes.get((step.name, host))
+        if old is not None and old.running:
+            raise RunError(f"{step.name} is still running on {host}")
+        self.processes[(step.name, host)] = proc
+        proc.start()
+        self.log(f"{step.name} on {host}: {step.command}" + ("  (background)" if step.background else ""))
+
+    def _wait_ready(self, step: RunStep) -> None:
+        deadline = time.monotonic() + step.ready_timeout_s
+        procs = [self.processes[(step.name, h)] for h in step.hosts]
+        while not all(step.ready in p.output_so_far() for p in procs):
+            ended = [p for p in procs if not p.running and step.ready not in p.output_so_far()]
+            if ended or time.monotonic() > deadline:
+                late = ", ".join(p.host for p in procs if step.ready not in p.output_so_far())
+                why = "ended" if ended else f"did not within {step.ready_timeout_s:g} s"
+                raise RunError(f"{step.name}: {step.ready!r} never appeared on {late} (it {why}); "
+                               f"see {step.position}")
+            time.sleep(0.05)  # polling the output with a deadline
+        self.log(f"{step.name}: ready ({step.ready!r})")
+
+    def _signal(self, target: str, action: str) -> None:
+        step = self.scenario.step(target)
+        procs = [p for (name, _), p in self.processes.items() if name == target]
+        self.log(f"{action} {target} on {', '.join(p.host for p in procs) or 'no host'}")
+        for proc in procs:
+            proc.signal(SIGNALS.get(action, "TERM"))
+        for proc in procs:
+            proc.wait(15)
+        if action == "restart":
+            for proc in procs:
+                self._start(step, proc.host)
+
+    def _host(self, host: str, action: str) -> None:
+        container = self.lab.container(host)
+        self.log(f"host {action} {host}")
+        if action in ("stop", "restart"):
+            container.stop(timeout=2)
+        if action in ("start", "restart"):
+            since = time.time()
+            container.start()
+            spec = self.lab.topology.host(host)
+            if spec.ready:
+                self._wait_for_logs(host, spec.ready, since)
+
+    def _wait_for_logs(self, host: str, lines: tuple[str, ...], since: float, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.lab.container(host).logs(since=since).decode(errors="replace")
+            if all(line in text for line in lines):
+                return
+            if time.monotonic() > deadline:
+                raise RunError(f"{host} did not come back up within {timeout:g} s")
+            time.sleep(0.1)  # polling a condition with a deadline

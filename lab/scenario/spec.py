@@ -1,0 +1,347 @@
+"""The scenario file format, declared once.
+
+``SCENARIO.check`` validates the structure of a loaded file (types, keys, units,
+ranges) and ``SCENARIO.schema()`` is the published JSON Schema.  Rules that need
+more than one field at a time (a step's host must exist, a link's networks must
+exist, ...) live in ``validate.py``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Optional, Tuple
+
+from ..topology.model import HOST_NAME, MAX_CLIENTS
+from . import units
+from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Duration, Field, Integer, ListOf,
+                         MapOf, Percent, Rate, Record, Scalar, Text, Type, Variants, did_you_mean,
+                         one_of_text)
+from .units import is_number
+
+FORMAT_VERSION = 1
+
+SCENARIO_NAME = r"^[a-z][a-z0-9-]{0,63}$"
+NETWORK_NAME = HOST_NAME.pattern
+STEP_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+_NET = HOST_NAME.pattern.strip("^$")
+LINK_PATTERN = rf"^\s*({_NET})\s*(->|<->)\s*({_NET})\s*$"
+_LINK = re.compile(LINK_PATTERN)
+
+AGGREGATES = ("max", "min", "mean", "sum", "count", "all", "any")
+_REF = r"[a-z][a-z0-9_-]*(?:\.[A-Za-z0-9_]+)*"
+EXPECT_KEY_PATTERN = rf"^(?:{_REF}|(?:{'|'.join(AGGREGATES)})\({_REF}\))$"
+_AGG_ALIASES = {"avg": "mean", "average": "mean", "total": "sum", "maximum": "max", "minimum": "min"}
+_AGG_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
+_REF_RE = re.compile(rf"^{_REF}$")
+
+
+def parse_link(text: str) -> Tuple[str, str, bool]:
+    """``"clients -> servers"`` -> ("clients", "servers", False); ``<->`` sets both ways."""
+    match = _LINK.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a link: write 'clients -> servers' (one direction) "
+                         "or 'clients <-> servers' (both)")
+    src, arrow, dst = match.groups()
+    if src == dst:
+        raise ValueError(f"{text!r}: a link joins two different networks")
+    return src, dst, arrow == "<->"
+
+
+def parse_key(key: str) -> Tuple[Optional[str], str, Tuple[str, ...]]:
+    """``"max(probe.rtt_ms.max)"`` -> ("max", "probe", ("rtt_ms", "max"))."""
+    aggregate = None
+    ref = key.strip()
+    call = _AGG_CALL.match(ref)
+    if call:
+        aggregate, ref = call.group(1), call.group(2).strip()
+        if aggregate not in AGGREGATES:
+            hint = (f" (did you mean {_AGG_ALIASES[aggregate]!r}?)" if aggregate in _AGG_ALIASES
+                    else did_you_mean(aggregate, AGGREGATES))
+            raise ValueError(f"unknown aggregate {aggregate!r}{hint}; "
+                             f"aggregates: {one_of_text(AGGREGATES)}")
+    if not _REF_RE.match(ref):
+        raise ValueError(f"{key!r} is not STEP.FIELD.PATH (optionally inside an aggregate like max(...))")
+    step, *path = ref.split(".")
+    return aggregate, step, tuple(path)
+
+
+def _check_regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"{text!r} is not a valid regular expression: {exc}") from None
+    return text
+
+
+class Measure(Type):
+    """A number, or a duration or percentage to convert to the field's unit later.
+    The value is ("number" | "duration" | "percent", float)."""
+
+    expected = "a number, a duration (300ms) or a percentage (90%)"
+    kinds = (str, int, float)
+
+    def check(self, value, path, ck):
+        if not self.accepts_kind(value):
+            return self.wrong_type(value, path, ck)
+        if is_number(value):
+            return ("number", float(value))
+        if value.strip().endswith("%"):
+            try:
+                return ("percent", units.parse_percent(value))
+            except ValueError as exc:
+                ck.error(path, str(exc))
+                return INVALID
+        try:
+            return ("duration", units.parse_duration(value))
+        except ValueError:
+            ck.error(path, f"{value!r} is not a number, duration (300ms, 5s) or percentage (90%)")
+            return INVALID
+
+    def body(self):
+        return {"anyOf": [{"type": "number"},
+                          {"type": "string", "pattern": units.DURATION_PATTERN},
+                          {"type": "string", "pattern": r"^-?[0-9.]+\s*%$"}]}
+
+
+# Comparison operators of an expectation: name -> (type of its value, description).
+OPERATORS: Dict[str, Tuple[Type, str]] = {
+    "equals": (Scalar(), "The value equals this (writing the value alone means the same)."),
+    "not": (Scalar(), "The value is anything but this."),
+    "lt": (Measure(), "Less than. Units (300ms, 5s, 90%) convert to the field's unit."),
+    "le": (Measure(), "Less than or equal."),
+    "gt": (Measure(), "Greater than."),
+    "ge": (Measure(), "Greater than or equal."),
+    "between": (ListOf(Measure(), min_items=2, max_items=2),
+                "[low, high], both ends included."),
+    "one_of": (ListOf(Scalar(), min_items=1), "Equals one of these."),
+    "contains": (Scalar(), "Text contains this substring, or a list contains this item."),
+    "matches": (Text(convert=_check_regex), "A regular expression found in the text (Python re.search)."),
+    "consistent_with_loss": (Percent(), "Exact binomial test: the result's sent/received counts "
+                                        "are consistent with this (round-trip) loss."),
+}
+OPTIONS: Dict[str, Tuple[Type, str]] = {
+    "confidence": (Percent(low=50, high=99.9999),
+                   "For consistent_with_loss: the confidence of the two-sided interval (default 99%)."),
+}
+
+
+class Expectation(Type):
+    """One list item of ``expect``: ``KEY: value`` or ``KEY: {operator: value, ...}``."""
+
+    expected = "a 'step.field: test' mapping"
+    kinds = (dict,)
+
+    def __init__(self, description: str):
+        super().__init__(description)
+        self.op_record = Record("Tests applied to the value; all must pass.",
+                                {name: Field(t, d) for name, (t, d) in {**OPERATORS, **OPTIONS}.items()})
+
+    def check(self, value, path, ck):
+        if not isinstance(value, dict):
+            return self.wrong_type(value, path, ck)
+        if len(value) != 1:
+            ck.error(path, f"an expectation is one 'step.field: test' pair, this has {len(value)}: "
+                           "start each one with its own '- '")
+            return INVALID
+        (key, test), = value.items()
+        try:
+            aggregate, step, field_path = parse_key(key)
+        except ValueError as exc:
+            ck.error(path + (key,), str(exc), key=True)
+            return INVALID
+        out: Dict[str, Any] = {"key": key, "aggregate": aggregate, "step": step, "path": field_path,
+                               "tests": [], "confidence": None}
+        if isinstance(test, dict):
+            ops = self.op_record.check(test, path + (key,), ck)
+            given = [op for op in test if op in OPERATORS]     # in the file's order
+            if not given and not set(test) - set(self.op_record.fields):
+                ck.error(path + (key,), f"needs an operator: {one_of_text(list(OPERATORS))}")
+                return INVALID
+            if ops.get("confidence") is not None and "consistent_with_loss" not in test:
+                ck.error(path + (key, "confidence"), "confidence goes with consistent_with_loss", key=True)
+            out["confidence"] = ops.get("confidence")
+            out["tests"] = [(op, ops.get(op, INVALID), test[op]) for op in given]
+        elif isinstance(test, list):
+            ck.error(path + (key,), "expected a value or an {operator: value} mapping; "
+                                    "to allow several values use {one_of: [...]}")
+            return INVALID
+        else:
+            out["tests"] = [("equals", test, test)]
+        return out
+
+    def body(self):
+        op_schema = self.op_record.schema()
+        op_schema["minProperties"] = 1
+        return {"type": "object", "minProperties": 1, "maxProperties": 1,
+                "propertyNames": {"pattern": EXPECT_KEY_PATTERN},
+                "additionalProperties": {"anyOf": [Scalar().schema(), op_schema]}}
+
+
+# --- the pieces --------------------------------------------------------------------------
+
+def _network(description: str = "A network name.") -> Text:
+    return Text(description, pattern=NETWORK_NAME,
+                pattern_help="is not a valid network name: up to 31 lowercase letters, digits or '-', "
+                             "starting with a letter")
+
+
+def _host(description: str = "") -> Text:
+    return Text(description, pattern=HOST_NAME.pattern,
+                pattern_help="is not a valid host name: up to 31 lowercase letters, digits or '-', "
+                             "starting with a letter")
+
+
+def _step_name(description: str = "") -> Text:
+    return Text(description, pattern=STEP_NAME,
+                pattern_help="is not a valid step name: lowercase letters, digits, '-' or '_', "
+                             "starting with a letter")
+
+
+LINK = Text("A directed link between two networks: 'clients -> servers' is what the router "
+            "forwards from clients into servers; 'clients <-> servers' is both directions.",
+            pattern=LINK_PATTERN, convert=parse_link,
+            pattern_help="is not a link: write 'clients -> servers' (one direction) or "
+                         "'clients <-> servers' (both)",
+            examples=["clients -> servers", "clients <-> servers"])
+
+HOSTS = AnyOf("A host name, 'clients' (every client), or a list of them.",
+              _host(), ListOf(_host(), min_items=1))
+
+NETWORK_PAIR = AnyOf("Two networks, [clients, servers] (both directions), or one link "
+                     "('clients -> servers' for one direction only).",
+                     ListOf(_network(), min_items=2, max_items=2), LINK)
+
+GEMODEL = Record("Bursty loss (Gilbert-Elliott model, as tc netem's 'loss gemodel').", {
+    "p": Field(Percent(), "Chance per packet of moving from the Good to the Bad state.", required=True),
+    "r": Field(Percent(), "Chance per packet of moving from Bad back to Good (default 100% - p)."),
+    "one_minus_h": Field(Percent(), "Loss chance while Bad (default 100%).", shown_default="100%"),
+    "one_minus_k": Field(Percent(), "Loss chance while Good (default 0%).", shown_default="0%"),
+})
+
+IMPAIRMENT_FIELDS: Dict[str, Field] = {
+    "link": Field(LINK, required=True),
+    "loss": Field(Percent(), "Random loss: each packet is dropped with this chance."),
+    "loss_correlation": Field(Percent(), "How much each loss decision depends on the previous one "
+                                         "(needs loss)."),
+    "gemodel": Field(GEMODEL),
+    "delay": Field(Duration(), "Added one-way delay (300ms, 1.5s)."),
+    "jitter": Field(Duration(), "Random variation around the delay (needs delay)."),
+    "duplicate": Field(Percent(), "Chance of sending a packet twice."),
+    "corrupt": Field(Percent(), "Chance of flipping a bit in a packet."),
+    "reorder": Field(Percent(), "Share of packets sent at once, overtaking the delayed ones "
+                                "(needs delay)."),
+    "rate": Field(Rate(), "Bandwidth limit in bits per second: 512kbit, 1mbit, 1gbit."),
+    "queue": Field(Integer(minimum=1), "Packets the rate limiter may queue before dropping "
+                                       "(needs rate)."),
+}
+IMPAIRMENT = Record("The impairment of one link (or both directions with '<->'); "
+                    "every field left out means 'none'.", IMPAIRMENT_FIELDS, title="an impairment")
+
+TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with one client "
+                  "and the uppercase server.", {
+    "clients": Field(Integer(minimum=0, maximum=MAX_CLIENTS),
+                     f"How many clients (client1..clientN) on the clients network, 0..{MAX_CLIENTS}.",
+                     default=1, shown_default=1),
+    "networks": Field(ListOf(_network(), partial=True), "Extra networks besides clients and servers; the router "
+                                          "joins every network.", default=[], shown_default=[]),
+    "hosts": Field(MapOf("Extra hosts by name; each runs nothing at start.", _host(),
+                         Record("An extra host.", {"network": Field(_network("The network it is on."),
+                                                                    required=True)},
+                                title="an extra host")),
+                   default={}, shown_default={}),
+    "server": Field(Choice("What the server host runs at start.", ["uppercase", "idle"]),
+                    "uppercase: the TCP and UDP uppercase servers on port 12000; idle: nothing "
+                    "(start your own in a step).", default="uppercase", shown_default="uppercase"),
+    "tcp_mode": Field(Choice("", ["iterative", "concurrent"]),
+                      "How the uppercase TCP server serves clients: one at a time (iterative) or "
+                      "a thread each (concurrent).", shown_default="concurrent"),
+    "capture": Field(Boolean(), "Write a pcap of every router interface to the run's artifacts.",
+                     default=False, shown_default=False),
+}, title="the topology")
+
+COMMON_STEP_FIELDS: Dict[str, Field] = {
+    "at": Field(Duration(), "When the step starts, from the start of the scenario (0s, 1.5s, 2m). "
+                            "Steps are listed in time order.", required=True),
+    "name": Field(_step_name(), "A name to refer to the step (stop:, expect). "
+                                "Default: step-N, N its place in the list from 0."),
+}
+
+STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
+    "run": ("Run a shell command on one or more hosts.", {
+        "run": Field(Text(), "The shell command (sh -c); runs in /work, the shared folder.",
+                     required=True),
+        "on": Field(HOSTS, required=True),
+        "background": Field(Boolean(), "Do not wait for it to end; it is stopped (SIGTERM) when "
+                                       "the scenario ends. For servers.",
+                            default=False, shown_default=False),
+        "stagger": Field(Duration(), "With several hosts: the i-th host starts (i-1) x stagger "
+                                     "after the step's time.", default=0.0, shown_default="0s"),
+        "timeout": Field(Duration(positive=True), "Killed and marked timed_out after this long "
+                                                  "(default 60s; background steps: none)."),
+        "ready": Field(Text(), "Later steps wait until this text appears in the output."),
+        "ready_timeout": Field(Duration(positive=True), "How long to wait for ready before the "
+                                                        "scenario fails (default 10s).",
+                               default=10.0, shown_default="10s"),
+    }),
+    "impair": ("Replace the impairment of a link from now on.", {
+        "impair": Field(IMPAIRMENT, "The link's new impairment; only `link` removes every "
+                                    "impairment from it.", required=True),
+    }),
+    "partition": ("Drop every packet between two networks.", {
+        "partition": Field(NETWORK_PAIR, required=True),
+    }),
+    "heal": ("End a partition.", {"heal": Field(NETWORK_PAIR, required=True)}),
+    "stop": ("Stop (SIGTERM) the processes of earlier run steps.", {
+        "stop": Field(AnyOf("A run step's name, or a list of them.", _step_name(),
+                            ListOf(_step_name(), min_items=1)), required=True),
+    }),
+    "kill": ("Kill (SIGKILL) the processes of earlier run steps.", {
+        "kill": Field(AnyOf("A run step's name, or a list of them.", _step_name(),
+                            ListOf(_step_name(), min_items=1)), required=True),
+    }),
+    "restart": ("Stop the processes of earlier run steps, then run them again.", {
+        "restart": Field(AnyOf("A run step's name, or a list of them.", _step_name(),
+                               ListOf(_step_name(), min_items=1)), required=True),
+    }),
+    "host": ("Stop, start or restart whole hosts (containers).", {
+        "host": Field(Variants("", "host action", {}, {
+            "stop": ("Stop the host.", {"stop": Field(HOSTS, required=True)}),
+            "start": ("Start a stopped host.", {"start": Field(HOSTS, required=True)}),
+            "restart": ("Restart the host.", {"restart": Field(HOSTS, required=True)}),
+        }), "What to do to which hosts: {stop: server}, {start: server}, {restart: [client1, client2]}.",
+            required=True),
+    }),
+    "wait": ("Let time pass: the scenario does not end before at + wait.", {
+        "wait": Field(Duration(positive=True), required=True),
+    }),
+})
+
+EXPECTATION = Expectation("'STEP.FIELD.PATH: value' or 'STEP.FIELD: {operator: value}'; an aggregate "
+                          "(max, min, mean, sum, count, all, any) around the key combines the step's hosts.")
+
+SCENARIO = Record("A socketlab scenario: a lab, timed steps, and expectations on the results.", {
+    "version": Field(Integer(minimum=FORMAT_VERSION, maximum=FORMAT_VERSION),
+                     "The format version (1).", default=FORMAT_VERSION, shown_default=FORMAT_VERSION),
+    "name": Field(Text(pattern=SCENARIO_NAME,
+                       pattern_help="is not a valid scenario name: lowercase letters, digits and '-', "
+                                    "starting with a letter, at most 64"),
+                  "The scenario's name.", required=True),
+    "description": Field(Text(), "Shown to students: what to observe and why.", required=True),
+    "topology": Field(TOPOLOGY),
+    "impairments": Field(ListOf(IMPAIRMENT, partial=True), "The impairments at the start (t = 0).",
+                         default=[], shown_default=[]),
+    "steps": Field(ListOf(STEP, partial=True), "What happens when, in time order.", default=[], shown_default=[]),
+    "expect": Field(ListOf(EXPECTATION, partial=True), "What the results must show.",
+                    default=[], shown_default=[]),
+}, title="a scenario", extensions=True)
+
+
+def check(doc_data: Any, ck: Checker) -> Any:
+    """Structural check of a whole file; the normalised data (INVALID where it failed)."""
+    if doc_data is None:
+        ck.error((), "the file is empty: a scenario needs at least name and description")
+        return INVALID
+    return SCENARIO.check(doc_data, (), ck)
+
+
+__all__ = ["SCENARIO", "TOPOLOGY", "IMPAIRMENT", "STEP", "OPERATORS", "AGGREGATES", "check",
+           "parse_key", "parse_link"]

@@ -1,0 +1,401 @@
+"""Impairments on real containers: what the router does to packets, measured from a client.
+
+One lab for the module (client1 -> router -> server); each test gets a fresh
+RouterImpairments that clears the router when the test ends.
+
+Statistics: each count is checked against the exact binomial distribution it must follow
+if the impairment does what it is configured to do (acceptance region of a two-sided
+exact test).  There are STAT_CHECKS such checks in this file, each at level
+1 - 0.01 / STAT_CHECKS (Bonferroni), so the file as a whole wrongly fails at most 1 % of
+the time when everything works.  The intervals are tight enough to catch a wrong rate:
+at n = 10,000 the 20 % loss check accepts 19.0-21.0 % of datagrams lost.
+
+Timing: the engine holds a packet until its release time and polls with a timeout rounded
+UP to whole milliseconds (nfq_engine.Engine.run), so a packet is never early and at most
+ENGINE_GRANULARITY_MS late (plus scheduling).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import threading
+import time
+
+import pytest
+
+from conftest import lab_name, run_json
+from lab.impairments import Impairment, Link
+from lab.impairments.router import EngineDied, RouterImpairments
+from lab.topology.docker_lab import DockerLab
+from lab.topology.model import LabSpec
+
+C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
+STAT_CHECKS = 5
+LEVEL = 1 - 0.01 / STAT_CHECKS
+ENGINE_GRANULARITY_MS = 1.0
+SEED = 7
+
+
+# --- exact binomial intervals ------------------------------------------------------------
+
+def binomial_pmf(n: int, p: float) -> list[float]:
+    if p <= 0 or p >= 1:
+        return [float(k == (0 if p <= 0 else n)) for k in range(n + 1)]
+    logs = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+            + k * math.log(p) + (n - k) * math.log1p(-p) for k in range(n + 1)]
+    return [math.exp(v) for v in logs]
+
+
+def binomial_interval(n: int, p: float, level: float = LEVEL) -> tuple[int, int]:
+    """[lo, hi]: counts an exact two-sided test at ``level`` accepts for Binomial(n, p)
+    (P(X < lo) <= alpha/2 and P(X > hi) <= alpha/2)."""
+    pmf, tail = binomial_pmf(n, p), (1 - level) / 2
+    lo, below = 0, 0.0
+    while lo < n and below + pmf[lo] <= tail:
+        below += pmf[lo]
+        lo += 1
+    hi, above = n, 0.0
+    while hi > 0 and above + pmf[hi] <= tail:
+        above += pmf[hi]
+        hi -= 1
+    return lo, hi
+
+
+def assert_binomial(count: int, n: int, p: float, what: str) -> None:
+    lo, hi = binomial_interval(n, p)
+    assert lo <= count <= hi, (f"{what}: {count} of {n} ({count / n:.4f}), but Binomial({n}, {p:.4f}) "
+                               f"gives {lo}..{hi} at the {LEVEL:.2%} level")
+
+
+def test_binomial_interval_is_exact_and_can_reject():
+    """The helper itself.  20 % loss of 10,000 at 99 %: P(X <= 7895) = 0.00468 and
+    P(X >= 8103) = 0.00499 (the normal approximation in platform-facts says 7,897-8,103;
+    the binomial is slightly skewed)."""
+    assert binomial_interval(10_000, 0.8, 0.99) == (7896, 8102)
+    lo, hi = binomial_interval(100, 0.5, 0.95)
+    assert (lo, hi) == (40, 60)
+    assert binomial_interval(50, 0.0) == (0, 0) and binomial_interval(50, 1.0) == (50, 50)
+
+
+# --- the lab ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lab():
+    spec = LabSpec(lab=lab_name("imp"), clients=1, client_command=("host-role", "client", "--no-demo"))
+    with DockerLab.plan(spec) as running:
+        yield running
+
+
+@pytest.fixture
+def imp(lab):
+    with RouterImpairments(lab, seed=SEED) as router:
+        yield router
+    assert router.leftovers() == []
+
+
+def udp(lab, count: int, rate: float = 5000, wait: float = 1.0, size: int = 64) -> dict:
+    result = run_json(lab, "client1", ["udp-measure", "--host", "server", "--count", str(count),
+                                       "--rate", f"{rate:g}", "--wait", f"{wait:g}",
+                                       "--size", str(size)])
+    assert result["error"] is None, result
+    assert result["sent"] == count, result
+    return result
+
+
+def tcp(lab, nbytes: int, timeout: float = 30) -> dict:
+    return run_json(lab, "client1", ["tcp-measure", "--host", "server", "--bytes", str(nbytes),
+                                     "--timeout", f"{timeout:g}"])
+
+
+def assert_stream_intact(result: dict, nbytes: int) -> None:
+    assert result["error"] is None, result
+    assert result["sha256_match"] is True, result
+    assert result["bytes_acknowledged"] == nbytes == result["bytes_sent"], result
+
+
+# --- loss ---------------------------------------------------------------------------------
+
+def test_one_way_loss_matches_the_configured_rate(lab, imp):
+    imp.apply({C2S: Impairment(loss=20)})
+    assert imp.backends == {"clients->servers": {"loss": "nftables numgen"}}
+    result = udp(lab, 10_000, rate=5000)
+    # Only requests cross clients->servers: a datagram comes back with chance 0.8.
+    assert_binomial(result["received"], result["sent"], 0.8, "delivery with 20 % loss one way")
+    assert result["duplicated"] == result["corrupted"] == 0
+
+
+def test_tcp_delivers_intact_what_udp_loses(lab, imp):
+    """The lesson: the same 10 % loss both ways; UDP loses datagrams, TCP retransmits."""
+    p = 0.10
+    imp.apply({C2S: Impairment(loss=p * 100), S2C: Impairment(loss=p * 100)})
+    result = udp(lab, 5000, rate=5000)
+    assert result["lost"] > 0
+    assert_binomial(result["received"], result["sent"], (1 - p) ** 2,
+                    "UDP echo delivery with 10 % loss each way")
+    nbytes = 4_000_000
+    assert_stream_intact(tcp(lab, nbytes), nbytes)
+
+
+# --- delay --------------------------------------------------------------------------------
+
+def test_delay_adds_the_configured_time_to_the_rtt(lab, imp):
+    count, delay, jitter = 2000, 40.0, 5.0
+    base = udp(lab, count, rate=2000)["rtt_ms"]
+    imp.apply({C2S: Impairment(delay_ms=delay, jitter_ms=jitter)})
+    assert imp.backends["clients->servers"] == {"delay": "nfqueue engine"}
+    delayed = udp(lab, count, rate=2000)
+    rtt = delayed["rtt_ms"]
+    assert delayed["received"] == count
+    # Median of (base RTT + delay + uniform(-jitter, jitter) + engine lateness): the
+    # base path's own spread, the engine's ms granularity, and the sampling error of a
+    # median of a uniform (sd ~ jitter / sqrt(n)), at 4 sd.
+    tolerance = (base["p99"] - base["p50"]) + ENGINE_GRANULARITY_MS + 4 * jitter / math.sqrt(count)
+    added = rtt["p50"] - base["p50"]
+    assert abs(added - delay) <= tolerance, (added, tolerance, base, rtt)
+    # The engine never releases early: no packet beats delay - jitter.
+    assert rtt["min"] >= delay - jitter, rtt
+    # ... and the jitter is there: the spread covers most of +-jitter.
+    assert rtt["max"] - rtt["min"] >= jitter, rtt
+
+
+# --- duplicate and reorder ----------------------------------------------------------------
+
+def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp):
+    p = 0.10
+    imp.apply({C2S: Impairment(duplicate=p * 100)})
+    assert imp.backends["clients->servers"] == {"duplicate": "nftables dup"}
+    result = udp(lab, 5000, rate=5000)
+    # Each request that reaches the server is copied with chance p; the copy is echoed too.
+    assert_binomial(result["duplicated"], result["received"], p, "duplicated requests")
+    assert result["reordered"] == 0 or result["reordered"] < result["duplicated"]
+    nbytes = 4_000_000
+    assert_stream_intact(tcp(lab, nbytes), nbytes)
+
+
+def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
+    """netem semantics: a ``reorder`` share is sent at once, the rest wait ``delay``.
+
+    A delayed request i is counted reordered by udp-measure exactly when one of the
+    k requests sent after it within the delay went at once (and so arrived first);
+    requests sent at once are never counted.  So the count is Binomial(n, (1-r)(1-(1-r)^k))
+    up to the last few datagrams, which have fewer followers."""
+    delay, r, rate, count = 20.0, 0.25, 2000, 5000
+    imp.apply({C2S: Impairment(delay_ms=delay, reorder=r * 100)})
+    assert imp.backends["clients->servers"] == {"delay": "nfqueue engine", "reorder": "nfqueue engine"}
+    before = imp.engine_stats()["queues"]["0"]
+    result = udp(lab, count, rate=rate, wait=1.0)
+    after = imp.engine_stats()["queues"]["0"]
+    assert result["received"] == count, result
+    k = math.ceil(delay / 1000 * rate) - 1
+    assert_binomial(result["reordered"], count, (1 - r) * (1 - (1 - r) ** k), "reordered datagrams")
+    # Cross-check with the engine's own decisions: requests it sent at once are exactly
+    # the ones udp-measure did not count, but for delayed ones with no later overtaker
+    # (expected (1-r)/r of them, a geometric tail at the end of the run).
+    sent_at_once = after["reordered"] - before["reordered"]
+    assert after["seen"] - before["seen"] == count
+    not_counted = result["received"] - result["reordered"]
+    assert 0 <= not_counted - sent_at_once <= 10 * (1 - r) / r, (not_counted, sent_at_once)
+    nbytes = 4_000_000
+    assert_stream_intact(tcp(lab, nbytes), nbytes)
+
+
+def test_engine_duplicates_on_a_delayed_link(lab, imp):
+    """Duplication on a link the engine already handles comes from the engine."""
+    p = 0.10
+    imp.apply({C2S: Impairment(delay_ms=5, duplicate=p * 100)})
+    assert imp.backends["clients->servers"]["duplicate"] == "nfqueue engine"
+    result = udp(lab, 4000, rate=4000)
+    assert result["received"] == 4000, result
+    assert_binomial(result["duplicated"], result["received"], p, "engine duplicates")
+
+
+# --- rate ---------------------------------------------------------------------------------
+
+def test_rate_limit_bounds_tcp_goodput(lab, imp):
+    rate_mbit = 20
+    imp.apply({C2S: Impairment(rate_kbit=rate_mbit * 1000)})
+    assert imp.backends["clients->servers"] == {"rate": "tc htb"}
+    nbytes = 5_000_000
+    result = tcp(lab, nbytes)
+    assert_stream_intact(result, nbytes)
+    goodput = result["goodput_mbps"]
+    # htb counts whole frames: goodput is at most the rate times the payload share of a
+    # full-size frame (1448 of 1514 bytes), plus one htb burst (a few frames) over the run.
+    payload_share = 1448 / 1514
+    burst_share = 10 * 1514 / nbytes
+    assert goodput <= rate_mbit * (payload_share + burst_share), result
+    assert goodput > 0.5 * rate_mbit, result
+
+
+# --- partition ----------------------------------------------------------------------------
+
+def syn_sent_retransmits(lab, server: str) -> int | None:
+    """Retransmissions of client1's SYN to the server, or None if it is not connecting."""
+    out = lab.exec("client1", ["ss", "-tno", "state", "syn-sent", "dst", server]).stdout
+    match = re.search(r"timer:\(on,[^,]+,(\d+)\)", out)
+    return int(match.group(1)) if match else None
+
+
+def test_partition_stalls_tcp_which_recovers_after_heal(lab, imp):
+    server = str(lab.topology.host("server").address)
+    imp.partition("clients", "servers")
+    assert imp.backends == {"clients->servers": {"partition": "nftables drop"},
+                            "servers->clients": {"partition": "nftables drop"}}
+    cut = udp(lab, 200, rate=2000, wait=0.5)
+    assert cut["received"] == 0 and cut["delivery"] == 0.0, cut
+
+    nbytes, results = 2_000_000, []
+    started = time.monotonic()
+    worker = threading.Thread(target=lambda: results.append(tcp(lab, nbytes)), daemon=True)
+    worker.start()
+    # Stalled: the SYN is sent and retransmitted (so at least one was dropped).
+    deadline = time.monotonic() + 10
+    while (syn_sent_retransmits(lab, server) or 0) < 1:
+        assert time.monotonic() < deadline, "tcp-measure never retransmitted its SYN"
+        assert worker.is_alive(), results
+        time.sleep(0.05)
+    stalled_for = time.monotonic() - started
+    assert worker.is_alive()
+    imp.heal("clients", "servers")
+    assert imp.backends == {}
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "tcp-measure did not finish after heal"
+    (result,) = results
+    assert_stream_intact(result, nbytes)
+    assert result["connect_ms"] >= 1000 * min(stalled_for, 1.0) - 50, result  # the SYN waited
+    healed = udp(lab, 500, rate=2000)
+    assert healed["delivery"] == 1.0, healed
+
+
+def test_partition_keeps_the_links_other_impairments_for_after_heal(lab, imp):
+    imp.apply({C2S: Impairment(delay_ms=30)})
+    imp.partition("clients", "servers")
+    assert imp.state[C2S] == Impairment(delay_ms=30, partition=True)
+    assert udp(lab, 100, rate=1000, wait=0.5)["received"] == 0
+    imp.heal("clients", "servers")
+    assert imp.state[C2S] == Impairment(delay_ms=30)
+    result = udp(lab, 200, rate=1000)
+    assert result["delivery"] == 1.0 and result["rtt_ms"]["min"] >= 30, result
+
+
+# --- the engine dying ---------------------------------------------------------------------
+
+def kill_engine(lab, imp) -> None:
+    """Kill the engine from outside (as a crash would), and wait until it is gone."""
+    pid = imp.engine_pid
+    assert pid and imp.engine_running
+    result = lab.exec("router", ["kill", "-KILL", str(pid)])
+    assert result.exit_code == 0, result.stderr
+    deadline = time.monotonic() + 10
+    while imp.engine_running:
+        assert time.monotonic() < deadline, "the killed engine still shows as running"
+        time.sleep(0.05)
+
+
+def test_a_dead_engine_is_detected_not_silently_passed(lab, imp):
+    imp.apply({C2S: Impairment(delay_ms=20)})
+    imp.check_alive()
+    assert udp(lab, 200, rate=1000)["rtt_ms"]["min"] >= 20
+    kill_engine(lab, imp)
+    with pytest.raises(EngineDied, match="UNIMPAIRED"):
+        imp.check_alive()
+    # Why it matters: --queue-bypass lets packets through with no delay at all.
+    assert udp(lab, 200, rate=1000)["rtt_ms"]["p50"] < 20
+    with pytest.raises(EngineDied):
+        imp.apply({C2S: Impairment(delay_ms=10)})
+    imp.clear()  # reported once already: cleaning up is not an error
+    assert imp.leftovers() == []
+
+
+def test_an_unnoticed_engine_death_is_raised_by_clear(lab, imp):
+    imp.apply({S2C: Impairment(delay_ms=5)})
+    kill_engine(lab, imp)
+    with pytest.raises(EngineDied):
+        imp.clear()
+    assert imp.leftovers() == []
+
+
+# --- clear --------------------------------------------------------------------------------
+
+def router_state(lab, ifnames) -> dict:
+    def out(argv):
+        result = lab.exec("router", argv)
+        assert result.exit_code == 0, (argv, result.stderr)
+        return result.stdout
+    return {
+        "nft tables": out(["nft", "list", "tables"]),
+        "forward": [line for line in out(["iptables", "-S", "FORWARD"]).splitlines()],
+        "qdiscs": {ifname: [q["kind"] for q in json.loads(out(["tc", "-j", "qdisc", "show", "dev", ifname]))]
+                   for ifname in ifnames.values()},
+        "engine": lab.exec("router", ["pgrep", "-f", "nfq_engine"]).stdout.split(),
+    }
+
+
+def test_clear_leaves_nothing_behind(lab, imp):
+    ifnames = imp.ifnames
+    before = router_state(lab, ifnames)
+    assert "socketlab" not in before["nft tables"] and before["engine"] == []
+    imp.apply({C2S: Impairment(loss=1, duplicate=1, delay_ms=5, rate_kbit=50_000),
+               S2C: Impairment(loss=1, rate_kbit=50_000)})
+    during = router_state(lab, ifnames)
+    assert "table ip socketlab" in during["nft tables"]
+    assert any("NFQUEUE" in rule for rule in during["forward"])
+    assert all("htb" in kinds for kinds in during["qdiscs"].values())
+    assert len(during["engine"]) == 1
+    imp.clear()
+    after = router_state(lab, ifnames)
+    assert "socketlab" not in after["nft tables"]
+    assert not any("NFQUEUE" in rule for rule in after["forward"])
+    assert after == before
+    assert imp.engine_final_stats and imp.engine_final_stats[-1]["event"] == "exit"
+
+
+# --- students cannot undo impairments ----------------------------------------------------
+
+def test_a_client_cannot_remove_the_impairment(lab, imp):
+    imp.apply({C2S: Impairment(partition=True), S2C: Impairment(rate_kbit=1000)})
+    for argv in (["tc", "qdisc", "del", "dev", "eth0", "root"],
+                 ["tc", "qdisc", "add", "dev", "eth0", "root", "pfifo"],
+                 ["nft", "flush", "ruleset"],
+                 ["iptables", "-F"]):
+        result = lab.exec("client1", argv)
+        assert result.exit_code != 0, argv
+        assert re.search(r"not permitted|permission denied", result.stderr, re.I), (argv, result.stderr)
+    assert udp(lab, 200, rate=2000, wait=0.5)["received"] == 0
+    assert len(imp.leftovers()) >= 2  # the nft table and the htb qdisc are still there
+
+
+# --- capture ------------------------------------------------------------------------------
+
+def pcap_udp_to_port(pcap: bytes, port: int) -> int:
+    """Datagrams to ``port`` in a pcap of Ethernet frames."""
+    magic = struct.unpack_from("=I", pcap, 0)[0]
+    assert magic in (0xA1B2C3D4, 0xA1B23C4D), hex(magic)
+    assert struct.unpack_from("=I", pcap, 20)[0] == 1  # Ethernet
+    count, offset = 0, 24
+    while offset + 16 <= len(pcap):
+        _sec, _frac, caplen, _length = struct.unpack_from("=IIII", pcap, offset)
+        frame = pcap[offset + 16:offset + 16 + caplen]
+        assert len(frame) == caplen, "truncated record: the capture did not end cleanly"
+        offset += 16 + caplen
+        if frame[12:14] == b"\x08\x00" and frame[23] == 17:
+            ihl = (frame[14] & 0x0F) * 4
+            if struct.unpack_from("!H", frame, 14 + ihl + 2)[0] == port:
+                count += 1
+    assert offset == len(pcap)
+    return count
+
+
+def test_capture_sees_both_sides_of_the_router(lab, imp):
+    """With clients->servers cut, the clients side sees the requests, the servers side none."""
+    ifnames = imp.ifnames
+    imp.apply({C2S: Impairment(partition=True)})
+    paths = imp.start_capture("/run/test-capture")
+    assert set(paths) == set(ifnames.values())
+    udp(lab, 50, rate=1000, wait=0.2)
+    pcaps = imp.stop_capture()
+    port = lab.topology.port
+    assert pcap_udp_to_port(pcaps[ifnames["clients"]], port) == 50
+    assert pcap_udp_to_port(pcaps[ifnames["servers"]], port) == 0

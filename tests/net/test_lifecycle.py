@@ -1,0 +1,75 @@
+"""Labs come up side by side, and leave nothing behind: by `lab down`, Ctrl-C or SIGTERM."""
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import lab_name, run_json
+from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
+from lab.topology.model import LabSpec
+
+
+def lab_cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-c", "from lab.cli import main; main()", *args], **kwargs)
+
+
+def test_lab_down_leaves_no_labelled_container_or_network(tmp_path):
+    name = lab_name("down")
+    up = lab_cli("up", "--name", name, "--clients", "2", "--work", str(tmp_path),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = up.communicate(timeout=180)
+    assert up.returncode == 0, err
+    assert len(find_containers(name)) == 4 and len(find_networks(name)) == 2
+    down = lab_cli("down", name, stderr=subprocess.PIPE, text=True)
+    down.communicate(timeout=120)
+    assert down.returncode == 0
+    assert find_containers(name) == [] and find_networks(name) == []
+
+
+def test_two_labs_run_side_by_side(tmp_path):
+    a = DockerLab.plan(LabSpec(lab=lab_name("a"), clients=1), tmp_path)
+    with a:
+        b = DockerLab.plan(LabSpec(lab=lab_name("b"), clients=1), tmp_path)
+        with b:
+            subnets_a = {n.subnet for n in a.topology.networks}
+            subnets_b = {n.subnet for n in b.topology.networks}
+            assert not any(x.overlaps(y) for x in subnets_a for y in subnets_b)
+            for lab in (a, b):
+                result = run_json(lab, "client1", ["tcp-client", "--json", "side by side"])
+                assert result["received"] == "SIDE BY SIDE"
+                assert result["remote_address"] == str(lab.topology.host("server").address)
+        assert find_containers(b.topology.lab) == []
+        # Taking b down left a untouched.
+        assert run_json(a, "client1", ["udp-client", "--json", "still here"])["received"] == "STILL HERE"
+
+
+def test_same_lab_name_twice_is_refused(tmp_path):
+    name = lab_name("twice")
+    with DockerLab.plan(LabSpec(lab=name, clients=0), tmp_path):
+        second = lab_cli("up", "--name", name, stderr=subprocess.PIPE, text=True)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert "already up" in err and "Traceback" not in err
+        assert len(find_containers(name)) == 2  # the first lab is intact
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig):
+    name = lab_name(f"int{int(sig)}")
+    up = lab_cli("up", "--name", name, "--clients", "30", "--work", str(tmp_path),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Interrupt once containers are being started: read progress, not the clock.
+        for line in up.stderr:
+            if "starting client" in line:
+                break
+        assert find_containers(name), "the lab had not started creating containers"
+        up.send_signal(sig)
+        _, err = up.communicate(timeout=120)
+        assert up.returncode == 130, err
+        assert "Traceback" not in err
+        assert find_containers(name) == [] and find_networks(name) == []
+    finally:
+        up.kill()
+        remove_lab(name)

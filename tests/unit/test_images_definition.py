@@ -1,0 +1,67 @@
+from lab.images import definition as d
+
+DEB822 = """Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main contrib
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb-src
+URIs: http://mirror.example/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+URIs: http://other.example/repo
+Suites: nodistro
+Components: main
+"""
+
+
+def test_debian_sources_keep_only_bookworm_main_binary_entries():
+    text = d.debian_sources({"debian.sources": DEB822})
+    assert "mirror.example/debian\n" in text and "debian-security" in text
+    assert "other.example" not in text and "deb-src" not in text
+    assert "contrib" not in text
+    assert "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" in text
+
+
+def test_one_line_sources_are_read_too():
+    text = d.debian_sources({"sources.list": "# comment\ndeb [signed-by=/k.gpg] http://m.example/debian bookworm main\n"
+                                             "deb http://m.example/debian buster main\n"})
+    assert "URIs: http://m.example/debian" in text and "Suites: bookworm\n" in text
+    assert "buster" not in text and "Signed-By: /k.gpg" in text
+
+
+def test_package_list_and_filters_are_the_shared_files():
+    pkgs = d.packages()
+    for needed in ("python3", "iproute2", "nftables", "iptables", "tcpdump", "iperf3", "procps",
+                   "netcat-openbsd", "iputils-ping"):
+        assert needed in pkgs
+    assert any(f.startswith("path-exclude=/usr/share/doc") for f in d.dpkg_filters())
+
+
+def test_mmdebstrap_gets_no_mirror_address_from_the_project():
+    argv = d.mmdebstrap_argv(["python3"], ["path-exclude=/x/*"], "/tmp/host.sources")
+    assert argv[-3:] == [d.SUITE, "-", "/tmp/host.sources"]
+    assert not any("http" in a for a in argv)
+    assert "--dpkgopt=path-exclude=/x/*" in argv
+
+
+def test_base_tag_changes_with_its_inputs():
+    assert d.base_tag(["a"], []) == d.base_tag(["a"], [])
+    assert d.base_tag(["a"], []) != d.base_tag(["a", "b"], [])
+
+
+def test_context_holds_the_dockerfile_and_programs_and_nothing_else():
+    names = [n for n, _ in d.context_files()]
+    assert "images/host/Dockerfile" in names and "images/host/packages.txt" in names
+    assert "lab/programs/tcp_server.py" in names
+    assert all(n.startswith(("images/host/", "lab/programs/", "lab/__init__.py")) for n in names)
+    digest = d.context_digest(d.context_files(), "base1")
+    assert digest == d.context_digest(d.context_files(), "base1") != d.context_digest(d.context_files(), "base2")

@@ -21,10 +21,17 @@ def lab_name(tag: str) -> str:
     return f"t{os.getpid() % 100000}-{tag}"
 
 
+def copy_lecture_programs(work):
+    for f in LECTURE.glob("*.py"):
+        shutil.copy(f, work / f.name)
+
+
 @pytest.fixture(scope="session")
 def class_lab(tmp_path_factory):
-    """The default class lab with two clients, shared by the read-only tests."""
+    """The default class lab with two clients, shared by the read-only tests.
+    The lecture programs are in its /work too."""
     work = tmp_path_factory.mktemp("work")
+    copy_lecture_programs(work)
     lab = DockerLab.plan(LabSpec(lab=lab_name("class"), clients=2), work)
     with lab:
         for client in lab.topology.clients:
@@ -36,8 +43,7 @@ def class_lab(tmp_path_factory):
 def idle_lab(tmp_path_factory):
     """A lab whose server runs nothing, with the lecture programs in /work."""
     work = tmp_path_factory.mktemp("work")
-    for f in LECTURE.glob("*.py"):
-        shutil.copy(f, work / f.name)
+    copy_lecture_programs(work)
     spec = LabSpec(lab=lab_name("idle"), clients=1, server_command=("host-role", "idle"),
                    client_command=("host-role", "idle"))
     with DockerLab.plan(spec, work) as lab:

@@ -25,6 +25,12 @@ NETWORK_OPTIONS = {
     "com.docker.network.bridge.enable_ip_masquerade": "false",
 }
 ROUTER_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.send_redirects": "0"}
+# The router alone may change the network (NET_ADMIN) and see raw frames (NET_RAW);
+# tcpdump also switches to its own user after opening the capture (SETUID, SETGID).
+ROUTER_CAPS = ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]
+# Lab names come from /etc/hosts. Anything else goes to Docker's DNS, whose upstream
+# is outside the lab and unreachable from it: fail in a second, not after 20 s of retries.
+DNS_OPTIONS = ["timeout:1", "attempts:1"]
 
 
 @dataclass
@@ -57,9 +63,10 @@ def host_settings(topo: Topology, host: Host, work_dir: Path | None) -> dict:
         # Only the router may change the network; no host can send raw frames
         # (which could skip the router), except the router for captures.
         "cap_drop": ["ALL"] if router else ["NET_RAW"],
-        "cap_add": ["NET_ADMIN", "NET_RAW"] if router else [],
+        "cap_add": ROUTER_CAPS if router else [],
         "sysctls": ROUTER_SYSCTLS if router else {},
         "extra_hosts": topo.names_for(host),
+        "dns_opt": DNS_OPTIONS,
         "binds": {str(work_dir): {"bind": "/work", "mode": "rw"}} if work_dir else {},
         "networks": [(network_name(topo.lab, net), str(addr)) for net, addr in host.addresses],
     }
@@ -134,7 +141,7 @@ class DockerLab:
         (first_net, first_ip), *more = s["networks"]
         host_config = api.create_host_config(
             cap_drop=s["cap_drop"], cap_add=s["cap_add"], sysctls=s["sysctls"] or None,
-            extra_hosts=s["extra_hosts"], binds=s["binds"] or None, init=True,
+            extra_hosts=s["extra_hosts"], dns_opt=s["dns_opt"], binds=s["binds"] or None, init=True,
             network_mode=first_net)
         networking = api.create_networking_config(
             {first_net: api.create_endpoint_config(ipv4_address=first_ip)})

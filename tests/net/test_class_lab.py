@@ -28,7 +28,7 @@ def test_every_client_ran_the_demo(class_lab):
 def test_server_name_resolves_to_the_server_behind_the_router(class_lab):
     server = class_lab.topology.host("server").address
     for client in class_lab.topology.clients:
-        out = class_lab.exec(client.name, ["getent", "hosts", "server"]).stdout.split()
+        out = class_lab.exec(client.name, ["getent", "ahostsv4", "server"]).stdout.split()
         assert out[0] == str(server)
 
 
@@ -81,6 +81,19 @@ def test_only_the_router_has_extra_capabilities(class_lab):
         assert not cfg["Privileged"]
         assert not any("docker.sock" in b for b in cfg.get("Binds") or [])
         if host.role == "router":
-            assert sorted(cfg["CapAdd"]) == ["NET_ADMIN", "NET_RAW"] and cfg["CapDrop"] == ["ALL"]
+            assert sorted(cfg["CapAdd"]) == ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"] and cfg["CapDrop"] == ["ALL"]
         else:
             assert not cfg["CapAdd"] and cfg["CapDrop"] == ["NET_RAW"]
+
+
+def test_tcpdump_on_the_router_sees_a_client_crossing_it(class_lab):
+    """An instructor's live capture: plain tcpdump works on the router (and only there)."""
+    client = str(class_lab.topology.host("client1").address)
+    class_lab.exec("router", ["sh", "-c", "timeout 20 tcpdump -lni eth0 -c 2 icmp >/tmp/td.out 2>/tmp/td.err &"])
+    ready = class_lab.exec("router", ["timeout", "10", "sh", "-c",
+                                      "until grep -q 'listening on' /tmp/td.err; do sleep 0.05; done"])
+    assert ready.exit_code == 0, class_lab.exec("router", ["cat", "/tmp/td.err"]).stdout
+    assert class_lab.exec("client1", ["ping", "-c", "2", "-i", "0.2", "server"]).exit_code == 0
+    class_lab.exec("router", ["timeout", "10", "sh", "-c", "while pgrep -x tcpdump >/dev/null; do sleep 0.05; done"])
+    out = class_lab.exec("router", ["cat", "/tmp/td.out"]).stdout
+    assert f"IP {client} > " in out and "ICMP echo request" in out, out

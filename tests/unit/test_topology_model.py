@@ -47,7 +47,7 @@ def test_only_the_router_gets_capabilities(tmp_path):
     topo = LabSpec(lab="x", clients=1).build(NETS)
     router = host_settings(topo, topo.host("router"), tmp_path)
     client = host_settings(topo, topo.host("client1"), tmp_path)
-    assert router["cap_drop"] == ["ALL"] and router["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert router["cap_drop"] == ["ALL"] and router["cap_add"] == ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]
     assert router["sysctls"]["net.ipv4.ip_forward"] == "1"
     assert client["cap_add"] == [] and client["cap_drop"] == ["NET_RAW"] and client["sysctls"] == {}
     assert client["binds"] == {str(tmp_path): {"bind": "/work", "mode": "rw"}}

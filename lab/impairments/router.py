@@ -20,9 +20,10 @@ Files this puts in the router live under ``WORK_DIR`` (written with ``put_archiv
 nftables rulesets (fed to ``nft -f FILE``, as a ``Command.stdin`` asks), the engine's
 config, its stdout (JSON lines: ready / reloaded / stats / exit) and stderr.
 
-Packet capture: Debian's tcpdump, run as root, always switches to another user (even
-with ``-Z root``), which needs CAP_SETGID; the router has only NET_ADMIN and NET_RAW,
-so tcpdump refuses to start there.  ``start_capture`` therefore runs a small AF_PACKET
+Packet capture: Debian's tcpdump, run as root, always switches to its own user (even
+with ``-Z root``).  The router has SETUID/SETGID for that, so ``tcpdump -ni eth0`` works
+there by hand, but ``tcpdump -w`` also hands the file to that user, which needs CAP_CHOWN.
+Rather than widen the router's capabilities again, ``start_capture`` runs a small AF_PACKET
 capture script (below, ``CAPTURE_SCRIPT``) that writes standard pcap files with the
 kernel's receive timestamps, one packet record written per packet (like ``tcpdump -U``),
 and stops cleanly on SIGINT.

@@ -1,0 +1,495 @@
+"""Impairment fidelity: what each backend is configured to do vs what a client observes.
+
+    .venv/bin/python benchmarks/fidelity.py [--json] [--quick]
+
+Brings up its own lab (client1 -> router -> server, named ``bench-fid-<pid>``), measures
+the unimpaired RTT first, then applies one impairment at a time on clients -> servers
+(one way, so the numbers are simple) and measures it from client1 with the lab's own
+programs (udp-measure, tcp-measure).  Progress goes to stderr; the table (or JSON) to
+stdout.  Everything is removed at the end, also on Ctrl-C, SIGTERM and errors (the lab
+and the router's impairments are context managers).
+
+Counts are checked with exact binomial acceptance intervals at 99 % (lab.scenario.stats),
+times with tolerances derived from the baseline's own spread, TCP goodput against the
+payload share of the configured rate.  The engine runs unseeded, so every run is a fresh
+sample.  There are seven binomial checks: one of them falls outside its interval by
+chance in about one run in fifteen, so run again before blaming a backend.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import docker.errors
+from rich import box
+from rich.table import Table
+
+from lab import ui
+from lab.errors import LabError
+from lab.impairments import Impairment, Link, UnsupportedImpairment
+from lab.impairments.router import RouterImpairments
+from lab.scenario.stats import acceptance_interval, clopper_pearson
+from lab.topology.docker_lab import DockerLab
+from lab.topology.model import LabSpec
+
+LINK = Link("clients", "servers")
+CLIENT = "client1"
+CONFIDENCE = 0.99
+ENGINE_GRANULARITY_MS = 1.0   # the engine releases a held packet up to 1 ms late
+TCP_PAYLOAD_SHARE = 1448 / 1514   # TCP payload per full Ethernet frame, which htb counts
+UDP_WAIT_S = 1.0              # how long udp-measure waits for late replies
+GSO_MAX_BYTES = 65536         # the biggest packet TCP hands the router (GSO)
+
+
+@dataclass
+class Row:
+    """One line of the table; ``data`` holds the numbers behind it, for --json."""
+
+    kind: str
+    backend: str
+    configured: str
+    observed: str
+    accepted: str
+    ok: Optional[bool]
+    samples: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Bench:
+    """What a measurement needs: the lab, its router, the mode, and the baseline RTT."""
+
+    lab: DockerLab
+    router: RouterImpairments
+    quick: bool
+    baseline_rtt: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: an impairment on LINK (None: none) and how to measure it.
+
+    ``samples`` is (full, quick) datagrams for UDP cases; ``seconds`` is (full, quick)
+    seconds of transfer at the configured rate for TCP cases; ``pps`` is udp-measure's
+    sending rate."""
+
+    kind: str
+    impairment: Optional[Impairment]
+    measure: Callable[[Bench, "Case"], Row]
+    samples: tuple = (0, 0)
+    seconds: tuple = (0.0, 0.0)
+    pps: int = 5000
+
+    def amount(self, quick: bool):
+        values = self.seconds if self.seconds[0] else self.samples
+        return values[1] if quick else values[0]
+
+
+# --- running the lab's programs on client1 -------------------------------------------
+
+
+class BenchError(LabError):
+    """A measuring program failed: no number to report."""
+
+
+def run_program(bench: Bench, argv: list) -> dict:
+    result = bench.lab.exec(CLIENT, argv)
+    lines = result.stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise BenchError(f"{argv[0]} printed no JSON (exit {result.exit_code}): "
+                         f"{(result.stderr or result.stdout).strip()[:300]}") from None
+    if data.get("error"):
+        raise BenchError(f"{argv[0]} failed: {data['error']}: {data.get('message')}")
+    return data
+
+
+def udp_measure(bench: Bench, count: int, pps: int, wait: float = UDP_WAIT_S) -> dict:
+    result = run_program(bench, ["udp-measure", "--host", "server", "--count", str(count),
+                                 "--rate", str(pps), "--wait", f"{wait:g}"])
+    if result["sent"] != count:
+        raise BenchError(f"udp-measure sent {result['sent']} of {count} datagrams")
+    bench.router.check_alive()  # a dead engine passes packets unimpaired (fail-open)
+    return result
+
+
+def tcp_measure(bench: Bench, nbytes: int, timeout: float) -> dict:
+    result = run_program(bench, ["tcp-measure", "--host", "server", "--bytes", str(nbytes),
+                                 "--timeout", f"{timeout:g}"])
+    if not result["sha256_match"]:
+        raise BenchError(f"tcp-measure: the stream arrived damaged: {result}")
+    return result
+
+
+def server_udp_counters(bench: Bench) -> dict:
+    """The server's UDP counters (its own network namespace's /proc/net/snmp)."""
+    text = bench.lab.exec("server", ["cat", "/proc/net/snmp"]).stdout
+    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")]
+    return dict(zip(names, map(int, values)))
+
+
+# --- formatting ------------------------------------------------------------------------
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def pct_range(lo: float, hi: float) -> str:
+    return f"{100 * lo:.2f}..{100 * hi:.2f} %"
+
+
+def ms(x: float) -> str:
+    return f"{x:.1f} ms"
+
+
+def describe(imp: Optional[Impairment]) -> str:
+    """The configured impairment as a short text."""
+    if imp is None:
+        return "none"
+    parts = []
+    if imp.loss:
+        parts.append(f"{imp.loss:g} %")
+    if imp.delay_ms and not imp.reorder:
+        jitter = f" ± {imp.jitter_ms:g} ms" if imp.jitter_ms else ""
+        parts.append(f"{imp.delay_ms:g} ms{jitter}")
+    if imp.duplicate:
+        parts.append(f"{imp.duplicate:g} %")
+    if imp.reorder:
+        parts.append(f"{imp.reorder:g} %, delay {imp.delay_ms:g} ms")
+    if imp.corrupt:
+        parts.append(f"{imp.corrupt:g} %")
+    if imp.rate_kbit:
+        parts.append(f"{imp.rate_kbit / 1000:g} Mbit/s")
+    return ", ".join(parts)
+
+
+def row(bench: Bench, case: Case, **fields) -> Row:
+    """A Row for ``case`` with the backend(s) the router chose for it."""
+    backends = bench.router.backends.get(str(LINK), {})
+    return Row(kind=case.kind, backend=", ".join(sorted(set(backends.values()))) or "-",
+               configured=describe(case.impairment), **fields)
+
+
+def binomial_check(count: int, n: int, p: float) -> tuple:
+    """(lo, hi, ok): the counts an exact two-sided binomial test at CONFIDENCE accepts
+    for Binomial(n, p), and whether ``count`` is one of them."""
+    lo, hi = acceptance_interval(n, p, CONFIDENCE)
+    return lo, hi, lo <= count <= hi
+
+
+# --- the measurements ----------------------------------------------------------------
+
+
+def measure_baseline(bench: Bench, case: Case) -> Row:
+    result = udp_measure(bench, case.amount(bench.quick), case.pps)
+    rtt = bench.baseline_rtt = result["rtt_ms"]
+    return row(bench, case, observed=f"RTT p50 {rtt['p50']:.3f}, mean {rtt['avg']:.3f}, "
+                                     f"p99 {rtt['p99']:.3f} ms",
+               accepted="(subtracted from delays)", ok=None,
+               samples=f"{result['received']:,} RTTs", data={"result": result})
+
+
+def measure_loss(bench: Bench, case: Case) -> Row:
+    """Requests only cross clients -> servers: each comes back with chance 1 - p."""
+    p = case.impairment.loss / 100
+    result = udp_measure(bench, case.amount(bench.quick), case.pps)
+    n, back = result["sent"], result["received"]
+    lo, hi, ok = binomial_check(back, n, 1 - p)
+    loss_lo, loss_hi = clopper_pearson(n - back, n, CONFIDENCE)
+    return row(bench, case, observed=f"{pct((n - back) / n)} lost",
+               accepted=f"{pct_range((n - hi) / n, (n - lo) / n)} lost", ok=ok,
+               samples=f"{n:,} UDP",
+               data={"configured_loss": p, "observed_loss": (n - back) / n,
+                     "accept_received": [lo, hi],
+                     "observed_loss_interval": [loss_lo, loss_hi], "result": result})
+
+
+def added_rtt(bench: Bench, rtt: dict) -> dict:
+    base = bench.baseline_rtt
+    if base is None:
+        raise BenchError("the baseline RTT must be measured before delay or jitter")
+    return {"p50": rtt["p50"] - base["p50"], "mean": rtt["avg"] - base["avg"]}
+
+
+def timing_tolerance(bench: Bench) -> float:
+    """How far a median may stray: the unimpaired path's own spread (p99 - p50) plus
+    the engine's granularity."""
+    base = bench.baseline_rtt
+    return (base["p99"] - base["p50"]) + ENGINE_GRANULARITY_MS
+
+
+def measure_delay(bench: Bench, case: Case) -> Row:
+    """Added RTT = RTT - baseline RTT.  The median must be within timing_tolerance of
+    the delay, and nothing may come back early."""
+    delay = case.impairment.delay_ms
+    result = udp_measure(bench, case.amount(bench.quick), case.pps, UDP_WAIT_S + delay / 1000)
+    rtt = result["rtt_ms"]
+    added = added_rtt(bench, rtt)
+    tolerance = timing_tolerance(bench)
+    ok = abs(added["p50"] - delay) <= tolerance and rtt["min"] >= delay
+    return row(bench, case,
+               observed=f"+{added['p50']:.1f} p50, +{added['mean']:.1f} mean, min {ms(rtt['min'])}",
+               accepted=f"p50 +{delay:g} ± {tolerance:.1f} ms, min ≥ {delay:g} ms",
+               ok=ok, samples=f"{result['received']:,} RTTs",
+               data={"configured_ms": delay, "added_ms": added, "tolerance_ms": tolerance,
+                     "result": result})
+
+
+def measure_jitter(bench: Bench, case: Case) -> Row:
+    """Delay d ± j, uniform.  Spread = p99 - min RTT: for a uniform of width 2j that is
+    0.99 x 2j (the max is shown, not checked: one scheduling hiccup sets it).  It may
+    exceed that by the path's own spread and the engine's granularity, and fall short by
+    the sampling error of the extremes (under 0.5 ms for a thousand samples).  Nothing
+    may come back before d - j, and the median must sit at d."""
+    delay, jitter = case.impairment.delay_ms, case.impairment.jitter_ms
+    result = udp_measure(bench, case.amount(bench.quick), case.pps,
+                         UDP_WAIT_S + (delay + jitter) / 1000)
+    rtt = result["rtt_ms"]
+    added = added_rtt(bench, rtt)
+    tolerance = timing_tolerance(bench)
+    p50_tolerance = tolerance + 4 * jitter / math.sqrt(result["received"])
+    spread, expected = rtt["p99"] - rtt["min"], 0.99 * 2 * jitter
+    spread_range = (expected - 0.5, expected + tolerance)
+    ok = (spread_range[0] <= spread <= spread_range[1] and rtt["min"] >= delay - jitter
+          and abs(added["p50"] - delay) <= p50_tolerance)
+    return row(bench, case,
+               observed=f"spread {ms(spread)} ({rtt['min']:.1f}..{rtt['p99']:.1f}; "
+                        f"max {rtt['max']:.1f}), p50 +{added['p50']:.1f}",
+               accepted=f"spread {spread_range[0]:.1f}..{spread_range[1]:.1f}, "
+                        f"min ≥ {delay - jitter:g}, p50 +{delay:g} ± {p50_tolerance:.1f}",
+               ok=ok, samples=f"{result['received']:,} RTTs",
+               data={"configured_ms": delay, "configured_jitter_ms": jitter,
+                     "spread_p99_minus_min_ms": spread, "expected_spread_ms": expected,
+                     "accept_spread_ms": list(spread_range), "added_ms": added,
+                     "p50_tolerance_ms": p50_tolerance, "result": result})
+
+
+def measure_duplicate(bench: Bench, case: Case) -> Row:
+    """Each request that reaches the server is copied with chance p; both are echoed."""
+    p = case.impairment.duplicate / 100
+    result = udp_measure(bench, case.amount(bench.quick), case.pps)
+    n, dup = result["received"], result["duplicated"]
+    lo, hi, ok = binomial_check(dup, n, p)
+    return row(bench, case, observed=f"{pct(dup / n)} duplicated",
+               accepted=f"{pct_range(lo / n, hi / n)}", ok=ok, samples=f"{n:,} UDP",
+               data={"configured": p, "observed": dup / n, "accept_duplicated": [lo, hi],
+                     "result": result})
+
+
+def engine_queue(bench: Bench) -> str:
+    """The engine's queue number for LINK, as its stats name it."""
+    for link in bench.router.plan.engine_config["links"]:
+        if link["link"] == str(LINK):
+            return str(link["queue"])
+    raise BenchError(f"the engine has no queue for {LINK}")
+
+
+def measure_reorder(bench: Bench, case: Case) -> Row:
+    """netem semantics: a share r goes at once, the rest wait ``delay``.  udp-measure
+    counts a datagram reordered when a later one arrived first, i.e. a delayed datagram
+    with at least one of its k followers (those sent within the delay) sent at once:
+    a share (1 - r)(1 - (1 - r)^k).  The engine's own count of packets it sent at once
+    is the direct view of r; both must be in their intervals."""
+    r, delay = case.impairment.reorder / 100, case.impairment.delay_ms
+    queue = engine_queue(bench)
+    before = bench.router.engine_stats()["queues"][queue]
+    result = udp_measure(bench, case.amount(bench.quick), case.pps, UDP_WAIT_S + delay / 1000)
+    after = bench.router.engine_stats()["queues"][queue]
+    n, reordered = result["sent"], result["reordered"]
+    k = math.ceil(delay / 1000 * case.pps) - 1
+    expected = (1 - r) * (1 - (1 - r) ** k)
+    lo, hi, udp_ok = binomial_check(reordered, n, expected)
+    at_once, seen = after["reordered"] - before["reordered"], after["seen"] - before["seen"]
+    e_lo, e_hi, engine_ok = binomial_check(at_once, seen, r)
+    return row(bench, case,
+               observed=f"{pct(reordered / n)} reordered "
+                        f"(engine: {pct(at_once / seen)} sent at once)",
+               accepted=f"{pct_range(lo / n, hi / n)} (model {pct(expected)}; "
+                        f"engine {pct_range(e_lo / seen, e_hi / seen)})",
+               ok=udp_ok and engine_ok, samples=f"{n:,} UDP",
+               data={"configured": r, "delay_ms": delay, "followers_k": k,
+                     "expected_reordered": expected, "observed_reordered": reordered / n,
+                     "accept_reordered": [lo, hi], "engine_sent_at_once": at_once,
+                     "engine_seen": seen, "accept_engine_at_once": [e_lo, e_hi],
+                     "result": result})
+
+
+def measure_corrupt(bench: Bench, case: Case) -> Row:
+    """The engine flips one bit after the IP header and leaves the checksum, as netem
+    does: the server's UDP layer drops the datagram (a checksum error, or a bad length
+    field), so corruption shows as loss to udp-measure and nothing damaged reaches the
+    application.  The server's UDP InErrors counter shows where they went."""
+    p = case.impairment.corrupt / 100
+    queue = engine_queue(bench)
+    before, engine_before = server_udp_counters(bench), bench.router.engine_stats()["queues"][queue]
+    result = udp_measure(bench, case.amount(bench.quick), case.pps)
+    after, engine_after = server_udp_counters(bench), bench.router.engine_stats()["queues"][queue]
+    n, back = result["sent"], result["received"]
+    errors = after["InErrors"] - before["InErrors"]
+    checksum_errors = after["InCsumErrors"] - before["InCsumErrors"]
+    lo, hi, ok = binomial_check(back, n, 1 - p)
+    return row(bench, case,
+               observed=f"{pct((n - back) / n)} lost ({errors:,} UDP errors at the server, "
+                        f"{checksum_errors:,} checksum), {result['corrupted']} damaged",
+               accepted=f"{pct_range((n - hi) / n, (n - lo) / n)} lost, 0 damaged",
+               ok=ok and result["corrupted"] == 0, samples=f"{n:,} UDP",
+               data={"configured": p, "observed_loss": (n - back) / n,
+                     "accept_received": [lo, hi], "server_udp_errors": errors,
+                     "server_checksum_errors": checksum_errors,
+                     "engine_corrupted": engine_after["corrupted"] - engine_before["corrupted"],
+                     "engine_seen": engine_after["seen"] - engine_before["seen"],
+                     "result": result})
+
+
+def measure_rate(bench: Bench, case: Case) -> Row:
+    """TCP goodput through htb.  htb counts whole frames, so the ceiling is the rate
+    times the payload share of a full frame (1448 of 1514 bytes).  htb charges a
+    packet's tokens after sending it, and TCP hands the router GSO packets of up to
+    64 KiB, so the last one can leave that much early: the upper bound allows it.
+    The lower bound is 90 % of the ceiling."""
+    rate_mbit = case.impairment.rate_kbit / 1000
+    seconds = case.amount(bench.quick)
+    nbytes = int(rate_mbit * 1e6 / 8 * seconds)
+    result = tcp_measure(bench, nbytes, timeout=10 * seconds + 10)
+    goodput = result["goodput_mbps"]
+    ceiling = rate_mbit * TCP_PAYLOAD_SHARE
+    low = 0.90 * ceiling
+    high = ceiling * nbytes / (nbytes - GSO_MAX_BYTES)
+    return row(bench, case,
+               observed=f"{goodput:.2f} Mbit/s ({100 * goodput / rate_mbit:.1f} %)",
+               accepted=f"{low:.2f}..{high:.2f} Mbit/s",
+               ok=low <= goodput <= high, samples=f"{nbytes / 1e6:.2g} MB TCP",
+               data={"configured_mbps": rate_mbit, "goodput_mbps": goodput,
+                     "ceiling_mbps": ceiling, "accept_mbps": [low, high], "result": result})
+
+
+# --- what is measured --------------------------------------------------------------------
+
+UDP = (10_000, 2_000)     # datagrams (full, quick) for counting cases
+RTT = (5_000, 1_000)      # datagrams for timing cases, at 1000/s
+
+CASES = [
+    Case("baseline", None, measure_baseline, samples=(5_000, 1_000), pps=1000),
+    Case("loss", Impairment(loss=1), measure_loss, samples=UDP),
+    Case("loss", Impairment(loss=5), measure_loss, samples=UDP),
+    Case("loss", Impairment(loss=20), measure_loss, samples=UDP),
+    Case("delay", Impairment(delay_ms=20), measure_delay, samples=RTT, pps=1000),
+    Case("delay", Impairment(delay_ms=50), measure_delay, samples=RTT, pps=1000),
+    Case("delay", Impairment(delay_ms=100), measure_delay, samples=RTT, pps=1000),
+    Case("jitter", Impairment(delay_ms=50, jitter_ms=10), measure_jitter, samples=RTT, pps=1000),
+    Case("duplicate", Impairment(duplicate=10), measure_duplicate, samples=UDP),
+    Case("reorder", Impairment(delay_ms=20, reorder=25), measure_reorder, samples=UDP, pps=2000),
+    Case("corrupt", Impairment(corrupt=10), measure_corrupt, samples=UDP, pps=2000),
+    Case("rate", Impairment(rate_kbit=1_000), measure_rate, seconds=(10.0, 3.0)),
+    Case("rate", Impairment(rate_kbit=10_000), measure_rate, seconds=(4.0, 1.5)),
+    Case("rate", Impairment(rate_kbit=50_000), measure_rate, seconds=(4.0, 1.5)),
+]
+
+
+# --- running it --------------------------------------------------------------------------
+
+
+def run_case(bench: Bench, case: Case, number: int) -> Row:
+    ui.progress(f"[{number}/{len(CASES)}] {case.kind} {describe(case.impairment)}")
+    started = time.monotonic()
+    bench.router.apply({LINK: case.impairment} if case.impairment else {})
+    result = case.measure(bench, case)
+    mark = {True: "ok", False: "OUTSIDE", None: ""}[result.ok]
+    ui.progress(f"      {result.observed}  {mark}  ({time.monotonic() - started:.1f} s)")
+    return result
+
+
+def measure_all(lab: DockerLab, quick: bool) -> list:
+    with RouterImpairments(lab, progress=ui.progress) as router:
+        bench = Bench(lab, router, quick)
+        return [run_case(bench, case, i) for i, case in enumerate(CASES, 1)]
+
+
+def run_all(quick: bool, attempts: int = 3) -> list:
+    """Bring up the lab, measure, remove it.  Subnets are chosen before they are
+    created, so a lab another process brings up meanwhile can take one first
+    ("Pool overlaps"): then choose again."""
+    spec = LabSpec(lab=f"bench-fid-{os.getpid() % 100000}", clients=1,
+                   client_command=("host-role", "client", "--no-demo"))
+    for attempt in range(1, attempts + 1):
+        ui.progress(f"bringing up lab {spec.lab} (client1 -> router -> server)")
+        lab_is_up = False
+        try:
+            with DockerLab.plan(spec) as lab:
+                lab_is_up = True
+                rows = measure_all(lab, quick)
+                ui.progress(f"removing lab {spec.lab}")
+            return rows
+        except docker.errors.APIError as exc:
+            if lab_is_up or "overlaps" not in str(exc) or attempt == attempts:
+                raise
+            ui.progress("a subnet was taken meanwhile by another lab: choosing again")
+    raise AssertionError("unreachable")
+
+
+def print_table(rows: list, title: str) -> None:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                  caption="accepted: counts: exact binomial 99 % interval; times: tolerance "
+                          "from the baseline's spread and the engine's 1 ms granularity; rate: "
+                          "90 % of the payload share (1448/1514) of the rate, up to one 64 KiB "
+                          "GSO packet early",
+                  caption_justify="left")
+    for name in ("kind", "backend", "configured"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("observed")
+    table.add_column("accepted")
+    table.add_column("ok", no_wrap=True)
+    table.add_column("samples", no_wrap=True, justify="right")
+    marks = {True: "✓", False: "✗", None: ""}
+    for r in rows:
+        table.add_row(r.kind, r.backend, r.configured, r.observed, r.accepted, marks[r.ok],
+                      r.samples)
+    ui.out.print(table)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer samples: about half a minute (full: under two minutes)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C
+    started = time.monotonic()
+    try:
+        rows = run_all(args.quick)
+    except (LabError, UnsupportedImpairment, docker.errors.DockerException) as exc:
+        ui.err.print(f"[bold red]fidelity: error:[/bold red] {exc}", soft_wrap=True)
+        if getattr(exc, "hint", ""):
+            ui.err.print(f"  [yellow]fix:[/yellow] {exc.hint}")
+        return 2
+    except KeyboardInterrupt:
+        ui.err.print("fidelity: interrupted (lab removed)")
+        return 130
+    elapsed = time.monotonic() - started
+    mode = "quick" if args.quick else "full"
+    if args.json:
+        ui.print_json({"mode": mode, "confidence": CONFIDENCE, "link": str(LINK),
+                       "elapsed_s": round(elapsed, 1), "rows": [asdict(r) for r in rows]})
+    else:
+        print_table(rows, f"Impairment fidelity on {LINK} ({mode} run, {elapsed:.0f} s)")
+        failed = sum(r.ok is False for r in rows)
+        ui.out.print(f"{sum(r.ok is True for r in rows)} of {sum(r.ok is not None for r in rows)} "
+                     f"within their acceptance range" + (f"; {failed} outside" if failed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

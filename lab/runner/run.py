@@ -22,6 +22,7 @@ from .. import engine
 from ..errors import LabError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Impairment, Link
+from ..impairments.router import EngineDied
 from ..report.model import ExpectationResult, RunReport
 from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
                         WaitStep)
@@ -115,7 +116,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         timeline = Timeline(scenario, lab, router, say)
         try:
             timeline.play()
-        except RunError as exc:
+        except (RunError, EngineDied) as exc:
             report.errors.append(str(exc))
         finally:
             timeline.finish()
@@ -124,8 +125,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
             if scenario.capture:
                 for name, data in router.stop_capture().items():
                     folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-            report.errors += router.final_errors()
-            folder.write_json("engine.json", router.engine_stats())
+            _engine_report(router, folder, report.errors)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:
@@ -137,6 +137,19 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     report.expectations = evaluate(scenario, report.results)
     folder.write_json("results.json", report.as_dict())
     return report
+
+
+def _engine_report(router, folder: RunFolder, errors: list[str]) -> None:
+    """Save the impairment engine's counters. A death during the run is a run error
+    (once), since its links then passed packets unimpaired: it fails open."""
+    running = None
+    if router.engine_pid is not None:
+        try:
+            running = router.engine_stats()
+        except EngineDied as exc:
+            if str(exc) not in errors:
+                errors.append(str(exc))
+    folder.write_json("engine.json", {"running": running, "stopped": router.engine_final_stats})
 
 
 def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[ExpectationResult]:

@@ -128,8 +128,9 @@ class StepProcess:
     def signal(self, sig: str) -> None:
         """Send SIGTERM/SIGKILL to the step's whole process group on its host."""
         api = engine.client().api
-        script = f'[ -f {self.pid_file} ] && kill -{sig} -- -$(cat {self.pid_file}) 2>/dev/null; true'
-        exec_id = api.exec_create(self.container_id, ["sh", "-c", script])["Id"]
+        # dash's kill takes no `--`: a negative pid right after the signal is the group.
+        script = 'pgid=$(cat "$1" 2>/dev/null) && kill -"$2" -"$pgid" 2>/dev/null; true'
+        exec_id = api.exec_create(self.container_id, ["sh", "-c", script, "sh", self.pid_file, sig])["Id"]
         api.exec_start(exec_id)
         if self.running:
             self.outcome.ended_by = self.outcome.ended_by or sig

@@ -40,6 +40,7 @@ HTB = "tc htb"
 TBF = "tc tbf"
 
 NFT_TABLE = "socketlab"
+NFT_GUARD_TABLE = "socketlab_guard"   # only while a change to a partitioned link is made
 NFT_FAMILIES = ("ip", "ip6")
 NFT_CHAIN = "impair"          # not "fwd": that is an nftables keyword
 NUMGEN_MOD = 1_000_000        # numgen resolution: 0.0001 %
@@ -92,6 +93,7 @@ class Plan:
     clear: Tuple[Command, ...] = ()
     engine_config: Optional[dict] = None
     backends: Mapping[Link, Mapping[str, str]] = field(default_factory=dict)
+    cut: Tuple[Tuple[str, str], ...] = ()   # (in, out) interfaces of partitioned links
 
     @property
     def needs_engine(self) -> bool:
@@ -106,9 +108,31 @@ def transition(old: Optional[Plan], new: Plan) -> Tuple[Command, ...]:
     """Commands to move the router from ``old`` (None: nothing installed) to ``new``.
 
     Clear-then-apply: between the two, for the few milliseconds the commands take, packets
-    pass unimpaired.  Packets the engine already holds keep their release times.
+    pass unimpaired.  Packets the engine already holds keep their release times.  Except
+    on a link cut before or after: a guard table drops its packets from before the clear
+    until after the apply, so a partition starts and ends exactly between two packets
+    (a TCP sender cannot slip a burst through the gap).
     """
-    return (old.clear if old else ()) + new.apply
+    cut = sorted(set(old.cut if old else ()) | set(new.cut))
+    body = (old.clear if old else ()) + new.apply
+    if not cut:
+        return body
+    return (Command(("nft", "-f", "-"), stdin=guard_ruleset(cut)),) + body + guard_removal()
+
+
+def guard_ruleset(cut: Sequence[Tuple[str, str]]) -> str:
+    """A table that drops what goes from each in-interface to its out-interface."""
+    lines = []
+    for family in NFT_FAMILIES:
+        lines += [f"table {family} {NFT_GUARD_TABLE} {{", f"\tchain {NFT_CHAIN} {{",
+                  "\t\ttype filter hook forward priority filter + 5; policy accept;"]
+        lines += [f"\t\tiifname {_nft_quoted(i)} oifname {_nft_quoted(o)} drop" for i, o in cut]
+        lines += ["\t}", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def guard_removal() -> Tuple[Command, ...]:
+    return tuple(Command(("nft", "delete", "table", family, NFT_GUARD_TABLE)) for family in NFT_FAMILIES)
 
 
 # -- choosing a backend ---------------------------------------------------------------------
@@ -486,5 +510,7 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     if builder.engine_links:
         engine_config = {"version": 1, "queue_maxlen": ENGINE_QUEUE_MAXLEN,
                          "links": builder.engine_links}
+    cut = tuple((ifnames[link.src], ifnames[link.dst])
+                for link, kinds in backends.items() if "partition" in kinds)
     return Plan(apply=tuple(apply), clear=tuple(clear), engine_config=engine_config,
-                backends=backends)
+                backends=backends, cut=cut)

@@ -43,7 +43,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from ..errors import LabError
 from ..topology.docker_lab import DockerLab, ExecResult, exec_in
-from .backends import NFT_TABLE, Command, Plan, plan, transition
+from .backends import NFT_GUARD_TABLE, NFT_TABLE, Command, Plan, plan, transition
 from .model import Capabilities, Impairment, Link
 
 WORK_DIR = "/run/socketlab-impair"
@@ -371,26 +371,26 @@ class RouterImpairments:
         for line in self.run(["iptables", "-w", "-S", "FORWARD"]).stdout.splitlines():
             if "-j NFQUEUE" in line and line.startswith("-A "):
                 self.run(["iptables", "-w", "-D"] + shlex.split(line)[1:])
-        for family in self._nft_tables():
-            self.run(["nft", "delete", "table", family, NFT_TABLE])
+        for family, table in self._nft_tables():
+            self.run(["nft", "delete", "table", family, table])
         defaults = self._default_qdiscs or {}
         for ifname, kind in self.root_qdiscs().items():
             if kind not in ("noqueue", defaults.get(ifname, "noqueue")):
                 self.run(["tc", "qdisc", "del", "dev", ifname, "root"])
 
-    def _nft_tables(self) -> List[str]:
-        """Families that have a table named socketlab."""
-        families = []
+    def _nft_tables(self) -> List[Tuple[str, str]]:
+        """(family, name) of our tables: the impairments', and a transition's guard."""
+        tables = []
         for line in self.run(["nft", "list", "tables"]).stdout.splitlines():
             words = line.split()
-            if len(words) == 3 and words[0] == "table" and words[2] == NFT_TABLE:
-                families.append(words[1])
-        return families
+            if len(words) == 3 and words[0] == "table" and words[2] in (NFT_TABLE, NFT_GUARD_TABLE):
+                tables.append((words[1], words[2]))
+        return tables
 
     def leftovers(self) -> List[str]:
         """What impairment state is on the router now (empty: none): socketlab nft
         tables, NFQUEUE rules in FORWARD, non-default root qdiscs, a running engine."""
-        left = [f"nft table {family} {NFT_TABLE}" for family in self._nft_tables()]
+        left = [f"nft table {family} {table}" for family, table in self._nft_tables()]
         left += [f"iptables {line}" for line in
                  self.run(["iptables", "-w", "-S", "FORWARD"]).stdout.splitlines()
                  if "NFQUEUE" in line]

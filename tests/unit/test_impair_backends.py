@@ -229,6 +229,23 @@ def test_transition_clears_the_old_state_then_applies_the_new():
     assert transition(None, new) == new.apply
 
 
+def test_a_cut_link_stays_cut_while_the_router_changes():
+    """Partition and heal: a guard drops the link's packets from before the old state is
+    cleared until the new one is in place, so no burst slips through the gap."""
+    shaped = plan({C2S: Impairment(rate_kbit=1000)}, IFNAMES, NO_NETEM)
+    cut = plan({C2S: Impairment(rate_kbit=1000, partition=True)}, IFNAMES, NO_NETEM)
+    assert cut.cut == (("eth0", "eth1"),) and shaped.cut == ()
+    for old, new in ((shaped, cut), (cut, shaped)):
+        commands = transition(old, new)
+        assert commands[1:-2] == old.clear + new.apply
+        guard = commands[0]
+        assert guard.argv == ("nft", "-f", "-")
+        assert 'iifname "eth0" oifname "eth1" drop' in guard.stdin
+        assert "table ip socketlab_guard" in guard.stdin and "table ip6 socketlab_guard" in guard.stdin
+        assert [c.argv for c in commands[-2:]] == [("nft", "delete", "table", "ip", "socketlab_guard"),
+                                                   ("nft", "delete", "table", "ip6", "socketlab_guard")]
+
+
 def test_backend_table_is_json_friendly():
     p = plan({C2S: Impairment(loss=1)}, IFNAMES, NO_NETEM)
     assert p.backend_table() == {"clients->servers": {"loss": "nftables numgen"}}

@@ -135,8 +135,10 @@ def exchange(args, result):
     try:
         sock.settimeout(args.timeout)
         t0 = time.monotonic()
-        sock.connect(remote)
-        result["connect_ms"] = common.ms(time.monotonic() - t0)
+        try:
+            sock.connect(remote)
+        finally:  # also when it fails: a refusal comes at once, a lost SYN times out
+            result["connect_ms"] = common.ms(time.monotonic() - t0)
         common.set_address(result, "local", sock.getsockname())
         line = transfer(sock, args, block, result)
     finally:

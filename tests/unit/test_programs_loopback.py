@@ -401,6 +401,7 @@ def test_tcp_client_connection_refused():
     assert rc == 1
     assert result["error"] == "ECONNREFUSED" and result["received"] is None
     assert result["message"]
+    assert result["connect_ms"] is not None  # how long the refused connect() took
 
 
 def test_tcp_client_refused_human_output_goes_to_stderr():
@@ -580,6 +581,7 @@ def test_tcp_measure_zero_bytes(procs):
 def test_tcp_measure_connection_refused():
     rc, result = run_json("tcp_measure", "--host", LOCAL, "--port", free_port(), "--bytes", 1000)
     assert (rc, result["error"], result["sha256_match"]) == (1, "ECONNREFUSED", False)
+    assert result["connect_ms"] is not None
 
 
 def test_stream_header_split_across_reads_is_reassembled():

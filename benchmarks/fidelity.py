@@ -414,26 +414,15 @@ def measure_all(lab: DockerLab, quick: bool) -> list:
         return [run_case(bench, case, i) for i, case in enumerate(CASES, 1)]
 
 
-def run_all(quick: bool, attempts: int = 3) -> list:
-    """Bring up the lab, measure, remove it.  Subnets are chosen before they are
-    created, so a lab another process brings up meanwhile can take one first
-    ("Pool overlaps"): then choose again."""
+def run_all(quick: bool) -> list:
+    """Bring up the lab, measure, remove it."""
     spec = LabSpec(lab=f"bench-fid-{os.getpid() % 100000}", clients=1,
                    client_command=("host-role", "client", "--no-demo"))
-    for attempt in range(1, attempts + 1):
-        ui.progress(f"bringing up lab {spec.lab} (client1 -> router -> server)")
-        lab_is_up = False
-        try:
-            with DockerLab.plan(spec) as lab:
-                lab_is_up = True
-                rows = measure_all(lab, quick)
-                ui.progress(f"removing lab {spec.lab}")
-            return rows
-        except docker.errors.APIError as exc:
-            if lab_is_up or "overlaps" not in str(exc) or attempt == attempts:
-                raise
-            ui.progress("a subnet was taken meanwhile by another lab: choosing again")
-    raise AssertionError("unreachable")
+    ui.progress(f"bringing up lab {spec.lab} (client1 -> router -> server)")
+    with DockerLab.plan(spec) as lab:
+        rows = measure_all(lab, quick)
+        ui.progress(f"removing lab {spec.lab}")
+    return rows
 
 
 def print_table(rows: list, title: str) -> None:

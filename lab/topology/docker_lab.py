@@ -75,9 +75,10 @@ def host_settings(topo: Topology, host: Host, work_dir: Path | None) -> dict:
 class DockerLab:
     """A running (or about to run) lab. Use as a context manager to always clean up."""
 
-    def __init__(self, topology: Topology, work_dir: Path | None = None):
+    def __init__(self, topology: Topology, work_dir: Path | None = None, spec: LabSpec | None = None):
         self.topology = topology
         self.work_dir = work_dir.resolve() if work_dir else None
+        self.spec = spec          # to choose subnets again if another lab takes ours first
         self.c = engine.client()
 
     @classmethod
@@ -87,8 +88,7 @@ class DockerLab:
         if find_containers(spec.lab):
             raise LabError(f"a lab named {spec.lab!r} is already up",
                            hint=f"use another --name, or `lab down {spec.lab}` first")
-        n_nets = 2 + len(spec.extra_networks)
-        return cls(spec.build(model.free_subnets(used_subnets(), n_nets)), work_dir)
+        return cls(_build_on_free_subnets(spec), work_dir, spec)
 
     def __enter__(self) -> "DockerLab":
         self.up()
@@ -103,9 +103,7 @@ class DockerLab:
         """Create networks and hosts, start them in order. On any failure or Ctrl-C, remove all."""
         try:
             self._check_image()
-            for net in self.topology.networks:
-                progress(f"network {network_name(self.topology.lab, net.name)} {net.subnet}")
-                self._create_network(net)
+            self._create_networks(progress)
             for host in self.topology.hosts:
                 self._create_container(host)
             # Router first (it is everyone's gateway), then servers, then the rest.
@@ -127,6 +125,22 @@ class DockerLab:
             self.c.images.get(model.IMAGE)
         except docker.errors.ImageNotFound:
             raise LabError(f"the image {model.IMAGE} is not in the engine", hint="run `lab images build`") from None
+
+    def _create_networks(self, progress, attempts: int = 3) -> None:
+        """Subnets are chosen before they are created, so a lab that another process
+        brings up meanwhile can take one first ("Pool overlaps"): then choose again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                for net in self.topology.networks:
+                    progress(f"network {network_name(self.topology.lab, net.name)} {net.subnet}")
+                    self._create_network(net)
+                return
+            except docker.errors.APIError as exc:
+                if "overlaps" not in str(exc) or self.spec is None or attempt == attempts:
+                    raise
+                progress("a subnet was taken meanwhile by another lab: choosing again")
+                remove_lab(self.topology.lab)
+                self.topology = _build_on_free_subnets(self.spec)
 
     def _create_network(self, net: model.Network) -> None:
         ipam = docker.types.IPAMConfig(pool_configs=[
@@ -174,6 +188,10 @@ class DockerLab:
 
     def exec(self, host: str, argv: list[str], user: str = "") -> ExecResult:
         return exec_in(self.container(host), argv, user)
+
+
+def _build_on_free_subnets(spec: LabSpec) -> Topology:
+    return spec.build(model.free_subnets(used_subnets(), 2 + len(spec.extra_networks)))
 
 
 def exec_in(container, argv: list[str], user: str = "") -> ExecResult:

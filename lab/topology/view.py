@@ -28,13 +28,13 @@ def running_labs() -> dict:
         lab = labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), {"hosts": {}})
         nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
         name = ctr.labels.get(LABEL_HOST) or ctr.name
+        prefix = f"{ctr.labels.get(LABEL_LAB)}-"
         lab["hosts"][name] = {
             "container": ctr.name,
             "role": ctr.labels.get(LABEL_ROLE, ctr.labels.get("com.docker.compose.service", "")),
             "state": ctr.status,
             # Network names without the lab's prefix: "clients", not "lab-clients".
-            "addresses": {net.split("-", 1)[-1] if net.startswith(f"{ctr.labels.get(LABEL_LAB)}-") else net:
-                          cfg.get("IPAddress") for net, cfg in nets.items()},
+            "addresses": {net.removeprefix(prefix): cfg.get("IPAddress") for net, cfg in nets.items()},
         }
     return labs
 

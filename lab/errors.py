@@ -9,3 +9,12 @@ class LabError(Exception):
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message)
         self.hint = hint
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """BaseException.add_note, which Python 3.9 and 3.10 lack (the notes then stay
+    in __notes__, where 3.11's tracebacks would show them)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]

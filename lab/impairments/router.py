@@ -41,7 +41,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import LabError
+from ..errors import LabError, add_note
 from ..topology.docker_lab import DockerLab, ExecResult, exec_in
 from .backends import NFT_GUARD_TABLE, NFT_TABLE, Command, Plan, plan, transition
 from .model import Capabilities, Impairment, Link
@@ -351,7 +351,7 @@ class RouterImpairments:
                 try:
                     self._reset()
                 except RouterCommandError as again:
-                    exc.add_note(f"removing what was found also failed: {again}")
+                    add_note(exc, f"removing what was found also failed: {again}")
             self.plan, self.state = None, {}
             try:
                 if self._engine is not None:
@@ -668,4 +668,4 @@ class RouterImpairments:
             if exc_type is None:
                 raise
             # An error is already on its way out: keep it, and say what cleaning up hit.
-            exc.add_note(f"and cleaning up the router's impairments failed: {cleanup_error}")
+            add_note(exc, f"and cleaning up the router's impairments failed: {cleanup_error}")

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 DEFAULT_HOST = "server"
 DEFAULT_PORT = 12000
@@ -169,6 +170,26 @@ def resolve(host, port, socktype):
 
 
 _SO_RCVBUFFORCE = 33  # Linux asm-generic value; Python does not export it
+
+
+def connect_tcp(host, port, timeout, result):
+    """A connected TCP socket to host:port, noting remote, local and connect_ms in
+    result (connect_ms also when connect() fails: a refusal comes at once, a lost
+    SYN times out). The caller closes the socket."""
+    remote = resolve(host, port, socket.SOCK_STREAM)
+    set_address(result, "remote", remote)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    t0 = time.monotonic()
+    try:
+        sock.connect(remote)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        result["connect_ms"] = ms(time.monotonic() - t0)
+    set_address(result, "local", sock.getsockname())
+    return sock
 
 
 def raise_rcvbuf(sock, nbytes):

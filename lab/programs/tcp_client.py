@@ -7,7 +7,6 @@ stream, so the lecture server's single recv(1024) may see them merged.
 """
 
 import argparse
-import socket
 import sys
 import time
 
@@ -77,17 +76,8 @@ def read_reply(sock, expected, until_eof):
 
 def exchange(args, result):
     """The lecture exchange, filling result in as far as it gets."""
-    remote = common.resolve(args.host, args.port, socket.SOCK_STREAM)
-    common.set_address(result, "remote", remote)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = common.connect_tcp(args.host, args.port, args.timeout, result)
     try:
-        sock.settimeout(args.timeout)
-        t0 = time.monotonic()
-        try:
-            sock.connect(remote)
-        finally:  # also when it fails: a refusal comes at once, a lost SYN times out
-            result["connect_ms"] = common.ms(time.monotonic() - t0)
-        common.set_address(result, "local", sock.getsockname())
         # Prompt only after connecting, like the lecture: while the user types,
         # the connection already waits in the server's accept queue.
         sentence = args.message if args.message is not None else common.read_sentence(args.json)

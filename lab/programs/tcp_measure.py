@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import json
 import random
-import socket
 import sys
 import time
 
@@ -129,17 +128,8 @@ def exchange(args, result):
     block = make_block(args.seed)
     # Hash before the clock starts, so hashing does not slow the transfer down.
     result["sha256_sent"] = stream_sha256(args.nbytes, args.seed, block)
-    remote = common.resolve(args.host, args.port, socket.SOCK_STREAM)
-    common.set_address(result, "remote", remote)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = common.connect_tcp(args.host, args.port, args.timeout, result)
     try:
-        sock.settimeout(args.timeout)
-        t0 = time.monotonic()
-        try:
-            sock.connect(remote)
-        finally:  # also when it fails: a refusal comes at once, a lost SYN times out
-            result["connect_ms"] = common.ms(time.monotonic() - t0)
-        common.set_address(result, "local", sock.getsockname())
         line = transfer(sock, args, block, result)
     finally:
         sock.close()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import engine
 from ..errors import LabError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Impairment, Link

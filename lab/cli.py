@@ -5,6 +5,7 @@ import signal
 import sys
 
 import click
+import docker.errors
 
 from . import ui
 from .errors import LabError
@@ -24,6 +25,9 @@ class LabGroup(click.Group):
         except KeyboardInterrupt:
             ui.err.print("lab: interrupted")
             sys.exit(130)
+        except docker.errors.DockerException as exc:  # what the engine refused, in its words
+            ui.err.print(f"[bold red]lab: the Docker Engine said:[/bold red] {exc}", markup=True, soft_wrap=True)
+            sys.exit(2)
 
 
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -113,18 +113,23 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         if scenario.capture:
             router.start_capture()
         timeline = Timeline(scenario, lab, router, say)
+        interrupted = False
         try:
             timeline.play()
         except (RunError, EngineDied) as exc:
             report.errors.append(str(exc))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: tear down at once (below), which ends the steps
+            interrupted = True
+            raise
         finally:
-            timeline.finish()
-            report.results = timeline.results()
-            _save_outputs(folder, timeline, lab)
-            if scenario.capture:
-                for name, data in router.stop_capture().items():
-                    folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-            _engine_report(router, folder, report.errors)
+            if not interrupted:  # finish() waits the running steps out, up to their whole timeout
+                timeline.finish()
+                report.results = timeline.results()
+                _save_outputs(folder, timeline, lab)
+                if scenario.capture:
+                    for name, data in router.stop_capture().items():
+                        folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
+                _engine_report(router, folder, report.errors)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:

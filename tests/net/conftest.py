@@ -1,6 +1,10 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,7 @@ from lab.topology.docker_lab import DockerLab, remove_lab
 from lab.topology.model import LabSpec
 
 LECTURE = Path(__file__).resolve().parents[1] / "lecture"
+LAB = Path(sys.executable).parent / "lab"  # the console script, as a user runs it
 
 
 def pytest_collection_modifyitems(items):
@@ -48,6 +53,54 @@ def idle_lab(tmp_path_factory):
                    client_command=("host-role", "idle"))
     with DockerLab.plan(spec, work) as lab:
         yield lab
+
+
+def lab_cli(*args, **kwargs) -> subprocess.Popen:
+    """`lab ARGS...` in a subprocess, through the installed console script."""
+    return subprocess.Popen([str(LAB), *map(str, args)], **kwargs)
+
+
+class Lines:
+    """A process's text stream, read on a thread, so a test can wait for a line with a
+    deadline instead of blocking on the pipe."""
+
+    def __init__(self, stream):
+        self._lines: list[str] = []
+        self._done = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        try:
+            for line in stream:
+                with self._cond:
+                    self._lines.append(line)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first line containing `text`; fails after `timeout` s or at the stream's end."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = next((line for line in self._lines if text in line), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if self._done or left <= 0:
+                    why = "the stream ended" if self._done else f"{timeout:g} s passed"
+                    raise AssertionError(f"no line with {text!r} ({why}); so far:\n{''.join(self._lines)}")
+                self._cond.wait(left)
+
+    def text(self, timeout: float = 10) -> str:
+        """Everything read; call it once the process has ended (waits for the end of the stream)."""
+        self._thread.join(timeout)
+        with self._cond:
+            return "".join(self._lines)
 
 
 def run_json(lab, host, argv):

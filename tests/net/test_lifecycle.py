@@ -1,17 +1,12 @@
 """Labs come up side by side, and leave nothing behind: by `lab down`, Ctrl-C or SIGTERM."""
 import signal
 import subprocess
-import sys
 
 import pytest
 
-from conftest import lab_name, run_json
+from conftest import Lines, lab_cli, lab_name, run_json
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
 from lab.topology.model import LabSpec
-
-
-def lab_cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-c", "from lab.cli import main; main()", *args], **kwargs)
 
 
 def test_lab_down_leaves_no_labelled_container_or_network(tmp_path):
@@ -59,16 +54,15 @@ def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig):
     name = lab_name(f"int{int(sig)}")
     up = lab_cli("up", "--name", name, "--clients", "30", "--work", str(tmp_path),
                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = Lines(up.stderr)
     try:
         # Interrupt once containers are being started: read progress, not the clock.
-        for line in up.stderr:
-            if "starting client" in line:
-                break
+        err.wait_for("starting client", timeout=120)
         assert find_containers(name), "the lab had not started creating containers"
         up.send_signal(sig)
-        _, err = up.communicate(timeout=120)
-        assert up.returncode == 130, err
-        assert "Traceback" not in err
+        up.wait(timeout=120)
+        assert up.returncode == 130, err.text()
+        assert "Traceback" not in err.text()
         assert find_containers(name) == [] and find_networks(name) == []
     finally:
         up.kill()

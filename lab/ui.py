@@ -12,7 +12,7 @@ out = Console(highlight=False)
 
 
 def progress(message: str) -> None:
-    err.print(f"[dim]•[/dim] {message}")
+    err.print(f"[dim]•[/dim] {message}", soft_wrap=True)  # a log line: never wrapped in a pipe
 
 
 def print_json(data) -> None:

@@ -84,6 +84,7 @@ class ReplyTracker:
                 exactly the uppercase echo
     unmatched:  datagrams whose seq cannot be read or is out of range
                 (counted in corrupted as well)
+    first_rtt_ms: per seq, the RTT of its first reply (None: none yet)
     """
 
     def __init__(self, count):
@@ -93,6 +94,7 @@ class ReplyTracker:
         self.received = self.duplicated = self.reordered = 0
         self.corrupted = self.unmatched = 0
         self.rtts_ms = []
+        self.first_rtt_ms = [None] * count
 
     def unreadable(self):
         self.unmatched += 1
@@ -114,9 +116,18 @@ class ReplyTracker:
         else:
             self.highest = seq
         self.rtts_ms.append(rtt_ms)
+        self.first_rtt_ms[seq] = rtt_ms
 
     def complete(self):
         return self.received >= self.count
+
+
+def timeline(send_ns, first_rtt_ms, sent):
+    """The --timeline line's data for the first `sent` datagrams: each one's send
+    time in ms since the first send, and the RTT of its first reply (None: lost)."""
+    t0 = send_ns[0] if sent else 0
+    return {"send_ms": [round((ns - t0) / 1e6, 3) for ns in send_ns[:sent]],
+            "rtt_ms": [None if rtt is None else round(rtt, 3) for rtt in first_rtt_ms[:sent]]}
 
 
 # --- the measurement --------------------------------------------------------
@@ -139,6 +150,10 @@ def build_parser():
     parser.add_argument("--connect", action="store_true",
                         help="connect() the socket so ICMP errors surface (ECONNREFUSED)")
     parser.add_argument("--seed", type=int, default=0, help="varies the padding (default: 0)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="before the result, print each datagram's send time and RTT "
+                             "(null: lost) as one JSON line: {\"timeline\": {\"send_ms\": [...], "
+                             "\"rtt_ms\": [...]}}")
     return parser
 
 
@@ -251,17 +266,17 @@ def fill_counts(result, m, t_start, t_sent, t_end):
 
 
 def exchange(args, result):
-    remote = common.resolve(args.host, args.port, socket.SOCK_DGRAM)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    m = Measurement(sock, args, remote)
+    m = Measurement(sock, args, None)
     t_start = t_sent = None
     try:
-        result["rcvbuf"] = common.raise_rcvbuf(sock, RCVBUF)
-        if args.connect:
-            sock.connect(remote)
-        sock.setblocking(False)
-        t_start = time.monotonic()
         try:
+            m.remote = common.resolve(args.host, args.port, socket.SOCK_DGRAM)
+            result["rcvbuf"] = common.raise_rcvbuf(sock, RCVBUF)
+            if args.connect:
+                sock.connect(m.remote)
+            sock.setblocking(False)
+            t_start = time.monotonic()
             m.send_all()
             t_sent = time.monotonic()
             m.collect(args.wait)
@@ -270,6 +285,8 @@ def exchange(args, result):
     finally:
         sock.close()
         fill_counts(result, m, t_start, t_sent, time.monotonic())
+    if args.timeline:  # before the result, which must stay the last JSON line
+        common.emit_json({"timeline": timeline(m.send_ns, m.tracker.first_rtt_ms, m.sent)})
 
 
 def main(argv=None) -> int:

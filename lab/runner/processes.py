@@ -70,6 +70,7 @@ class StepProcess:
     run_id: str
     outcome: Outcome = field(default_factory=Outcome)
     started_at: float = 0.0           # time.monotonic() on this machine
+    ended_at: float = 0.0             # when its output stream ended, on the same clock
     _done: threading.Event = field(default_factory=threading.Event)
     _out: list = field(default_factory=list)
     _err: list = field(default_factory=list)
@@ -103,6 +104,7 @@ class StepProcess:
             self._finish()
 
     def _finish(self) -> None:
+        self.ended_at = time.monotonic()
         stdout = b"".join(self._out).decode(errors="replace")
         stderr, status = split_status(b"".join(self._err).decode(errors="replace"))
         self.outcome.stdout, self.outcome.stderr = stdout, stderr

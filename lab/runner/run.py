@@ -22,12 +22,13 @@ from ..errors import LabError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Impairment, Link
 from ..impairments.router import EngineDied
+from ..report import plots
 from ..report.model import ExpectationResult, RunReport
 from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
                         WaitStep)
 from ..topology.docker_lab import DockerLab
 from .artifacts import RunFolder, safe_name
-from .processes import StepProcess, result_of
+from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
@@ -104,7 +105,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir)
     began = time.monotonic()
-    router = None
+    router = timeline = None
     try:
         say(f"bringing up lab {report.lab} …")
         lab.up(progress=say)
@@ -140,6 +141,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
             lab.down()
     report.expectations = evaluate(scenario, report.results)
     folder.write_json("results.json", report.as_dict())
+    if timeline is not None:
+        _save_plots(folder, scenario, timeline, say)
     return report
 
 
@@ -174,6 +177,33 @@ def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> No
             folder.write_text(f"logs/{host.name}.log", f"(no log: {exc})\n")
 
 
+def _save_plots(folder: RunFolder, scenario: Scenario, timeline: "Timeline", say) -> None:
+    """plots/STEP-HOST.png for every output with a udp-measure --timeline line. A plot
+    that fails is a warning, not a run error: the results stand without it."""
+    changes = plots.impairment_changes(scenario, timeline.applied)
+    for (step, host), proc in timeline.processes.items():
+        data = plots.find_timeline(proc.outcome.stdout)
+        if data is None:
+            continue
+        path = folder.path / "plots" / f"{safe_name(step)}-{host}.png"
+        try:
+            plots.plot_timeline(path, f"{scenario.name}: step {step} on {host}", data,
+                                start_s=_first_send_s(proc, timeline.t0), changes=changes)
+        except Exception as exc:  # any failure to draw: say so, and go on
+            say(f"warning: no plot for {step} on {host}: {type(exc).__name__}: {exc}")
+
+
+def _first_send_s(proc: StepProcess, t0: float) -> float:
+    """When udp-measure sent its first datagram, in seconds from t0: its output's end less
+    its own duration_s. Its start (proc.started_at) is no good: step-exec's and Python's
+    start-up inside the container come between, 0.1-0.6 s on a busy machine; the end is
+    late only by the program's exit, a few tens of ms."""
+    duration = last_json_object(proc.outcome.stdout).get("duration_s")
+    if isinstance(duration, (int, float)) and proc.ended_at:
+        return proc.ended_at - t0 - duration
+    return proc.started_at - t0
+
+
 class Timeline:
     """Plays a scenario's events on a running lab."""
 
@@ -181,6 +211,7 @@ class Timeline:
         self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
         self.state = dict(scenario.impairments)
         self.processes: dict[tuple[str, str], StepProcess] = {}
+        self.applied: dict[str, tuple[float, float]] = {}   # impairment step -> when applied (from t0)
         self.t0 = 0.0
         self._runs = 0
 
@@ -237,7 +268,9 @@ class Timeline:
         elif isinstance(step, (ImpairStep, PartitionStep, HealStep)):
             self.state = merge_state(self.state, step.impairments)
             self.log(f"{step.name}: {step.kind} {', '.join(str(l) for l in step.impairments)}")
+            began = self.now()
             self.router.apply(dict(self.state))
+            self.applied[step.name] = (began, self.now())
         elif isinstance(step, SignalStep):
             for target in step.targets:
                 self._signal(target, step.action)

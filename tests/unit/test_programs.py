@@ -206,6 +206,22 @@ def test_tracker_in_order_has_no_reordering():
     assert not tracker.complete()
 
 
+def test_tracker_keeps_the_first_rtt_of_each_seq():
+    tracker = udp_measure.ReplyTracker(count=4)
+    tracker.record(2, True, 5.0)
+    tracker.record(0, False, 7.5)   # corrupted still came back
+    tracker.record(2, True, 9.0)    # a duplicate does not replace the first RTT
+    assert tracker.first_rtt_ms == [7.5, None, 5.0, None]
+
+
+def test_timeline_is_relative_to_the_first_send_and_null_for_lost():
+    send_ns = [1_000_000_000, 1_005_000_400, 1_010_123_456, 0]  # the 4th was never sent
+    rtts = [0.12345, None, 20.0004, None]
+    assert udp_measure.timeline(send_ns, rtts, sent=3) == {
+        "send_ms": [0.0, 5.0, 10.123], "rtt_ms": [0.123, None, 20.0]}
+    assert udp_measure.timeline([0, 0], [None, None], sent=0) == {"send_ms": [], "rtt_ms": []}
+
+
 # --- tcp-measure data -------------------------------------------------------------
 
 def test_stream_data_does_not_depend_on_chunk_size():

@@ -502,6 +502,41 @@ def test_udp_measure_loopback_delivers_everything(procs):
     assert result["duration_s"] >= result["send_duration_s"]
 
 
+def test_udp_measure_timeline_comes_before_the_result(procs):
+    """--timeline adds one JSON line before the result, which stays the last one
+    (the runner's result); a datagram the server never answered is null there."""
+    count = 50
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOCAL, 0))
+    sock.settimeout(RUN_TIMEOUT)
+
+    def serve():  # an echo that ignores every tenth datagram
+        for _ in range(count):
+            data, peer = sock.recvfrom(65535)
+            if udp_measure.parse_reply(data)[0] % 10 != 4:
+                sock.sendto(data.upper(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        done = run(program("udp_measure", "--host", LOCAL, "--port", sock.getsockname()[1],
+                           "--count", count, "--rate", 500, "--wait", 0.5, "--timeline"))
+    finally:
+        thread.join(RUN_TIMEOUT)
+        sock.close()
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 2, (done.stdout, done.stderr)
+    timeline, result = json.loads(lines[0])["timeline"], json.loads(lines[1])
+    assert result["program"] == "udp-measure" and result["lost"] == 5
+    send, rtt = timeline["send_ms"], timeline["rtt_ms"]
+    assert len(send) == len(rtt) == count
+    assert send[0] == 0.0 and send == sorted(send)
+    assert send[-1] >= (count - 1) / 500 * 1000 - 1   # paced at 500/s: 2 ms apart
+    assert [i for i, r in enumerate(rtt) if r is None] == [4, 14, 24, 34, 44]
+    assert all(r > 0 for r in rtt if r is not None)
+    assert min(r for r in rtt if r is not None) == result["rtt_ms"]["min"]
+
+
 def test_udp_measure_against_misbehaving_echo():
     """An in-test echo server that duplicates, corrupts and reorders on
     purpose: the counts must come out exactly."""

@@ -107,8 +107,8 @@ class Plan:
 def transition(old: Optional[Plan], new: Plan) -> Tuple[Command, ...]:
     """Commands to move the router from ``old`` (None: nothing installed) to ``new``.
 
-    Clear-then-apply: between the two, for the few milliseconds the commands take, packets
-    pass unimpaired.  Packets the engine already holds keep their release times.  Except
+    Clear-then-apply: between the two, for the few milliseconds the commands take (the
+    router runs them as one script), packets pass unimpaired.  Packets the engine already holds keep their release times.  Except
     on a link cut before or after: a guard table drops its packets from before the clear
     until after the apply, so a partition starts and ends exactly between two packets
     (a TCP sender cannot slip a burst through the gap).

@@ -131,6 +131,25 @@ class _Process:
     result_file: str = ""   # what it produces (a capture's pcap)
 
 
+BATCH_MARK = "SOCKETLAB-COMMAND "
+
+
+def batch_script(argvs: Sequence[Sequence[str]]) -> str:
+    """A shell script running each argv in turn and stopping at the first failure; each
+    command is announced on stderr first, so the failure can be told apart (pure)."""
+    return "\n".join(f"echo '{BATCH_MARK}{i}' >&2\n{shlex.join(argv)} || exit $?"
+                     for i, argv in enumerate(argvs)) + "\n"
+
+
+def failed_command(stderr: str) -> Tuple[int, str]:
+    """(index of the command that failed, its own stderr) from a batch_script's stderr."""
+    _before, mark, after = stderr.rpartition(BATCH_MARK)
+    if not mark:
+        return 0, stderr
+    number, _, own = after.partition("\n")
+    return int(number), own
+
+
 class RouterImpairments:
     """Impairments on one running lab's router.  See the module docstring."""
 
@@ -167,33 +186,62 @@ class RouterImpairments:
 
         A ``Command`` with stdin (an nftables ruleset) is written to a file in the router
         and the command's ``-`` argument is replaced by that file's path."""
-        if isinstance(command, Command):
+        argv = self._argv_with_files([command])[0]
+        result = exec_in(self.container, argv)
+        if result.exit_code != 0:
+            raise RouterCommandError(command, result)
+        return result
+
+    def run_all(self, commands: Sequence[Command]) -> None:
+        """Run ``commands`` in order in ONE exec, stopping at the first that fails (raised
+        as RouterCommandError for that command).  A docker exec costs about 0.1 s and a
+        change of impairments is a dozen commands: one by one, a step's change would take
+        effect a second or more after its time."""
+        if not commands:
+            return
+        script = batch_script(self._argv_with_files(commands))
+        result = exec_in(self.container, ["sh", "-c", script])
+        if result.exit_code != 0:
+            index, stderr = failed_command(result.stderr)
+            raise RouterCommandError(commands[index], ExecResult(result.exit_code, result.stdout, stderr))
+
+    def _argv_with_files(self, commands: Sequence[Union[Command, Sequence[str]]]) -> List[List[str]]:
+        """Each command's argv, with its stdin (if any) written to a file in the router,
+        all files in one write."""
+        argvs, files = [], {}
+        for command in commands:
+            if not isinstance(command, Command):
+                argvs.append(list(command))
+                continue
             argv = list(command.argv)
             if command.stdin is not None:
                 if "-" not in argv:
                     raise ValueError(f"{command}: stdin given but no '-' argument to read it")
                 self._files += 1
                 path = f"{WORK_DIR}/stdin-{self._files}"
-                self.put_file(path, command.stdin.encode())
+                files[path] = command.stdin.encode()
                 argv[argv.index("-")] = path
-        else:
-            argv = list(command)
-        result = exec_in(self.container, argv)
-        if result.exit_code != 0:
-            raise RouterCommandError(command, result)
-        return result
+            argvs.append(argv)
+        if files:
+            self.put_files(WORK_DIR, files)
+        return argvs
 
     def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         """Write one file into the router (its directory is created if missing)."""
-        directory, _, name = path.rpartition("/")
+        directory, _, _name = path.rpartition("/")
+        self.put_files(directory, {path: data}, mode)
+
+    def put_files(self, directory: str, files: Mapping[str, bytes], mode: int = 0o600) -> None:
+        """Write files (full paths, all in ``directory``) into the router at once."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
+            for path, data in files.items():
+                info = tarfile.TarInfo(path.rpartition("/")[2])
+                info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+                tar.addfile(info, io.BytesIO(data))
         self._mkdir(directory)
         if not self.container.put_archive(directory, buf.getvalue()):
-            raise RouterImpairmentError(f"could not write {path} into the router")
+            raise RouterImpairmentError(f"could not write {', '.join(files)} into the router")
 
     def _mkdir(self, directory: str) -> None:
         if directory not in self._dirs:
@@ -298,8 +346,7 @@ class RouterImpairments:
                 else:
                     self._reload_engine()
             try:
-                for command in transition(old, new):
-                    self.run(command)
+                self.run_all(transition(old, new))
             except BaseException:
                 self._dirty = True
                 raise
@@ -342,8 +389,7 @@ class RouterImpairments:
             failure: Optional[RouterCommandError] = None
             try:
                 if self.plan is not None and not self._dirty:
-                    for command in self.plan.clear:
-                        self.run(command)
+                    self.run_all(self.plan.clear)
                 else:
                     self._reset()
             except RouterCommandError as exc:

@@ -5,6 +5,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 err = Console(stderr=True, highlight=False)
@@ -12,7 +13,8 @@ out = Console(highlight=False)
 
 
 def progress(message: str) -> None:
-    err.print(f"[dim]•[/dim] {message}", soft_wrap=True)  # a log line: never wrapped in a pipe
+    # Plain text (a step's command may hold "[0-9]"), and a log line: never wrapped in a pipe.
+    err.print(f"[dim]•[/dim] {escape(message)}", soft_wrap=True)
 
 
 def print_json(data) -> None:

@@ -12,7 +12,8 @@ import pytest
 from lab.topology.docker_lab import DockerLab, remove_lab
 from lab.topology.model import LabSpec
 
-LECTURE = Path(__file__).resolve().parents[1] / "lecture"
+ROOT = Path(__file__).resolve().parents[2]
+LECTURE = ROOT / "tests" / "lecture"
 LAB = Path(sys.executable).parent / "lab"  # the console script, as a user runs it
 
 
@@ -58,6 +59,15 @@ def idle_lab(tmp_path_factory):
 def lab_cli(*args, **kwargs) -> subprocess.Popen:
     """`lab ARGS...` in a subprocess, through the installed console script."""
     return subprocess.Popen([str(LAB), *map(str, args)], **kwargs)
+
+
+def lab_run_json(paths, tmp_path, work=None) -> tuple[int, dict, str]:
+    """`lab run PATHS --json` as an instructor runs it: (exit code, report, stderr)."""
+    work = work or tmp_path / "work"
+    done = subprocess.run([str(LAB), "run", *map(str, paths), "--json", "--runs-dir", str(tmp_path / "runs"),
+                           "--work", str(work)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout), done.stderr
 
 
 class Lines:

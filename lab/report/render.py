@@ -15,6 +15,15 @@ def short(value, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def observed_text(value, width: int = 30) -> str:
+    """What an expectation saw; per-host values that all agree are shown once."""
+    if isinstance(value, dict) and len(value) > 1:
+        values = {json.dumps(v, sort_keys=True, default=str) for v in value.values()}
+        if len(values) == 1:
+            return short(f"{len(value)} hosts: {values.pop()}", width)
+    return short(value, width)
+
+
 def print_report(report: RunReport) -> None:
     verdict = "[bold green]PASSED[/bold green]" if report.passed else "[bold red]FAILED[/bold red]"
     table = Table(title=f"{report.scenario}: {verdict}  ({report.duration_s:.1f} s)", title_justify="left")
@@ -22,7 +31,7 @@ def print_report(report: RunReport) -> None:
         table.add_column(col, overflow="fold")
     for e in report.expectations:
         mark = "[green]✓[/green]" if e.passed else "[red]✗[/red]"
-        table.add_row(mark, e.text, short(e.observed, 30), short(e.detail, 70))
+        table.add_row(mark, e.text, observed_text(e.observed), short(e.detail, 70))
     ui.out.print(table)
     for error in report.errors:
         ui.out.print(f"[red]run error:[/red] {error}", markup=True, soft_wrap=True)

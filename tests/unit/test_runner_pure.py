@@ -94,3 +94,11 @@ def test_junit_has_a_failure_per_failed_expectation():
     assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
     assert [c.find("failure") is not None for c in suite.findall("testcase")] == [False, True, False]
     assert report.exit_code == 1
+
+
+def test_per_host_values_that_agree_are_shown_once():
+    from lab.report.render import observed_text
+    assert observed_text({"client1": "HI", "client2": "HI", "client3": "HI"}) == '3 hosts: "HI"'
+    assert observed_text({"client1": 1, "client2": 2}) == '{"client1": 1, "client2": 2}'
+    assert observed_text({"client1": None}) == '{"client1": null}'
+    assert observed_text(0.93) == "0.93"

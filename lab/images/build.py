@@ -45,15 +45,26 @@ def build_all(offline: bool = False) -> list[BuiltImage]:
 
 
 def remove_all() -> list[str]:
-    """Remove every socketlab image (host and offline bases) from the engine."""
+    """Remove every socketlab image (host, offline bases, and earlier builds that a
+    rebuild left untagged) from the engine; they all carry the org.socketlab label."""
     c = engine.client()
     removed = []
-    for img in c.images.list():
-        tags = [t for t in img.tags if t.split(":")[0] in ("socketlab-host", d.BASE_REPOSITORY)]
-        for tag in tags:
-            c.images.remove(tag, force=True)
-            removed.append(tag)
+    images = c.images.list(filters={"label": "org.socketlab=1"})
+    # Newest first: a host image must go before the base it was built on.
+    for img in sorted(images, key=lambda i: i.attrs["Created"], reverse=True):
+        c.images.remove(img.id, force=True)
+        removed.append(", ".join(img.tags) or img.short_id.removeprefix("sha256:"))
     return removed
+
+
+def _remove_replaced(image_id: str) -> None:
+    """Remove the host image a rebuild replaced, unless a container still uses it
+    (a lab that is up): then the engine refuses, and `lab images remove` takes it later."""
+    try:
+        engine.client().images.remove(image_id)
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: in use by a container
+            raise
 
 
 def _official_base() -> BuiltImage | None:
@@ -133,10 +144,12 @@ def _host_image(base: BuiltImage) -> BuiltImage:
     files = d.context_files()
     digest = d.context_digest(files, base.id)
     started = time.monotonic()
+    previous = None
     try:
         img = c.images.get(d.HOST_IMAGE)
         if img.labels.get(DIGEST_LABEL) == digest:
             return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], 0.0, "up to date")
+        previous = img.id
     except docker.errors.ImageNotFound:
         pass
     ui.progress(f"building {d.HOST_IMAGE} on {base.tag} …")
@@ -154,6 +167,8 @@ def _host_image(base: BuiltImage) -> BuiltImage:
             if text.startswith("Step "):
                 ui.progress(f"  {text[:100]}")
     img = c.images.get(d.HOST_IMAGE)
+    if previous and previous != img.id:
+        _remove_replaced(previous)
     return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], time.monotonic() - started, "built")
 
 

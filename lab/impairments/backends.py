@@ -93,7 +93,7 @@ class Plan:
     clear: Tuple[Command, ...] = ()
     engine_config: Optional[dict] = None
     backends: Mapping[Link, Mapping[str, str]] = field(default_factory=dict)
-    cut: Tuple[Tuple[str, str], ...] = ()   # (in, out) interfaces of partitioned links
+    cut: Tuple[Tuple[str, str], ...] = ()   # (in, out) interfaces of links nftables partitions
 
     @property
     def needs_engine(self) -> bool:
@@ -510,7 +510,8 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     if builder.engine_links:
         engine_config = {"version": 1, "queue_maxlen": ENGINE_QUEUE_MAXLEN,
                          "links": builder.engine_links}
+    # The guard of a transition is an nftables table: only for partitions nftables applies.
     cut = tuple((ifnames[link.src], ifnames[link.dst])
-                for link, kinds in backends.items() if "partition" in kinds)
+                for link, kinds in backends.items() if kinds.get("partition") == NFT_DROP)
     return Plan(apply=tuple(apply), clear=tuple(clear), engine_config=engine_config,
                 backends=backends, cut=cut)

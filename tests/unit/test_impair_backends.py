@@ -246,6 +246,15 @@ def test_a_cut_link_stays_cut_while_the_router_changes():
                                                    ("nft", "delete", "table", "ip6", "socketlab_guard")]
 
 
+def test_no_guard_where_nftables_does_not_apply_the_partition():
+    netem_only = Capabilities(netem=True, tc_htb=True, tc_tbf=True)
+    old = plan({C2S: Impairment(rate_kbit=1000)}, IFNAMES, netem_only)
+    new = plan({C2S: Impairment(rate_kbit=1000, partition=True)}, IFNAMES, netem_only)
+    assert new.backends[C2S]["partition"] == "tc netem" and new.cut == ()
+    assert transition(old, new) == old.clear + new.apply
+    assert all(c.argv[0] == "tc" for c in transition(old, new))
+
+
 def test_backend_table_is_json_friendly():
     p = plan({C2S: Impairment(loss=1)}, IFNAMES, NO_NETEM)
     assert p.backend_table() == {"clients->servers": {"loss": "nftables numgen"}}

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import LabError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Impairment, Link
-from ..impairments.router import EngineDied
+from ..impairments.router import EngineDied, RouterImpairmentError
 from ..report import plots
 from ..report.model import ExpectationResult, RunReport
 from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
@@ -130,15 +130,21 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
                 if scenario.capture:
                     for name, data in router.stop_capture().items():
                         folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-                _engine_report(router, folder, report.errors)
+                _check_engine(router, report.errors)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:
             say(f"--keep: lab {report.lab} stays up (impairments in place); `lab down {report.lab}` removes it")
         else:
-            if router is not None:
-                router.close()
-            lab.down()
+            try:
+                if router is not None:
+                    router.close()  # stops the engine, which reports its final counters
+            except RouterImpairmentError as exc:
+                report.errors.append(f"cleaning up the router: {exc}")
+            finally:
+                lab.down()
+    if router is not None:
+        folder.write_json("engine.json", {"stopped_engines": router.engine_final_stats})
     report.expectations = evaluate(scenario, report.results)
     folder.write_json("results.json", report.as_dict())
     if timeline is not None:
@@ -146,17 +152,13 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     return report
 
 
-def _engine_report(router, folder: RunFolder, errors: list[str]) -> None:
-    """Save the impairment engine's counters. A death during the run is a run error
-    (once), since its links then passed packets unimpaired: it fails open."""
-    running = None
-    if router.engine_pid is not None:
-        try:
-            running = router.engine_stats()
-        except EngineDied as exc:
-            if str(exc) not in errors:
-                errors.append(str(exc))
-    folder.write_json("engine.json", {"running": running, "stopped": router.engine_final_stats})
+def _check_engine(router, errors: list[str]) -> None:
+    """The engine fails open, so a death during the run is a run error (said once)."""
+    try:
+        router.check_alive()
+    except EngineDied as exc:
+        if str(exc) not in errors:
+            errors.append(str(exc))
 
 
 def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[ExpectationResult]:
@@ -182,11 +184,11 @@ def _save_plots(folder: RunFolder, scenario: Scenario, timeline: "Timeline", say
     that fails is a warning, not a run error: the results stand without it."""
     changes = plots.impairment_changes(scenario, timeline.applied)
     for (step, host), proc in timeline.processes.items():
-        data = plots.find_timeline(proc.outcome.stdout)
-        if data is None:
-            continue
         path = folder.path / "plots" / f"{safe_name(step)}-{host}.png"
         try:
+            data = plots.find_timeline(proc.outcome.stdout)
+            if data is None:
+                continue
             plots.plot_timeline(path, f"{scenario.name}: step {step} on {host}", data,
                                 start_s=_first_send_s(proc, timeline.t0), changes=changes)
         except Exception as exc:  # any failure to draw: say so, and go on

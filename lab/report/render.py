@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from rich.table import Table
 
 from .. import ui
+from ..scenario.expect import PerHost
 from .model import RunReport
 
 
@@ -17,7 +18,7 @@ def short(value, width: int = 60) -> str:
 
 def observed_text(value, width: int = 30) -> str:
     """What an expectation saw; per-host values that all agree are shown once."""
-    if isinstance(value, dict) and len(value) > 1:
+    if isinstance(value, PerHost):
         values = {json.dumps(v, sort_keys=True, default=str) for v in value.values()}
         if len(values) == 1:
             return short(f"{len(value)} hosts: {values.pop()}", width)

@@ -28,6 +28,11 @@ ORDERING = ("lt", "le", "gt", "ge", "between")
 Verdict = Tuple[bool, Any, str]   # (passed, observed value, human detail)
 
 
+class PerHost(dict):
+    """An observed value that is one value per host (host -> value), as opposed to a
+    value that is itself a mapping (like udp-measure's rtt_ms). JSON sees a dict."""
+
+
 @dataclass(frozen=True)
 class Position:
     file: str
@@ -181,7 +186,7 @@ class Expectation:
             ok, why = apply(self.op, value, self.value)
             if not ok:
                 failures.append(f"{host}: {why}")
-        shown = {h: (None if v is _MISSING else v) for h, v in values.items()}
+        shown = PerHost((h, (None if v is _MISSING else v)) for h, v in values.items())
         observed = next(iter(shown.values())) if len(shown) == 1 else shown
         if failures:
             return False, observed, "; ".join(failures)

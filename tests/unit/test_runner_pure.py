@@ -98,7 +98,19 @@ def test_junit_has_a_failure_per_failed_expectation():
 
 def test_per_host_values_that_agree_are_shown_once():
     from lab.report.render import observed_text
-    assert observed_text({"client1": "HI", "client2": "HI", "client3": "HI"}) == '3 hosts: "HI"'
-    assert observed_text({"client1": 1, "client2": 2}) == '{"client1": 1, "client2": 2}'
-    assert observed_text({"client1": None}) == '{"client1": null}'
+    from lab.scenario.expect import PerHost
+    assert observed_text(PerHost(client1="HI", client2="HI", client3="HI")) == '3 hosts: "HI"'
+    assert observed_text(PerHost(client1=1, client2=2)) == '{"client1": 1, "client2": 2}'
+    # A value that is itself a mapping (one host's rtt_ms) is shown as it is.
+    assert observed_text({"avg": None, "max": None}) == '{"avg": null, "max": null}'
     assert observed_text(0.93) == "0.93"
+
+
+def test_an_expectation_marks_per_host_observations():
+    from lab.scenario.expect import PerHost
+    scenario = load_text(SCENARIO, "s.yaml")
+    exp = scenario.expectations[0]   # probe.exit_code: 0
+    _, observed, _ = exp.evaluate({"client1": {"exit_code": 0}, "client2": {"exit_code": 0}})
+    assert isinstance(observed, PerHost) and observed == {"client1": 0, "client2": 0}
+    _, observed, _ = exp.evaluate({"client1": {"exit_code": 0}})
+    assert observed == 0

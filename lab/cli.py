@@ -6,6 +6,7 @@ import sys
 
 import click
 import docker.errors
+from rich.markup import escape
 
 from . import ui
 from .errors import LabError
@@ -18,15 +19,17 @@ class LabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LabError as exc:
-            ui.err.print(f"[bold red]lab: error:[/bold red] {exc}", markup=True, soft_wrap=True)
+            ui.err.print(f"[bold red]lab: error:[/bold red] {escape(str(exc))}", soft_wrap=True)
+            for note in getattr(exc, "__notes__", []):  # what also went wrong on the way out
+                ui.err.print(f"  {escape(note)}", soft_wrap=True)
             if exc.hint:
-                ui.err.print(f"  [yellow]fix:[/yellow] {exc.hint}")
+                ui.err.print(f"  [yellow]fix:[/yellow] {escape(exc.hint)}")
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             ui.err.print("lab: interrupted")
             sys.exit(130)
         except docker.errors.DockerException as exc:  # what the engine refused, in its words
-            ui.err.print(f"[bold red]lab: the Docker Engine said:[/bold red] {exc}", markup=True, soft_wrap=True)
+            ui.err.print(f"[bold red]lab: the Docker Engine said:[/bold red] {escape(str(exc))}", soft_wrap=True)
             sys.exit(2)
 
 

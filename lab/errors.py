@@ -12,8 +12,8 @@ class LabError(Exception):
 
 
 def add_note(exc: BaseException, note: str) -> None:
-    """BaseException.add_note, which Python 3.9 and 3.10 lack (the notes then stay
-    in __notes__, where 3.11's tracebacks would show them)."""
+    """BaseException.add_note, which Python 3.9 and 3.10 lack. The notes go to
+    __notes__ either way; `lab` prints them under the error's message."""
     if hasattr(exc, "add_note"):
         exc.add_note(note)
     else:

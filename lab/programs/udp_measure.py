@@ -89,12 +89,15 @@ class ReplyTracker:
 
     def __init__(self, count):
         self.count = count
-        self.seen = bytearray(count)
         self.highest = -1
         self.received = self.duplicated = self.reordered = 0
         self.corrupted = self.unmatched = 0
-        self.rtts_ms = []
         self.first_rtt_ms = [None] * count
+
+    @property
+    def rtts_ms(self):
+        """The RTT of each datagram's first reply, for those that came back."""
+        return [rtt for rtt in self.first_rtt_ms if rtt is not None]
 
     def unreadable(self):
         self.unmatched += 1
@@ -104,10 +107,9 @@ class ReplyTracker:
         if not 0 <= seq < self.count:
             self.unreadable()
             return
-        if self.seen[seq]:
+        if self.first_rtt_ms[seq] is not None:
             self.duplicated += 1
             return
-        self.seen[seq] = 1
         self.received += 1
         if not intact:
             self.corrupted += 1
@@ -115,7 +117,6 @@ class ReplyTracker:
             self.reordered += 1
         else:
             self.highest = seq
-        self.rtts_ms.append(rtt_ms)
         self.first_rtt_ms[seq] = rtt_ms
 
     def complete(self):
@@ -165,10 +166,10 @@ def check_args(parser, args):
 
 
 class Measurement:
-    def __init__(self, sock, args, remote):
+    def __init__(self, sock, args):
         self.sock = sock
         self.args = args
-        self.remote = remote
+        self.remote = None  # set once the name resolves (if it does not, the empty counts are still a result)
         self.tracker = ReplyTracker(args.count)
         self.send_ns = [0] * args.count
         self.sent = 0
@@ -267,7 +268,7 @@ def fill_counts(result, m, t_start, t_sent, t_end):
 
 def exchange(args, result):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    m = Measurement(sock, args, None)
+    m = Measurement(sock, args)
     t_start = t_sent = None
     try:
         try:

@@ -1,5 +1,6 @@
 """wait-port: reading the kernel's socket tables, and waiting on this machine's own."""
 import socket
+import threading
 
 from lab.programs import wait_port
 
@@ -16,12 +17,17 @@ def test_only_listening_sockets_count():
     assert wait_port.bound_ports(TCP_TABLE, wait_port.TCP_LISTEN) == {12000}
 
 
-def test_returns_once_a_listener_is_there(capsys):
+def test_waits_until_a_listener_comes(capsys):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
         port = listener.getsockname()[1]
-        assert wait_port.main([str(port), "--timeout", "5"]) == 0
+        assert not wait_port.is_open(port, udp=False)   # bound is not listening
+        later = threading.Timer(0.3, listener.listen, args=(1,))
+        later.start()
+        try:
+            assert wait_port.main([str(port), "--timeout", "10"]) == 0
+        finally:
+            later.join()
     assert capsys.readouterr().out == f"listening on tcp/{port}\n"
 
 

@@ -147,7 +147,7 @@ def _host_image(base: BuiltImage) -> BuiltImage:
     previous = None
     try:
         img = c.images.get(d.HOST_IMAGE)
-        if img.labels.get(DIGEST_LABEL) == digest:
+        if img.labels.get(DIGEST_LABEL) == digest and img.labels.get(d.PROGRAMS_LABEL) == d.programs_digest(files):
             return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], 0.0, "up to date")
         previous = img.id
     except docker.errors.ImageNotFound:
@@ -156,7 +156,8 @@ def _host_image(base: BuiltImage) -> BuiltImage:
     stream = c.api.build(
         fileobj=d.context_tar(files), custom_context=True, dockerfile="images/host/Dockerfile",
         tag=d.HOST_IMAGE, buildargs={"BASE": base.tag}, pull=False, rm=True, forcerm=True,
-        decode=True, labels={"org.socketlab": "1", DIGEST_LABEL: digest})
+        decode=True, labels={"org.socketlab": "1", DIGEST_LABEL: digest,
+                             d.PROGRAMS_LABEL: d.programs_digest(files)})
     log: list[str] = []
     for chunk in stream:
         if "error" in chunk:

@@ -52,6 +52,15 @@ def context_digest(files: list[tuple[str, Path]], base_id: str) -> str:
     return h.hexdigest()
 
 
+PROGRAMS_LABEL = "org.socketlab.programs"
+
+
+def programs_digest(files: list[tuple[str, Path]]) -> str:
+    """Identifies what a host image holds of this checkout, whatever its base: a lab
+    refuses an image whose programs are older than the tree's."""
+    return context_digest(files, "")
+
+
 def context_tar(files: list[tuple[str, Path]]) -> io.BytesIO:
     """The build context as an in-memory tar with fixed metadata (reproducible)."""
     buf = io.BytesIO()

@@ -15,6 +15,7 @@ import docker.types
 from .. import engine
 from ..engine import LABEL, LABEL_LAB, LABEL_ROLE
 from ..errors import LabError
+from ..images import definition
 from . import model
 from .model import Host, LabSpec, Topology
 
@@ -122,9 +123,13 @@ class DockerLab:
 
     def _check_image(self) -> None:
         try:
-            self.c.images.get(model.IMAGE)
+            image = self.c.images.get(model.IMAGE)
         except docker.errors.ImageNotFound:
             raise LabError(f"the image {model.IMAGE} is not in the engine", hint="run `lab images build`") from None
+        built_from = image.labels.get(definition.PROGRAMS_LABEL)  # none: built by compose, trusted
+        if built_from and built_from != definition.programs_digest(definition.context_files()):
+            raise LabError(f"the image {model.IMAGE} holds older lab programs than this checkout",
+                           hint="run `lab images build` (it rebuilds only what changed)")
 
     def _create_networks(self, progress, attempts: int = 3) -> None:
         """Subnets are chosen before they are created, so a lab that another process

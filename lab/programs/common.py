@@ -172,6 +172,19 @@ def resolve(host, port, socktype):
 _SO_RCVBUFFORCE = 33  # Linux asm-generic value; Python does not export it
 
 
+def client_result(program, args, **extra):
+    """The result a lecture client (tcp-client, udp-client) fills in as it goes."""
+    result = {
+        "program": program, "host": args.host, "port": args.port, "repeat": args.repeat,
+        "local": None, "local_address": None, "local_port": None,
+        "remote": None, "remote_address": None, "remote_port": None,
+        "sent": None, "sent_bytes": 0, "received": None, "received_bytes": 0,
+        "connect_ms": None, "rtt_ms": None, "error": None, "message": None,
+    }
+    result.update(extra)
+    return result
+
+
 def connect_tcp(host, port, timeout, result):
     """A connected TCP socket to host:port, noting remote, local and connect_ms in
     result (connect_ms also when connect() fails: a refusal comes at once, a lost

@@ -28,13 +28,7 @@ def build_parser():
 
 
 def new_result(args):
-    return {
-        "program": PROGRAM, "host": args.host, "port": args.port, "repeat": args.repeat,
-        "local": None, "local_address": None, "local_port": None,
-        "remote": None, "remote_address": None, "remote_port": None,
-        "sent": None, "sent_bytes": 0, "received": None, "received_bytes": 0,
-        "connect_ms": None, "rtt_ms": None, "error": None, "message": None,
-    }
+    return common.client_result(PROGRAM, args)
 
 
 def send_repeated(sock, payload, repeat):

@@ -114,23 +114,16 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         if scenario.capture:
             router.start_capture()
         timeline = Timeline(scenario, lab, router, say)
-        interrupted = False
+        # Ctrl-C or SIGTERM (KeyboardInterrupt, not an Exception) skips collecting, which
+        # waits the running steps out: tearing down (below) ends them at once.
         try:
             timeline.play()
         except (RunError, EngineDied) as exc:
             report.errors.append(str(exc))
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: tear down at once (below), which ends the steps
-            interrupted = True
+        except Exception:
+            _collect(scenario, timeline, router, lab, folder, report)  # keep what ran
             raise
-        finally:
-            if not interrupted:  # finish() waits the running steps out, up to their whole timeout
-                timeline.finish()
-                report.results = timeline.results()
-                _save_outputs(folder, timeline, lab)
-                if scenario.capture:
-                    for name, data in router.stop_capture().items():
-                        folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-                _check_engine(router, report.errors)
+        _collect(scenario, timeline, router, lab, folder, report)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:
@@ -150,6 +143,18 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     if timeline is not None:
         _save_plots(folder, scenario, timeline, say)
     return report
+
+
+def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, folder: RunFolder,
+             report: RunReport) -> None:
+    """Wait for the steps to end, then keep their results, outputs and captures."""
+    timeline.finish()
+    report.results = timeline.results()
+    _save_outputs(folder, timeline, lab)
+    if scenario.capture:
+        for name, data in router.stop_capture().items():
+            folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
+    _check_engine(router, report.errors)
 
 
 def _check_engine(router, errors: list[str]) -> None:

@@ -3,11 +3,11 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import ROOT
+
 PROJECT = f"sltest{os.getpid() % 100000}"
 
 

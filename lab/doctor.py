@@ -99,13 +99,12 @@ def check_subnets() -> Check:
     from .topology.docker_lab import used_subnets
     used = used_subnets()
     clash = [str(s) for s in model.COMPOSE_SUBNETS if any(s.overlaps(u) for u in used)]
-    free = len([s for s in model.POOL.subnets(new_prefix=24)
-                if not any(s.overlaps(u) for u in used + list(model.COMPOSE_SUBNETS))]) - 1
-    detail = f"{free} free /24s in {model.POOL} for `lab up` (2 per lab)"
+    free = len([s for s in model.pool_subnets() if not any(s.overlaps(u) for u in used)])
+    detail = f"{free} free /24s in {model.pool()} for `lab up` (2 per lab)"
     if clash:
         return Check("subnets", "info", detail + f"; {', '.join(clash)} in use (by the compose lab?)")
     return Check("subnets", "ok" if free >= 2 else "fail", detail,
-                 "" if free >= 2 else "lab down --all, or remove Docker networks in 10.77.0.0/16")
+                 "" if free >= 2 else f"lab down --all, remove Docker networks in {model.pool()}, or set SOCKETLAB_SUBNETS")
 
 
 def probe_kernel() -> dict:

@@ -6,6 +6,7 @@ the dpkg path filters) and the same Dockerfile, so they give the same contents.
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import re
 import tarfile
@@ -14,7 +15,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST_DIR = PROJECT_ROOT / "images" / "host"
-HOST_IMAGE = "socketlab-host:latest"
+# The host image's tag. SOCKETLAB_IMAGE names another (compose.yaml reads the same
+# variable), so two checkouts with different programs can share one engine.
+HOST_IMAGE = os.environ.get("SOCKETLAB_IMAGE") or "socketlab-host:latest"
 BASE_REPOSITORY = "socketlab-base"
 OFFICIAL_BASE = ("debian", "bookworm-slim")
 SUITE = "bookworm"

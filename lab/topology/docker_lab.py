@@ -123,12 +123,12 @@ class DockerLab:
 
     def _check_image(self) -> None:
         try:
-            image = self.c.images.get(model.IMAGE)
+            image = self.c.images.get(definition.HOST_IMAGE)
         except docker.errors.ImageNotFound:
-            raise LabError(f"the image {model.IMAGE} is not in the engine", hint="run `lab images build`") from None
+            raise LabError(f"the image {definition.HOST_IMAGE} is not in the engine", hint="run `lab images build`") from None
         built_from = image.labels.get(definition.PROGRAMS_LABEL)  # none: built by compose, trusted
         if built_from and built_from != definition.programs_digest(definition.context_files()):
-            raise LabError(f"the image {model.IMAGE} holds older lab programs than this checkout",
+            raise LabError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
                            hint="run `lab images build` (it rebuilds only what changed)")
 
     def _create_networks(self, progress, attempts: int = 3) -> None:
@@ -164,7 +164,7 @@ class DockerLab:
             network_mode=first_net)
         networking = api.create_networking_config(
             {first_net: api.create_endpoint_config(ipv4_address=first_ip)})
-        api.create_container(model.IMAGE, command=s["command"], name=s["name"], hostname=s["hostname"],
+        api.create_container(definition.HOST_IMAGE, command=s["command"], name=s["name"], hostname=s["hostname"],
                              labels=s["labels"], host_config=host_config, networking_config=networking,
                              working_dir="/work")
         for net, ip in more:

@@ -9,6 +9,7 @@ Address plan of every lab network (a /24):
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -18,8 +19,7 @@ from ..errors import LabError
 IPv4Net = ipaddress.IPv4Network
 IPv4Addr = ipaddress.IPv4Address
 
-IMAGE = "socketlab-host:latest"
-POOL = ipaddress.ip_network("10.77.0.0/16")
+DEFAULT_POOL = "10.77.0.0/16"
 COMPOSE_SUBNETS = (ipaddress.ip_network("10.77.1.0/24"), ipaddress.ip_network("10.77.2.0/24"))
 MAX_CLIENTS = 100
 DEFAULT_PORT = 12000
@@ -99,18 +99,39 @@ def check_lab_name(name: str) -> str:
     return name
 
 
+def pool() -> IPv4Net:
+    """Where labs take their /24s: SOCKETLAB_SUBNETS, else 10.77.0.0/16 (for sites
+    where that range is taken, and for keeping parallel sessions apart)."""
+    text = os.environ.get("SOCKETLAB_SUBNETS") or DEFAULT_POOL
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise LabError(f"SOCKETLAB_SUBNETS: {text!r} is not an IPv4 network ({exc})",
+                       hint="e.g. SOCKETLAB_SUBNETS=10.200.0.0/16") from None
+    if net.version != 4 or net.prefixlen > 23:
+        raise LabError(f"SOCKETLAB_SUBNETS: {text!r} must be an IPv4 network of at least two /24s",
+                       hint="e.g. SOCKETLAB_SUBNETS=10.200.0.0/16")
+    return net
+
+
+def pool_subnets() -> list[IPv4Net]:
+    """The /24s of the pool a lab may use (not its first, nor the compose lab's)."""
+    p = pool()
+    return [s for s in p.subnets(new_prefix=24)
+            if s.network_address != p.network_address and not any(s.overlaps(c) for c in COMPOSE_SUBNETS)]
+
+
 def free_subnets(used: Iterable[IPv4Net], count: int) -> list[IPv4Net]:
     """`count` /24s from the pool that overlap nothing in `used` (nor the compose lab's)."""
-    taken = list(used) + list(COMPOSE_SUBNETS)
+    taken = list(used)
     free = []
-    for candidate in POOL.subnets(new_prefix=24):
-        if candidate.network_address == POOL.network_address:
-            continue
+    for candidate in pool_subnets():
         if not any(candidate.overlaps(t) for t in taken):
             free.append(candidate)
             if len(free) == count:
                 return free
-    raise LabError(f"no {count} free /24 subnets left in {POOL}: run `lab down --all` or remove other Docker networks")
+    raise LabError(f"no {count} free /24 subnets left in {pool()}",
+                   hint="run `lab down --all`, remove other Docker networks, or set SOCKETLAB_SUBNETS")
 
 
 @dataclass

@@ -53,3 +53,16 @@ def test_only_the_router_gets_capabilities(tmp_path):
     assert client["binds"] == {str(tmp_path): {"bind": "/work", "mode": "rw"}}
     assert client["labels"]["org.socketlab.lab"] == "x"
     assert router["networks"] == [("x-clients", "10.77.3.2"), ("x-servers", "10.77.4.2")]
+
+
+def test_subnet_pool_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.200.0.0/16")
+    got = free_subnets([], 2)
+    assert [str(s) for s in got] == ["10.200.1.0/24", "10.200.2.0/24"]
+
+
+def test_a_bad_subnet_pool_is_one_clear_error(monkeypatch):
+    from lab.errors import LabError
+    monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.200.0.0/24")
+    with pytest.raises(LabError, match="SOCKETLAB_SUBNETS"):
+        free_subnets([], 2)

@@ -6,34 +6,32 @@ import sys
 
 import click
 import docker.errors
-from rich.markup import escape
 
 from . import ui
-from .errors import LabError
+from .errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
 
 
 class LabGroup(click.Group):
-    """Turns LabError into a one-line message with exit code 2, never a traceback."""
+    """Turns LabError into a one-line message and its exit code, never a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LabError as exc:
-            ui.err.print(f"[bold red]lab: error:[/bold red] {escape(str(exc))}", soft_wrap=True)
-            for note in getattr(exc, "__notes__", []):  # what also went wrong on the way out
-                ui.err.print(f"  {escape(note)}", soft_wrap=True)
-            if exc.hint:
-                ui.err.print(f"  [yellow]fix:[/yellow] {escape(exc.hint)}")
+            ui.error(str(exc), getattr(exc, "__notes__", []), exc.hint)  # notes: what also went wrong
             sys.exit(exc.exit_code)
+        except Terminated:
+            ui.err.print("lab: terminated (SIGTERM); interrupted")
+            sys.exit(EXIT_SIGTERM)
         except KeyboardInterrupt:
             ui.err.print("lab: interrupted")
-            sys.exit(130)
+            sys.exit(EXIT_SIGINT)
         except docker.errors.DockerException as exc:  # what the engine refused, in its words
-            ui.err.print(f"[bold red]lab: the Docker Engine said:[/bold red] {escape(str(exc))}", soft_wrap=True)
-            sys.exit(2)
+            ui.error(str(exc), label="lab: the Docker Engine said:")
+            sys.exit(EXIT_ENVIRONMENT)
 
 
-@click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 def cli():
     """socketlab: socket programs on real separate hosts, joined by a router."""
 
@@ -96,10 +94,10 @@ def up(name, clients, work_dir, server_runs, tcp_mode, as_json):
         return
     view.print_topology(lab.topology)
     for client in lab.topology.clients:
-        ui.out.rule(f"{client.name} ({client.address})")
-        ui.out.print(lab.logs(client.name).rstrip(), markup=False)
-    ui.out.print(f"\nNext: [bold]lab shell client1[/bold] (or any host), [bold]lab status[/bold], "
-                 f"[bold]lab down {name}[/bold]")
+        ui.out.rule(ui.printable(f"{client.name} ({client.address})"))
+        ui.say(ui.out, lab.logs(client.name).rstrip(), newlines=True)
+    ui.say(ui.out, "\nNext: ", ("lab shell client1", "bold"), " (or any host), ", ("lab status", "bold"), ", ",
+           (f"lab down {name}", "bold"), newlines=True)
 
 
 @cli.command()
@@ -164,54 +162,87 @@ def validate(files):
         except ScenarioError as exc:
             bad += 1
             for line in exc.lines:
-                ui.out.print(line, markup=False, soft_wrap=True)
+                ui.say(ui.out, line)
         else:
-            ui.out.print(f"{path}: ok ({scenario.name}: {len(scenario.steps)} steps, "
-                         f"{len(scenario.expectations)} expectations)", markup=False)
+            ui.say(ui.out, f"{path}: ok ({scenario.name}: {len(scenario.steps)} steps, "
+                           f"{len(scenario.expectations)} expectations)")
     if bad:
         sys.exit(2)
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout (progress stays on stderr).")
-@click.option("--junit", "junit_file", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the results as JSON on stdout, a list with one report per file (progress stays on stderr).")
+@click.option("--json-file", type=click.Path(dir_okay=False),
+              help="Write the same JSON list here, rewritten as each scenario ends.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
+              help="Write JUnit XML here, rewritten as each scenario ends.")
 @click.option("--keep", is_flag=True, help="Leave the lab up after the run, to explore it.")
 @click.option("--seed", type=int, help="Make the run's random choices repeatable where the backend allows.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where each run's artifacts folder goes.")
 @click.option("--work", "work_dir", default="work", show_default=True, type=click.Path(file_okay=False),
               help="Folder mounted as /work on every host.")
-def run(files, as_json, junit_file, keep, seed, runs_dir, work_dir):
-    """Run scenario files on real containers: exit 0 all passed, 1 an expectation failed, 2 bad input."""
+def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
+    """Run scenario files on real containers and judge them.
+
+    Every file is checked before anything starts. The reports (--json, --json-file,
+    --junit) hold one report per file, and are written also when a run errs or is
+    interrupted: what ran so far, the scenario that broke as an error, the rest skipped.
+    """
     from pathlib import Path
-    from .report.render import junit_xml, print_report
+    from .report.model import RunReport
+    from .report.render import ReportSink, print_report
     from .runner.run import RunOptions, run_scenario
-    from .scenario import ScenarioError, load_file
+    from .scenario import load_file
+    sink = ReportSink(files, json_file, junit_file, as_json)
     scenarios, problems = [], []
-    for path in files:  # every file is checked before anything starts
+    for i, path in enumerate(files):  # every file is checked before anything starts
         try:
             scenarios.append(load_file(path))
-        except ScenarioError as exc:
-            problems += exc.lines
-    if problems:  # FILE:LINE:COL: field: message, one per line, and nothing started
+        except LabError as exc:  # FILE:LINE:COL: field: message, one per problem
+            lines = getattr(exc, "lines", None) or [str(exc)]
+            problems += lines
+            sink.add(i, RunReport.not_run(path, errors=lines, error_kind="input"))
+    if problems:  # one line per problem, the reports say why, and nothing started
         for line in problems:
-            ui.err.print(line, markup=False, soft_wrap=True)
+            ui.say(ui.err, line)
+        sink.close("not run: another file is invalid")
         sys.exit(2)
     opts = RunOptions(Path(runs_dir), Path(work_dir), seed, keep, ui.progress)
-    reports = []
-    for scenario in scenarios:
-        ui.err.rule(f"scenario {scenario.name}")
-        ui.err.print(scenario.description.strip(), markup=False)
-        report = run_scenario(scenario, opts)
-        reports.append(report)
-        if not as_json:
-            print_report(report)
-    if as_json:
-        ui.print_json([r.as_dict() for r in reports] if len(reports) > 1 else reports[0].as_dict())
-    if junit_file:
-        Path(junit_file).write_text(junit_xml(reports))
-    sys.exit(max(r.exit_code for r in reports))
+    try:
+        for i, (path, scenario) in enumerate(zip(files, scenarios)):
+            ui.err.rule(ui.printable(f"scenario {scenario.name}"))
+            ui.say(ui.err, scenario.description.strip(), newlines=True)
+            try:
+                report = run_scenario(scenario, opts)
+            except BaseException as exc:  # the report of what broke, then on as before
+                sink.add(i, RunReport.not_run(path, errors=[_why_it_ended(exc)], error_kind=_error_kind(exc),
+                                              name=scenario.name))
+                raise
+            sink.add(i, report)
+            if not as_json:
+                print_report(report)
+    finally:
+        sink.close("not run: an earlier scenario ended the run")
+    sys.exit(max(r.exit_code for r in sink.reports))
+
+
+def _why_it_ended(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "interrupted (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, LabError) else str(exc)
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, LabError):
+        return "input" if exc.exit_code == 2 else "environment"
+    return "environment" if isinstance(exc, docker.errors.DockerException) else "crash"
 
 
 @cli.command()
@@ -230,7 +261,7 @@ def doctor(as_json):
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import functools
 import docker
 import docker.errors
 
-from .errors import LabError
+from .errors import LabEnvironmentError
 
 # Label keys carried by everything socketlab creates, so cleanup can always find it.
 LABEL = "org.socketlab"             # "1" on every resource
@@ -21,7 +21,7 @@ def client() -> docker.DockerClient:
         c = docker.from_env(timeout=120, max_pool_size=64)
         c.ping()
     except docker.errors.DockerException as exc:
-        raise LabError(
+        raise LabEnvironmentError(
             f"cannot reach the Docker Engine: {exc}",
             hint="start it (sudo systemctl start docker) or set DOCKER_HOST; "
             "your user needs access to the docker socket",

@@ -41,7 +41,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import LabError, add_note
+from ..errors import LabEnvironmentError, add_note
 from ..topology.docker_lab import DockerLab, ExecResult, exec_in
 from .backends import NFT_GUARD_TABLE, NFT_TABLE, Command, Plan, plan, transition
 from .model import Capabilities, Impairment, Link
@@ -54,8 +54,8 @@ POLL_INTERVAL = 0.05  # seconds between looks at a condition that has a deadline
 State = Mapping[Link, Impairment]
 
 
-class RouterImpairmentError(LabError):
-    """Something went wrong applying impairments on the router."""
+class RouterImpairmentError(LabEnvironmentError):
+    """Something went wrong applying impairments on the router (the environment: exit 3)."""
 
 
 class RouterCommandError(RouterImpairmentError):
@@ -63,7 +63,7 @@ class RouterCommandError(RouterImpairmentError):
 
     def __init__(self, command: Union[Command, Sequence[str]], result: ExecResult):
         self.command = command
-        self.exit_code = result.exit_code
+        self.command_status = result.exit_code  # not exit_code: that is lab's own (LabError)
         self.stdout = result.stdout
         self.stderr = result.stderr
         text = " ".join(command.argv) if isinstance(command, Command) else " ".join(command)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
+
 
 @dataclass
 class ExpectationResult:
@@ -28,14 +30,31 @@ class RunReport:
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
     artifacts: str = ""
     results: dict[str, dict[str, dict]] = field(default_factory=dict)   # step -> host -> result
+    # What kind of trouble the errors are: "" (the scenario's programs: exit 1), "input" (the
+    # file is invalid: exit 2), "environment" (engine, image, router: exit 3), "interrupted".
+    error_kind: str = ""
+    skipped: str = ""                  # why it was not run at all (another file was invalid, ...)
+
+    @classmethod
+    def not_run(cls, source: str, why: str = "", errors: list[str] = (), error_kind: str = "",
+                name: str = "") -> "RunReport":
+        """The report of a file that did not run to its end: invalid or broken (errors),
+        or skipped (why). Named after the scenario, or the file if it has no valid name."""
+        from datetime import datetime, timezone
+        from pathlib import Path
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return cls(name or Path(source).stem, "", str(source), "", None, started, errors=list(errors),
+                   error_kind=error_kind, skipped="" if errors else why)
 
     @property
     def passed(self) -> bool:
-        return not self.errors and all(e.passed for e in self.expectations)
+        return not self.errors and not self.skipped and all(e.passed for e in self.expectations)
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        if self.passed:
+            return EXIT_OK
+        return {"input": EXIT_BAD_INPUT, "environment": EXIT_ENVIRONMENT}.get(self.error_kind, EXIT_FAILED)
 
     def as_dict(self, with_output: bool = False) -> dict:
         data = asdict(self)

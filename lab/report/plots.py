@@ -1,7 +1,9 @@
 """Pictures of a run: each datagram's RTT over the scenario's time (udp-measure --timeline).
 
 Pure apart from writing the PNG: the runner hands in the scenario, each step's output and
-when it started.  matplotlib is imported only when a plot is drawn (it is slow to import),
+when it started. Labels hold names from scenario files: they are drawn literally
+(`parse_math=False`: a `$x$` is not mathtext; control characters escaped).
+matplotlib is imported only when a plot is drawn (it is slow to import),
 and only its Agg canvas is used: no display, no pyplot state.
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..scenario import HealStep, ImpairStep, PartitionStep, Scenario
+from ..ui import printable
 
 SIZE_IN = (10, 4)
 DPI = 100
@@ -95,14 +98,14 @@ def plot_timeline(path: Path, title: str, timeline: dict, start_s: float, change
         ax.axvline(change.at_s, color="0.35", linestyle="--", linewidth=1, label="impairment change (scheduled)")
         if change.applied:
             ax.axvspan(*change.applied, color="0.5", alpha=0.15, linewidth=0, label="router applying the change")
-        ax.annotate(change.label, (change.at_s, 1), xycoords=ax.get_xaxis_transform(), xytext=(3, -3),
+        ax.annotate(printable(change.label), (change.at_s, 1), parse_math=False, xycoords=ax.get_xaxis_transform(), xytext=(3, -3),
                     textcoords="offset points", rotation=90, ha="left", va="top", fontsize=8,
                     color="0.25", bbox=label_box)
     times = sent + [c.applied[1] if c.applied else c.at_s for c in changes]
     ax.set_xlim(0, max(times, default=1) * 1.02 or 1)
     ax.set_xlabel("time since the scenario's start (s)")
     ax.set_ylabel("round-trip time (ms)")
-    ax.set_title(title)
+    ax.set_title(printable(title), parse_math=False)
     ax.grid(True, alpha=0.3)
     legend = dict(zip(*reversed(ax.get_legend_handles_labels())))  # label -> handle, once each
     ax.legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,

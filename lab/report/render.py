@@ -1,10 +1,20 @@
-"""Showing a RunReport: a table in the terminal, and JUnit XML for CI systems."""
+"""Showing a RunReport: a table in the terminal, and JUnit XML for CI systems.
+
+Everything in a report may come from a student's program or a scenario file, so it is
+shown literally: table cells are rich Text (no markup, no emoji) made `ui.printable`
+(control characters escaped), and JUnit text has the characters XML 1.0 cannot hold
+escaped the same visible way, so the file always parses.
+"""
 from __future__ import annotations
 
 import json
+import os
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from .. import ui
 from ..scenario.expect import PerHost
@@ -25,36 +35,117 @@ def observed_text(value, width: int = 30) -> str:
     return short(value, width)
 
 
+def dropped_outputs(report: RunReport) -> list[str]:
+    """'STEP on HOST: N bytes of output dropped' for every output over the cap."""
+    return [f"{step} on {host}: {result['output_dropped']} bytes of output dropped (over the cap)"
+            for step, hosts in report.results.items() for host, result in hosts.items()
+            if result.get("output_dropped")]
+
+
 def print_report(report: RunReport) -> None:
-    verdict = "[bold green]PASSED[/bold green]" if report.passed else "[bold red]FAILED[/bold red]"
-    table = Table(title=f"{report.scenario}: {verdict}  ({report.duration_s:.1f} s)", title_justify="left")
+    verdict = ("SKIPPED", "yellow") if report.skipped else \
+        ("PASSED", "bold green") if report.passed else ("FAILED", "bold red")
+    title = ui.styled(f"{report.scenario}: ", verdict, f"  ({report.duration_s:.1f} s)")
+    table = Table(title=title, title_justify="left")
     for col in ("", "expectation", "observed", "detail"):
         table.add_column(col, overflow="fold")
     for e in report.expectations:
-        mark = "[green]✓[/green]" if e.passed else "[red]✗[/red]"
-        table.add_row(mark, e.text, observed_text(e.observed), short(e.detail, 70))
+        mark = Text("✓", "green") if e.passed else Text("✗", "red")
+        table.add_row(mark, ui.cell(e.text), ui.cell(observed_text(e.observed)), ui.cell(short(e.detail, 70)))
     ui.out.print(table)
+    if report.skipped:
+        ui.say(ui.out, ("not run:", "yellow"), " ", report.skipped)
     for error in report.errors:
-        ui.out.print(f"[red]run error:[/red] {error}", markup=True, soft_wrap=True)
+        ui.say(ui.out, ("run error:", "red"), " ", error, newlines=True)
+    for line in dropped_outputs(report):
+        ui.say(ui.out, ("output:", "yellow"), " ", line)
     if report.artifacts:
-        ui.out.print(f"artifacts: {report.artifacts}", markup=False)
+        ui.say(ui.out, f"artifacts: {report.artifacts}")
+
+
+# Characters XML 1.0 cannot hold at all (and the surrogates a decoder may leave).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value) -> str:
+    """Text that XML 1.0 can hold: the characters it cannot are shown as \\xNN / \\uNNNN."""
+    text = value if isinstance(value, str) else str(value)
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
+def _element(parent, tag: str, text: str | None = None, **attrs) -> ET.Element:
+    element = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
+    if text is not None:
+        element.text = xml_text(text)
+    return element
 
 
 def junit_xml(reports: list[RunReport]) -> str:
     suites = ET.Element("testsuites", name="socketlab")
     for r in reports:
         failures = sum(not e.passed for e in r.expectations)
-        suite = ET.SubElement(suites, "testsuite", name=r.scenario, tests=str(len(r.expectations) + len(r.errors)),
-                              failures=str(failures), errors=str(len(r.errors)), time=f"{r.duration_s:.3f}",
-                              timestamp=r.started)
+        suite = _element(suites, "testsuite", name=r.scenario,
+                         tests=str(len(r.expectations) + len(r.errors) + bool(r.skipped)),
+                         failures=str(failures), errors=str(len(r.errors)), skipped=str(int(bool(r.skipped))),
+                         time=f"{r.duration_s:.3f}", timestamp=r.started, file=r.source)
+        classname = f"scenario.{r.scenario}"
         for e in r.expectations:
-            case = ET.SubElement(suite, "testcase", classname=f"scenario.{r.scenario}", name=e.text,
-                                 file=e.position.split(":")[0])
+            case = _element(suite, "testcase", classname=classname, name=e.text, file=e.position.split(":")[0])
             if not e.passed:
-                failure = ET.SubElement(case, "failure", message=short(e.detail, 200))
-                failure.text = f"{e.position}\nobserved: {short(e.observed, 2000)}\n{e.detail}"
+                _element(case, "failure", f"{e.position}\nobserved: {short(e.observed, 2000)}\n{e.detail}",
+                         message=short(e.detail, 200))
         for error in r.errors:
-            case = ET.SubElement(suite, "testcase", classname=f"scenario.{r.scenario}", name="run")
-            ET.SubElement(case, "error", message=short(error, 200)).text = error
+            name = {"input": "validate"}.get(r.error_kind, "run")
+            case = _element(suite, "testcase", classname=classname, name=name, file=r.source)
+            _element(case, "error", error, message=short(error, 200), type=r.error_kind or "run")
+        if r.skipped:
+            case = _element(suite, "testcase", classname=classname, name="run", file=r.source)
+            _element(case, "skipped", message=r.skipped)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+class ReportSink:
+    """The reports of one `lab run`, one slot per file, written as each arrives: the JUnit
+    and JSON files are rewritten whole (through a temporary file and a rename, so they are
+    valid at every moment), and the JSON list goes to stdout once, at the end."""
+
+    def __init__(self, files, json_file: str | None, junit_file: str | None, to_stdout: bool):
+        self.files = list(files)
+        self.slots: list[RunReport | None] = [None] * len(self.files)
+        self.json_file, self.junit_file, self.to_stdout = json_file, junit_file, to_stdout
+
+    @property
+    def reports(self) -> list[RunReport]:
+        return [r for r in self.slots if r is not None]
+
+    def add(self, index: int, report: RunReport) -> None:
+        self.slots[index] = report
+        self.write()
+
+    def write(self) -> None:
+        if self.junit_file:
+            _replace(Path(self.junit_file), junit_xml(self.reports))
+        if self.json_file:
+            _replace(Path(self.json_file), json_text(self.reports))
+
+    def close(self, why_skipped: str) -> None:
+        """Every file that has no report gets a skipped one; write everything a last time."""
+        for i, path in enumerate(self.files):
+            if self.slots[i] is None:
+                self.slots[i] = RunReport.not_run(path, why_skipped)
+        self.write()
+        if self.to_stdout:
+            ui.print_json([r.as_dict() for r in self.reports])
+
+
+def json_text(reports: list[RunReport]) -> str:
+    return json.dumps([r.as_dict() for r in reports], indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _replace(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

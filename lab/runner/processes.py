@@ -3,10 +3,18 @@
 A thread reads the exec's output stream as it comes, so many processes run at once
 without polling. step-exec enforces the timeout inside the host and reports how
 the command ended on its last stderr line.
+
+Output is bounded: a program may print gigabytes. Each stream (stdout, stderr) keeps
+its first and last bytes (`HeadTail`, OUTPUT_CAP per host per step for both streams
+together) and counts what it dropped between them. The tail matters most: the
+program's JSON result and step-exec's status line are at the end. A `ready` text is
+looked for in the stream as it passes (`TextWatch`), so it is found even in bytes
+that are dropped.
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +22,73 @@ from dataclasses import dataclass, field
 from .. import engine
 
 STATUS_MARK = "SOCKETLAB-STATUS "
+MIB = 1 << 20
+# Bytes kept per host per step (stdout and stderr each get half: its first and last quarter).
+OUTPUT_CAP = int(os.environ.get("SOCKETLAB_OUTPUT_CAP", 8 * MIB))
+
+
+class HeadTail:
+    """The first `cap // 2` and the last `cap - cap // 2` bytes of a stream, and how many
+    bytes between them were dropped. Memory stays under 2 * cap whatever is fed."""
+
+    def __init__(self, cap: int = OUTPUT_CAP // 2):
+        self.head_cap = cap // 2
+        self.tail_cap = cap - self.head_cap
+        self.head = bytearray()
+        self._tail = bytearray()   # may hold up to 2 * tail_cap before it is trimmed
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self._tail += data
+            if len(self._tail) > 2 * self.tail_cap:  # trim now and then: amortised O(1) a byte
+                del self._tail[:len(self._tail) - self.tail_cap]
+
+    @property
+    def tail(self) -> bytes:
+        return bytes(self._tail[-self.tail_cap:]) if self.tail_cap else b""
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.head) - len(self.tail)
+
+    def value(self, name: str = "output") -> bytes:
+        """What was kept, with a line where bytes were dropped (saying how many)."""
+        if not self.dropped:
+            return bytes(self.head) + self.tail
+        return bytes(self.head) + dropped_line(name, self.dropped) + self.tail
+
+
+def dropped_line(name: str, count: int) -> bytes:
+    return f"\n[socketlab: {count} bytes of {name} dropped here: over the cap of what a step keeps]\n".encode()
+
+
+class TextWatch:
+    """Whether `text` appeared in a stream fed in chunks (also across chunk borders)."""
+
+    def __init__(self, text: str | None):
+        self.needle = text.encode() if text else b""
+        self.seen = not self.needle
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.seen:
+            return
+        window = self._carry + data
+        if self.needle in window:
+            self.seen, self._carry = True, b""
+        else:
+            self._carry = window[-(len(self.needle) - 1):] if len(self.needle) > 1 else b""
+
+
+def decode(data: bytes) -> str:
+    """Output as text; bytes that are not UTF-8 are shown as \\xNN (binary stays visible)."""
+    return data.decode("utf-8", errors="backslashreplace")
 
 
 @dataclass
@@ -24,6 +99,8 @@ class Outcome:
     elapsed: float | None = None
     timed_out: bool = False
     ended_by: str | None = None       # why it ended early: a signal name, "host stopped"
+    dropped: int = 0                  # output bytes over the cap, not kept (stdout + stderr)
+    raw: bytes = b""                  # what was kept, as bytes: stdout, then stderr
 
 
 def split_status(stderr: str) -> tuple[str, dict | None]:
@@ -56,7 +133,7 @@ def result_of(host: str, outcome: Outcome) -> dict:
     """A host's result for expectations: the program's JSON plus the runner's fields."""
     result = dict(last_json_object(outcome.stdout))
     result.update(exit_code=outcome.exit_code, elapsed=outcome.elapsed, timed_out=outcome.timed_out,
-                  host=host, output=outcome.stdout + outcome.stderr)
+                  host=host, output=outcome.stdout + outcome.stderr, output_dropped=outcome.dropped)
     return result
 
 
@@ -68,12 +145,22 @@ class StepProcess:
     command: str
     timeout_s: float | None
     run_id: str
+    ready: str | None = None          # a text to watch for in the output (the step's `ready`)
+    cap: int = OUTPUT_CAP
     outcome: Outcome = field(default_factory=Outcome)
     started_at: float = 0.0           # time.monotonic() on this machine
     ended_at: float = 0.0             # when its output stream ended, on the same clock
     _done: threading.Event = field(default_factory=threading.Event)
-    _out: list = field(default_factory=list)
-    _err: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self._out, self._err = HeadTail(self.cap // 2), HeadTail(self.cap - self.cap // 2)
+        self._ready = TextWatch(self.ready)
+        self._ready_err = TextWatch(self.ready)
+
+    @property
+    def ready_seen(self) -> bool:
+        """The `ready` text appeared on stdout or stderr (also if it was not kept)."""
+        return self._ready.seen or self._ready_err.seen
 
     @property
     def pid_file(self) -> str:
@@ -95,9 +182,11 @@ class StepProcess:
         try:
             for out, err in stream:
                 if out:
-                    self._out.append(out)
+                    self._out.feed(out)
+                    self._ready.feed(out)
                 if err:
-                    self._err.append(err)
+                    self._err.feed(err)
+                    self._ready_err.feed(err)
         except Exception as exc:  # the container vanished mid-stream: the step ended with it
             self.outcome.ended_by = self.outcome.ended_by or f"stream ended: {type(exc).__name__}"
         finally:
@@ -105,9 +194,14 @@ class StepProcess:
 
     def _finish(self) -> None:
         self.ended_at = time.monotonic()
-        stdout = b"".join(self._out).decode(errors="replace")
-        stderr, status = split_status(b"".join(self._err).decode(errors="replace"))
-        self.outcome.stdout, self.outcome.stderr = stdout, stderr
+        out, err = self._out.value("stdout"), self._err.value("stderr")
+        stderr, status = split_status(decode(err))
+        mark = err.rfind(STATUS_MARK.encode())
+        if status and mark >= 0:  # the raw bytes without step-exec's status line (and its newline)
+            err = err[:mark - 1] if err[:mark].endswith(b"\n") else err[:mark]
+        self.outcome.stdout, self.outcome.stderr = decode(out), stderr
+        self.outcome.raw, self.outcome.dropped = out + err, self._out.dropped + self._err.dropped
+        self._out = self._err = None  # the bytes live on in the outcome only
         if status:
             self.outcome.exit_code = status["exit_code"]
             self.outcome.elapsed = status["elapsed"]
@@ -123,9 +217,6 @@ class StepProcess:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
-
-    def output_so_far(self) -> str:
-        return b"".join(self._out + self._err).decode(errors="replace")
 
     def signal(self, sig: str) -> None:
         """Send SIGTERM/SIGKILL to the step's whole process group on its host."""

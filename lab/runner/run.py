@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import LabEnvironmentError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Impairment, Link
 from ..impairments.router import EngineDied, RouterImpairmentError
@@ -80,7 +80,7 @@ def check_plans(scenario: Scenario, caps: Capabilities) -> dict[str, dict[str, s
         try:
             plan = backends.plan(state, ifnames, caps)
         except backends.UnsupportedImpairment as exc:
-            raise LabError(f"{scenario.source}: this machine cannot apply an impairment of the "
+            raise LabEnvironmentError(f"{scenario.source}: this machine cannot apply an impairment of the "
                            f"scenario: {exc}", hint="`lab doctor` shows what each impairment uses here") from None
         for link, kinds in plan.backend_table().items():
             table.setdefault(link, {}).update(kinds)
@@ -118,8 +118,11 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         # waits the running steps out: tearing down (below) ends them at once.
         try:
             timeline.play()
-        except (RunError, EngineDied) as exc:
+        except RunError as exc:
             report.errors.append(str(exc))
+        except EngineDied as exc:
+            report.errors.append(str(exc))
+            report.error_kind = "environment"
         except Exception:
             _collect(scenario, timeline, router, lab, folder, report)  # keep what ran
             raise
@@ -134,6 +137,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
                     router.close()  # stops the engine, which reports its final counters
             except RouterImpairmentError as exc:
                 report.errors.append(f"cleaning up the router: {exc}")
+                report.error_kind = "environment"
             finally:
                 lab.down()
     if router is not None:
@@ -154,16 +158,17 @@ def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, f
     if scenario.capture:
         for name, data in router.stop_capture().items():
             folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-    _check_engine(router, report.errors)
+    _check_engine(router, report)
 
 
-def _check_engine(router, errors: list[str]) -> None:
+def _check_engine(router, report: RunReport) -> None:
     """The engine fails open, so a death during the run is a run error (said once)."""
     try:
         router.check_alive()
     except EngineDied as exc:
-        if str(exc) not in errors:
-            errors.append(str(exc))
+        report.error_kind = "environment"
+        if str(exc) not in report.errors:
+            report.errors.append(str(exc))
 
 
 def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[ExpectationResult]:
@@ -176,7 +181,8 @@ def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[Ex
 
 def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> None:
     for (step, host), proc in timeline.processes.items():
-        folder.write_text(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.stdout + proc.outcome.stderr)
+        # As the program printed it (bytes, binary too), bounded by the output cap.
+        folder.write_bytes(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.raw)
     for host in lab.topology.hosts:
         try:
             folder.write_text(f"logs/{host.name}.log", lab.logs(host.name))
@@ -290,7 +296,7 @@ class Timeline:
     def _start(self, step: RunStep, host: str) -> None:
         self._runs += 1
         proc = StepProcess(self.lab.container(host).id, host, step.name, step.command, step.timeout_s,
-                           run_id=f"{safe_name(step.name)}-{host}-{self._runs}")
+                           run_id=f"{safe_name(step.name)}-{host}-{self._runs}", ready=step.ready)
         old = self.processes.get((step.name, host))
         if old is not None and old.running:
             raise RunError(f"{step.name} is still running on {host}")
@@ -301,10 +307,10 @@ class Timeline:
     def _wait_ready(self, step: RunStep) -> None:
         deadline = time.monotonic() + step.ready_timeout_s
         procs = [self.processes[(step.name, h)] for h in step.hosts]
-        while not all(step.ready in p.output_so_far() for p in procs):
-            ended = [p for p in procs if not p.running and step.ready not in p.output_so_far()]
+        while not all(p.ready_seen for p in procs):
+            ended = [p for p in procs if not p.running and not p.ready_seen]
             if ended or time.monotonic() > deadline:
-                late = ", ".join(p.host for p in procs if step.ready not in p.output_so_far())
+                late = ", ".join(p.host for p in procs if not p.ready_seen)
                 why = "ended" if ended else f"did not within {step.ready_timeout_s:g} s"
                 raise RunError(f"{step.name}: {step.ready!r} never appeared on {late} (it {why}); "
                                f"see {step.position}")

@@ -23,7 +23,8 @@ COMMON_FIELDS: Dict[str, Any] = {
     "elapsed": 0.0,        # seconds from its start to its end
     "timed_out": False,    # killed by the step's timeout
     "host": "",            # the lab host it ran on
-    "output": "",          # its raw output (stdout then stderr)
+    "output": "",          # its raw output (stdout then stderr), up to the output cap
+    "output_dropped": 0,   # bytes of output over the cap, not kept
 }
 
 # Command -> (module, arguments that make its parser accept a minimal command line).

@@ -322,6 +322,13 @@ def _numgen_threshold(percent: float) -> int:
     return threshold
 
 
+def _numgen_match(percent: float) -> str:
+    """The nft match for "this packet, with probability percent", '' for every packet
+    (nftables refuses `mod N < N`: the value must be below the modulus)."""
+    threshold = _numgen_threshold(percent)
+    return "" if threshold >= NUMGEN_MOD else f"numgen random mod {NUMGEN_MOD} < {threshold} "
+
+
 @dataclass
 class _Builder:
     """Accumulates one plan's pieces while walking the links."""
@@ -344,8 +351,7 @@ class _Builder:
         if NFT_DROP in by_backend:
             self.nft_rules.append(f"{match} drop")
         if NFT_NUMGEN in by_backend:
-            threshold = _numgen_threshold(imp.loss)
-            self.nft_rules.append(f"{match} numgen random mod {NUMGEN_MOD} < {threshold} drop")
+            self.nft_rules.append(f"{match} {_numgen_match(imp.loss)}drop")
         tc_kinds = by_backend.get(NETEM, []) + by_backend.get(HTB, []) + by_backend.get(TBF, [])
         if tc_kinds:
             into_dst = self.egress.setdefault(dst_if, [])
@@ -356,10 +362,9 @@ class _Builder:
                 minor = 0x10 + len(into_dst) - 1
                 self.nft_rules.append(f"{match} meta priority set {_classid(minor)}")
         if NFT_DUP in by_backend:
-            threshold = _numgen_threshold(imp.duplicate)
             # The copy is routed to the packet's own destination, out of B's interface.
             # "{family}" is filled in per table: dup needs to know the address family.
-            self.nft_rules.append(f"{match} numgen random mod {NUMGEN_MOD} < {threshold} "
+            self.nft_rules.append(f"{match} {_numgen_match(imp.duplicate)}"
                                   f"dup to {{family}} daddr device {_nft_quoted(dst_if)}")
         if ENGINE in by_backend or self.ctx.per_segment:
             entry = _engine_link(link, imp, by_backend.get(ENGINE, []), queue)

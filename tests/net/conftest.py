@@ -61,8 +61,8 @@ def lab_cli(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([str(LAB), *map(str, args)], **kwargs)
 
 
-def lab_run_json(paths, tmp_path, work=None) -> tuple[int, dict, str]:
-    """`lab run PATHS --json` as an instructor runs it: (exit code, report, stderr)."""
+def lab_run_json(paths, tmp_path, work=None) -> tuple[int, list, str]:
+    """`lab run PATHS --json` as an instructor runs it: (exit code, reports (one per file), stderr)."""
     work = work or tmp_path / "work"
     done = subprocess.run([str(LAB), "run", *map(str, paths), "--json", "--runs-dir", str(tmp_path / "runs"),
                            "--work", str(work)], capture_output=True, text=True, timeout=900, cwd=ROOT)

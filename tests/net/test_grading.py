@@ -29,7 +29,7 @@ def test_the_lecture_programs_pass_both_gradings(tmp_path):
 
 
 def test_a_server_that_forgets_upper_fails_on_the_tcp_reply_only(tmp_path):
-    code, report, stderr = lab_run_json([GRADING / "servers.yaml"], tmp_path,
+    code, [report], stderr = lab_run_json([GRADING / "servers.yaml"], tmp_path,
                                         work=submission_with_a_bug(tmp_path / "alice"))
     assert code == 1, stderr[-3000:]
     failed = {e["text"]: e["observed"] for e in report["expectations"] if not e["passed"]}

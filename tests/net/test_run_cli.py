@@ -98,7 +98,7 @@ def test_failed_expectation_exits_1_reports_it_in_json_and_junit_and_leaves_no_l
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
 
-    report = json.loads(run.stdout)  # stdout is the JSON alone; progress went to stderr
+    [report] = json.loads(run.stdout)  # stdout is the JSON list alone; progress went to stderr
     assert report["scenario"] == "runcli-fail" and report["passed"] is False and report["errors"] == []
     assert [e["passed"] for e in report["expectations"]] == [True, False]
     failed = report["expectations"][1]
@@ -258,7 +258,7 @@ def udp_datagrams(frames: list[bytes]) -> list[Datagram]:
 def test_capture_writes_a_pcap_per_router_interface_with_the_steps_datagrams(tmp_path, own_labs):
     run = lab_run(own_labs, tmp_path, DATA / "runcli-capture.yaml", "--json")
     assert run.returncode == 0, run.stderr + run.stdout
-    report = json.loads(run.stdout)
+    [report] = json.loads(run.stdout)
     hello = report["results"]["hello"]["client1"]
     # The hosts' addresses, as the progress showed them when the lab came up.
     router_addresses = re.search(r"starting router \(router\) (.+)", run.stderr).group(1).split(", ")
@@ -289,7 +289,7 @@ def test_capture_writes_a_pcap_per_router_interface_with_the_steps_datagrams(tmp
 def test_keep_leaves_the_lab_running_until_lab_down(tmp_path, own_labs):
     run = lab_run(own_labs, tmp_path, DATA / "runcli-ok.yaml", "--keep", "--json")
     assert run.returncode == 0, run.stderr + run.stdout
-    lab = json.loads(run.stdout)["lab"]
+    lab = json.loads(run.stdout)[0]["lab"]
     assert own_labs == [lab]
     assert f"lab down {lab}" in " ".join(run.stderr.split())  # it says how to remove it (maybe wrapped)
 

@@ -21,7 +21,7 @@ def failed_expectations(report: dict) -> list[str]:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_scenario_passes_its_own_expectations(path, tmp_path):
-    code, report, stderr = lab_run_json([path], tmp_path)
+    code, [report], stderr = lab_run_json([path], tmp_path)
     assert (code, report["errors"], failed_expectations(report)) == (0, [], []), stderr[-3000:]
     assert report["expectations"], "a shipped scenario must expect something"
     # The run folder holds what an instructor looks at afterwards.

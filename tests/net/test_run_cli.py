@@ -6,6 +6,7 @@ SIGTERM while a step runs, packet captures and --keep. The scenario files are in
 import functools
 import ipaddress
 import json
+import os
 import re
 import signal
 import struct
@@ -125,8 +126,9 @@ def test_failed_expectation_exits_1_reports_it_in_json_and_junit_and_leaves_no_l
 
 def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creates_nothing(tmp_path, own_labs):
     path = DATA / "runcli-invalid.yaml"
+    junit = tmp_path / "junit.xml"
     before = socketlab_resources()
-    run = lab_run(own_labs, tmp_path, path, timeout=60)
+    run = lab_run(own_labs, tmp_path, path, "--junit", junit, "--json-file", tmp_path / "r.json", timeout=60)
     after = socketlab_resources()
 
     assert run.returncode == 2, run.stderr
@@ -140,6 +142,12 @@ def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creat
     assert found["topology.colour"][:2] == (5, 3) and "unknown key" in found["topology.colour"][2]
     assert found["impairments[0].loss"][:2] == (8, 11) and "120%" in found["impairments[0].loss"][2]
 
+    # CI shows why: an error case per problem, naming FILE:LINE:COL, in JUnit and JSON.
+    errors = [e.text for e in ET.parse(junit).getroot().iter("error")]
+    assert sorted(errors) == sorted(lines)
+    [report] = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] is False and sorted(report["errors"]) == sorted(lines)
+
     assert own_labs == []
     assert created_by_these_files(before, after) == set()
     assert not (tmp_path / "runs").exists() and not (tmp_path / "work").exists()
@@ -148,7 +156,8 @@ def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creat
 def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
     valid, invalid = DATA / "runcli-ok.yaml", DATA / "runcli-invalid.yaml"
     before = socketlab_resources()
-    run = lab_run(own_labs, tmp_path, valid, invalid, timeout=60)  # the valid one comes first
+    junit = tmp_path / "junit.xml"
+    run = lab_run(own_labs, tmp_path, valid, invalid, "--junit", junit, timeout=60)  # the valid one comes first
     after = socketlab_resources()
 
     assert run.returncode == 2, run.stderr
@@ -157,6 +166,10 @@ def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
     assert problems and all(problems), run.stderr
     assert {p["file"] for p in problems} == {str(invalid)}
     assert "runcli-ok" not in run.stderr and run.stdout == ""  # not even announced
+    suites = ET.parse(junit).getroot()
+    assert [s.get("name") for s in suites] == ["runcli-ok", "runcli-invalid"]
+    assert suites[0].find("testcase/skipped") is not None and suites[0].find(".//error") is None
+    assert len(suites[1].findall(".//error")) == len(problems)
     assert own_labs == []
     assert created_by_these_files(before, after) == set()
     assert not (tmp_path / "runs").exists() and not (tmp_path / "work").exists()
@@ -166,14 +179,17 @@ def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_path, own_labs, sig):
-    # runcli-sleep: `sleep 60` (timeout 2m) at 0 s, and another step at 40 s, so the
-    # signal comes while a step runs and the timeline waits for its next step.
-    proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", DATA / "runcli-sleep.yaml",
+    # runcli-ok passes first. runcli-sleep: `sleep 60` (timeout 2m) at 0 s, and another step
+    # at 40 s, so the signal comes while a step runs and the timeline waits for its next step.
+    junit, js = tmp_path / "junit.xml", tmp_path / "r.json"
+    proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", "--junit", junit,
+                   "--json-file", js, "--json", DATA / "runcli-ok.yaml", DATA / "runcli-sleep.yaml",
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err, out = Lines(proc.stderr), Lines(proc.stdout)
     try:
-        lab = labs_brought_up(err.wait_for("bringing up lab", timeout=60))[0]
+        lab = labs_brought_up(err.wait_for("-runcli-sleep …", timeout=RUN_TIMEOUT))[0]
         own_labs.append(lab)
+        own_labs += labs_brought_up(err.wait_for("-runcli-ok …", timeout=1))
         err.wait_for("sleeper on client1: sleep 60", timeout=RUN_TIMEOUT)  # the step has started
 
         def lab_running():
@@ -190,14 +206,34 @@ def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_pa
             pytest.fail(f"`lab run` still running {SIGNAL_BOUND} s after {sig.name}")
         took = time.monotonic() - sent
         stderr, stdout = err.text(), out.text()
-        assert proc.returncode == 130, stderr
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], stderr
         assert "Traceback" not in stderr + stdout
         assert "interrupted" in stderr
+        # The reports hold the first scenario's pass and the interrupted one as an error.
+        suites = ET.parse(junit).getroot()
+        assert [(s.get("name"), s.get("failures"), s.get("errors")) for s in suites] == \
+            [("runcli-ok", "0", "0"), ("runcli-sleep", "0", "1")]
+        assert f"interrupted ({sig.name})" in suites[1].find(".//error").text
+        reports = json.loads(js.read_text())
+        assert json.loads(stdout) == reports
+        assert [(r["scenario"], r["passed"]) for r in reports] == [("runcli-ok", True), ("runcli-sleep", False)]
         containers, networks = labelled(lab)
         assert containers == [] and networks == [], f"lab {lab} left behind {took:.1f} s after {sig.name}"
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_an_unreachable_engine_is_the_environment_exit_3_with_a_junit_error(tmp_path):
+    junit = tmp_path / "junit.xml"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    run = subprocess.run([str(LAB), "run", "--runs-dir", str(tmp_path / "runs"), "--work", str(tmp_path / "work"),
+                          "--junit", str(junit), str(DATA / "runcli-ok.yaml")],
+                         capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT)
+    assert run.returncode == 3, run.stderr
+    assert "Traceback" not in run.stderr and "cannot reach the Docker Engine" in run.stderr
+    [error] = ET.parse(junit).getroot().iter("error")
+    assert "cannot reach the Docker Engine" in error.text and error.get("type") == "environment"
 
 
 # --- 4. packet capture -------------------------------------------------------------------

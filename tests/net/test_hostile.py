@@ -55,6 +55,13 @@ def leftovers(lab: str) -> list[str]:
             + [n.name for n in client.networks.list(filters=label)])
 
 
+def plain_env() -> dict:
+    """The environment of a `lab run` whose output is a file: no forced colours (so any
+    escape character in it came from a program), and wide enough that cells do not wrap."""
+    forcing = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
+    return {**{k: v for k, v in os.environ.items() if k not in forcing}, "COLUMNS": "400"}
+
+
 def hostile_run(tmp_path: Path, scenario: str, expect_code: int, work_files: dict | None = None) -> Run:
     """`lab run` of `scenario` (YAML text) with --junit and --json-file; checks the floor."""
     path = tmp_path / "scenario.yaml"
@@ -68,8 +75,7 @@ def hostile_run(tmp_path: Path, scenario: str, expect_code: int, work_files: dic
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen([str(LAB), "run", str(path), "--junit", str(junit), "--json-file", str(js),
                                  "--runs-dir", str(tmp_path / "runs"), "--work", str(work)],
-                                stdout=out, stderr=err, cwd=ROOT,
-                                env={**os.environ, "COLUMNS": "400"})  # table cells unwrapped
+                                stdout=out, stderr=err, cwd=ROOT, env=plain_env())
     watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)  # a bound, so a hang fails instead of blocking
     watchdog.start()
     try:

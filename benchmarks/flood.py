@@ -1,9 +1,9 @@
 """`lab`'s own memory and what it stores when a step floods its output.
 
-    .venv/bin/python benchmarks/flood.py [--mb 50 200 600] [--json]
+    .venv/bin/python benchmarks/flood.py [--mb 50 200 600] [--hosts 1] [--json]
 
 Each row is a real `lab run` (the console script, in a subprocess) of a one-step scenario
-whose step prints N MB on stdout, then a JSON result line. The first row is the reference,
+whose step prints N MB on stdout on each of --hosts clients at once, then a JSON result line. The first row is the reference,
 measured in the same run: a quiet step (one line). Columns: lab's peak resident memory
 (wait4's rusage of that one child process), its ratio to the quiet run's, the bytes stored
 in the run folder for the step, the bytes dropped over the cap, whether the JSON result at
@@ -31,11 +31,11 @@ MB = 1_000_000
 
 SCENARIO = """name: bench-flood
 description: a step that prints {mb} MB
-topology: {{server: idle}}
+topology: {{server: idle, clients: {hosts}}}
 steps:
   - at: 0s
     name: flood
-    on: client1
+    on: clients
     run: {command}
     timeout: 10m
 expect:
@@ -48,11 +48,11 @@ def command(mb: int) -> str:
     return json.dumps(flood + "echo '{\"done\": true}'")
 
 
-def one_run(mb: int, tmp: Path) -> dict:
+def one_run(mb: int, hosts: int, tmp: Path) -> dict:
     folder = tmp / f"flood-{mb}"
     folder.mkdir()
     path = folder / "flood.yaml"
-    path.write_text(SCENARIO.format(mb=mb, command=command(mb)))
+    path.write_text(SCENARIO.format(mb=mb, command=command(mb), hosts=hosts))
     js = folder / "report.json"
     started = time.monotonic()
     with open(folder / "stderr", "wb") as err:
@@ -70,30 +70,32 @@ def one_run(mb: int, tmp: Path) -> dict:
     if proc.returncode != 0 or not js.exists():
         raise SystemExit(f"lab run of {mb} MB exited {proc.returncode}:\n{stderr[-2000:]}")
     [report] = json.loads(js.read_text())
-    result = report["results"]["flood"]["client1"]
+    results = report["results"]["flood"].values()
     stored = sum(p.stat().st_size for p in (Path(report["artifacts"]) / "outputs").rglob("*") if p.is_file())
-    return {"printed_mb": mb, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stored_bytes": stored,
-            "dropped_bytes": result.get("output_dropped", 0), "result_read": result.get("done") is True,
+    return {"printed_mb": mb, "hosts": hosts, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stored_bytes": stored,
+            "dropped_bytes": sum(r.get("output_dropped", 0) for r in results),
+            "result_read": len(results) == hosts and all(r.get("done") is True for r in results),
             "wall_s": round(wall, 1), "labs_left": left}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, nargs="+", default=[50, 200, 600])
+    parser.add_argument("--hosts", type=int, default=1, help="clients flooding at once (each N MB)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp:
         for mb in [0, *args.mb]:
             ui.progress(f"lab run of a step printing {mb} MB" if mb else "lab run of a quiet step (reference)")
-            rows.append(one_run(mb, Path(tmp)))
+            rows.append(one_run(mb, args.hosts, Path(tmp)))
     quiet = rows[0]["peak_rss_mb"]
     for row in rows:
         row["rss_vs_quiet"] = round(row["peak_rss_mb"] / quiet, 2)
     if args.json:
         ui.print_json(rows)
         return
-    ui.table("lab run under an output flood (one host, one step)",
+    ui.table(f"lab run under an output flood ({args.hosts} host(s) at once, one step; MB printed by each)",
              ["printed", "lab peak RSS", "vs quiet", "stored", "dropped", "JSON result read", "wall", "labs left"],
              [[f"{r['printed_mb']} MB" if r["printed_mb"] else "quiet (reference)", f"{r['peak_rss_mb']} MB",
                f"{r['rss_vs_quiet']}x", ui.human_size(r["stored_bytes"]), ui.human_size(r["dropped_bytes"]),

@@ -29,13 +29,14 @@ OUTPUT_CAP = int(os.environ.get("SOCKETLAB_OUTPUT_CAP", 8 * MIB))
 
 class HeadTail:
     """The first `cap // 2` and the last `cap - cap // 2` bytes of a stream, and how many
-    bytes between them were dropped. Memory stays under 2 * cap whatever is fed."""
+    bytes between them were dropped. Memory stays under 1.25 * cap (+ 64 KiB) whatever is fed."""
 
     def __init__(self, cap: int = OUTPUT_CAP // 2):
         self.head_cap = cap // 2
         self.tail_cap = cap - self.head_cap
         self.head = bytearray()
-        self._tail = bytearray()   # may hold up to 2 * tail_cap before it is trimmed
+        self._tail = bytearray()   # may hold a little more than tail_cap until it is trimmed
+        self._slack = max(64 * 1024, self.tail_cap // 4)
         self.total = 0
 
     def feed(self, data: bytes) -> None:
@@ -46,7 +47,7 @@ class HeadTail:
             data = data[room:]
         if data:
             self._tail += data
-            if len(self._tail) > 2 * self.tail_cap:  # trim now and then: amortised O(1) a byte
+            if len(self._tail) > self.tail_cap + self._slack:  # trim now and then: amortised O(1) a byte
                 del self._tail[:len(self._tail) - self.tail_cap]
 
     @property
@@ -195,13 +196,14 @@ class StepProcess:
     def _finish(self) -> None:
         self.ended_at = time.monotonic()
         out, err = self._out.value("stdout"), self._err.value("stderr")
+        self.outcome.dropped = self._out.dropped + self._err.dropped
+        self._out = self._err = None  # freed before decoding: many hosts may end at once
         stderr, status = split_status(decode(err))
         mark = err.rfind(STATUS_MARK.encode())
         if status and mark >= 0:  # the raw bytes without step-exec's status line (and its newline)
             err = err[:mark - 1] if err[:mark].endswith(b"\n") else err[:mark]
         self.outcome.stdout, self.outcome.stderr = decode(out), stderr
-        self.outcome.raw, self.outcome.dropped = out + err, self._out.dropped + self._err.dropped
-        self._out = self._err = None  # the bytes live on in the outcome only
+        self.outcome.raw = out + err  # (no copy when one of them is empty)
         if status:
             self.outcome.exit_code = status["exit_code"]
             self.outcome.elapsed = status["elapsed"]

@@ -183,6 +183,7 @@ def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> No
     for (step, host), proc in timeline.processes.items():
         # As the program printed it (bytes, binary too), bounded by the output cap.
         folder.write_bytes(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.raw)
+        proc.outcome.raw = b""  # on disk now: not held a second time (many hosts may have flooded)
     for host in lab.topology.hosts:
         try:
             folder.write_text(f"logs/{host.name}.log", lab.logs(host.name))

@@ -125,12 +125,22 @@ def test_head_tail_keeps_both_ends_and_counts_what_it_dropped():
     data = bytes(random.Random(1).randrange(256) for _ in range(10_000))
     for i in range(0, len(data), 37):
         buf.feed(data[i:i + 37])
-        assert len(buf.head) + len(buf._tail) <= 50 + 2 * 50  # bounded at every moment
+        assert len(buf.head) + len(buf._tail) <= 50 + 50 + 64 * 1024  # bounded at every moment
     assert bytes(buf.head) == data[:50] and buf.tail == data[-50:]
     assert buf.dropped == 10_000 - 100 and buf.total == 10_000
     value = buf.value("stdout")
     assert value.startswith(data[:50]) and value.endswith(data[-50:])
     assert b"9900 bytes of stdout dropped" in value
+
+
+def test_head_tail_memory_stays_near_its_cap():
+    buf = HeadTail(cap=8 << 20)
+    chunk = b"y" * 32768
+    peak = 0
+    for _ in range(1000):  # 32 MB through a 8 MiB buffer
+        buf.feed(chunk)
+        peak = max(peak, len(buf.head) + len(buf._tail))
+    assert peak <= (8 << 20) * 1.25 + 32768 and buf.dropped == 32768 * 1000 - (8 << 20)
 
 
 def test_head_tail_under_the_cap_keeps_everything_as_is():

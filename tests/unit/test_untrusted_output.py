@@ -198,3 +198,21 @@ def test_plot_labels_are_not_mathtext(tmp_path):
 def test_last_json_object_still_reads_the_result_line():
     assert last_json_object('noise\n{"a": 1}\n') == {"a": 1}
     assert result_of("h", Outcome(stdout="x", dropped=7))["output_dropped"] == 7
+
+
+def test_a_lab_error_is_one_literal_line_with_its_exit_code(tmp_path):
+    from click.testing import CliRunner
+    from lab.cli import cli
+    name = str(tmp_path / "x[/b]y :cat: \x1b[2J.yaml")   # no such file: a LabError naming it
+    result = CliRunner().invoke(cli, ["validate", name])
+    assert result.exit_code == 2, result.output
+    assert "lab: error: cannot read scenario" in result.output
+    assert "x[/b]y :cat: \\x1b[2J.yaml" in result.output and "\x1b" not in result.output
+
+
+def test_the_help_lists_the_exit_codes():
+    from click.testing import CliRunner
+    from lab.cli import cli
+    text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    for code in ("0 all passed", "1 an expectation failed", "2 bad input", "3 the environment", "130/143"):
+        assert code in text

@@ -8,7 +8,7 @@ import click
 import docker.errors
 
 from . import ui
-from .errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
+from .errors import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
 
 
 class LabGroup(click.Group):
@@ -209,7 +209,7 @@ def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
         for line in problems:
             ui.say(ui.err, line)
         sink.close("not run: another file is invalid")
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
     opts = RunOptions(Path(runs_dir), Path(work_dir), seed, keep, ui.progress)
     try:
         for i, (path, scenario) in enumerate(zip(files, scenarios)):
@@ -257,7 +257,7 @@ def doctor(as_json):
     else:
         doc.print_report(checks)
     if any(c.status == "fail" for c in checks):
-        sys.exit(2)
+        sys.exit(EXIT_ENVIRONMENT)  # what failed is this machine
 
 
 def _interrupt(signum, frame):

@@ -141,8 +141,9 @@ def check_kernel() -> list[Check]:
 
 
 def print_report(checks: list[Check]) -> None:
-    marks = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]",
-             "info": "[blue]info[/blue]"}
+    from rich.text import Text
+    marks = {"ok": Text("ok", "green"), "warn": Text("warn", "yellow"), "fail": Text("FAIL", "red"),
+             "info": Text("info", "blue")}
     ui.table("lab doctor", ["check", "", "detail", "how to fix"],
              [[c.name, marks[c.status], c.detail, c.fix] for c in checks])
 

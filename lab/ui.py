@@ -85,7 +85,9 @@ def error(message: str, notes=(), hint: str = "", label: str = "lab: error:") ->
 
 
 def cell(value) -> Text:
-    """A table cell: untrusted text, shown literally."""
+    """A table cell: untrusted text, shown literally (a Text made by our code passes as is)."""
+    if isinstance(value, Text):
+        return value
     return Text("" if value is None else printable(str(value)))
 
 

@@ -4,7 +4,9 @@ asserts the same floor: the run ends with its reports (the JSON list and the JUn
 parse, the terminal shows no traceback and no raw escape sequence) and nothing of the
 lab is left in the engine. Then what is special to the case.
 
-(The fork bomb and the memory hog are in the per-host limits' tests.)
+(The fork bomb and the memory hog are in the per-host limits' tests.) The seven runs take
+about 2.5 minutes together on 2 shared cores (each 8-25 s, the flood and the one with an
+impairment the longest).
 """
 from __future__ import annotations
 

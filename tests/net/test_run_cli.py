@@ -44,7 +44,10 @@ def labelled(lab: str) -> tuple[list, list]:
 def socketlab_resources() -> set[tuple[str, str, str]]:
     """(kind, id, lab) of every container and network labelled org.socketlab=1."""
     label = {"label": "org.socketlab=1"}
-    return ({("container", c.id, c.labels.get(LAB_LABEL, "")) for c in engine().containers.list(all=True, filters=label)}
+    # sparse: the list's own data, no inspect per container (other people's labs come and go
+    # on this engine meanwhile, and inspecting one just removed fails with NotFound).
+    containers = engine().containers.list(all=True, filters=label, sparse=True)
+    return ({("container", c.id, (c.attrs.get("Labels") or {}).get(LAB_LABEL, "")) for c in containers}
             | {("network", n.id, (n.attrs.get("Labels") or {}).get(LAB_LABEL, ""))
                for n in engine().networks.list(filters=label)})
 

@@ -36,7 +36,6 @@ import argparse
 import errno
 import heapq
 import json
-import math
 import os
 import random
 import select
@@ -62,8 +61,12 @@ NFQNL_MSG_CONFIG = 2
 NFQA_CFG_CMD = 1
 NFQA_CFG_PARAMS = 2
 NFQA_CFG_QUEUE_MAXLEN = 3
+NFQA_CFG_MASK = 4
+NFQA_CFG_FLAGS = 5
+NFQA_CFG_F_GSO = 1 << 2      # hand GSO packets over whole, not cut into segments first
 NFQNL_CFG_CMD_BIND = 1
 NFQNL_CFG_CMD_UNBIND = 2
+NFQNL_COPY_META = 1         # the packet's metadata only: no payload copied to us
 NFQNL_COPY_PACKET = 2
 
 NFQA_PACKET_HDR = 1
@@ -109,13 +112,22 @@ def config_command(queue: int, command: int, seq: int) -> bytes:
                         flags=NLM_F_REQUEST | NLM_F_ACK, seq=seq)
 
 
-def config_copy_packet(queue: int, maxlen: int, seq: int, copy_range: int = 0xFFFF) -> bytes:
+def config_copy_packet(queue: int, maxlen: int, seq: int, copy_range: int = 0xFFFF,
+                       whole: bool = False) -> bytes:
     """Copy whole packets to us, and let the kernel hold up to ``maxlen`` for this queue
-    (packets we are delaying count against it)."""
+    (packets we are delaying count against it).
+
+    ``whole`` is for links whose packets we never read nor split (delay, jitter,
+    reorder, partition): the payload stays in the kernel (metadata-only copies) and GSO
+    packets come whole, so a 64 KiB TCP burst is one verdict instead of forty-five."""
     # struct nfqnl_msg_config_params { __be32 copy_range; u8 copy_mode; } __packed
-    params = struct.pack("!IB", copy_range, NFQNL_COPY_PACKET)
+    mode = NFQNL_COPY_META if whole else NFQNL_COPY_PACKET
+    params = struct.pack("!IB", 0 if whole else copy_range, mode)
+    flags = struct.pack("!I", NFQA_CFG_F_GSO if whole else 0)
     attrs = (pack_attr(NFQA_CFG_PARAMS, params)
-             + pack_attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen)))
+             + pack_attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen))
+             + pack_attr(NFQA_CFG_FLAGS, flags)
+             + pack_attr(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_GSO)))
     return pack_message(NFQNL_MSG_CONFIG, queue, attrs, flags=NLM_F_REQUEST | NLM_F_ACK, seq=seq)
 
 
@@ -256,6 +268,13 @@ class LinkConfig:
         if config.delay_ms < 0 or config.jitter_ms < 0:
             raise ValueError(f"queue {config.queue}: delay and jitter must not be negative")
         return config
+
+    @property
+    def whole_packets(self) -> bool:
+        """True when no decision needs the payload or per-segment chances: delay,
+        jitter, reorder and partition act on a GSO packet as on each of its segments,
+        while loss, duplicates and corruption are per segment (as tests count them)."""
+        return not (self.loss or self.gemodel or self.duplicate or self.corrupt)
 
     def loss_model(self):
         if self.gemodel:
@@ -438,9 +457,9 @@ class Engine:
         self.seq += 1
         return self.seq
 
-    def bind(self, queue: int) -> None:
+    def bind(self, queue: int, whole: bool = False) -> None:
         self._request(config_command(queue, NFQNL_CFG_CMD_BIND, self._next_seq()))
-        self._request(config_copy_packet(queue, self.maxlen, self._next_seq()))
+        self._request(config_copy_packet(queue, self.maxlen, self._next_seq(), whole=whole))
 
     def unbind(self, queue: int) -> None:
         self._request(config_command(queue, NFQNL_CFG_CMD_UNBIND, self._next_seq()))
@@ -460,10 +479,11 @@ class Engine:
         for queue, config in sorted(configs.items()):
             old = self.links.get(queue)
             if old is None:
-                self.bind(queue)
+                self.bind(queue, whole=config.whole_packets)
                 self.links[queue] = LinkImpairer(config, link_rng(self.seed, queue))
             else:
-                self._request(config_copy_packet(queue, maxlen, self._next_seq()))
+                self._request(config_copy_packet(queue, maxlen, self._next_seq(),
+                                                 whole=config.whole_packets))
                 # New settings start a new loss state, but keep the generator, and the
                 # counters while the queue still serves the same link.
                 fresh = LinkImpairer(config, old.rng)
@@ -618,24 +638,21 @@ class Engine:
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
-        # A signal writes a byte here, so poll() returns and the flags get looked at.
+        # A signal writes a byte here, so the wait returns and the flags get looked at.
         signal.set_wakeup_fd(wake_w.fileno())
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        poller.register(wake_r, select.POLLIN)
         while not self.flags["stop"]:
-            timeout_ms = None
-            if self.heap:
-                timeout_ms = max(0, math.ceil((self.heap[0].release_at - self.clock()) * 1000))
-            for fd, _event in poller.poll(timeout_ms):
-                if fd == wake_r.fileno():
-                    while True:
-                        try:
-                            wake_r.recv(64)
-                        except BlockingIOError:
-                            break
-                else:
-                    self._read_batch()
+            # select() waits to the microsecond: poll()'s whole milliseconds, rounded up,
+            # would hold every delayed packet up to 1 ms too long.
+            timeout = max(0.0, self.heap[0].release_at - self.clock()) if self.heap else None
+            readable, _, _ = select.select([self.sock, wake_r], [], [], timeout)
+            if wake_r in readable:
+                while True:
+                    try:
+                        wake_r.recv(64)
+                    except BlockingIOError:
+                        break
+            if self.sock in readable:
+                self._read_batch()
             self._release()
             self.flush()
             self._on_signals()

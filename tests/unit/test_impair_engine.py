@@ -265,6 +265,19 @@ def test_config_messages_layout():
     params = nfq.parse_attrs(nfq.config_copy_packet(queue=7, maxlen=1000, seq=10), 20)
     assert params[nfq.NFQA_CFG_PARAMS] == struct.pack("!IB", 0xFFFF, nfq.NFQNL_COPY_PACKET)
     assert params[nfq.NFQA_CFG_QUEUE_MAXLEN] == struct.pack("!I", 1000)
+    assert params[nfq.NFQA_CFG_FLAGS] == struct.pack("!I", 0)  # GSO packets cut into segments
+    assert params[nfq.NFQA_CFG_MASK] == struct.pack("!I", nfq.NFQA_CFG_F_GSO)
+
+
+def test_whole_packets_only_where_no_decision_needs_segments_or_payload():
+    whole = nfq.parse_attrs(nfq.config_copy_packet(queue=7, maxlen=1000, seq=10, whole=True), 20)
+    assert whole[nfq.NFQA_CFG_PARAMS] == struct.pack("!IB", 0, nfq.NFQNL_COPY_META)
+    assert whole[nfq.NFQA_CFG_FLAGS] == struct.pack("!I", nfq.NFQA_CFG_F_GSO)
+    assert nfq.LinkConfig(queue=0, delay_ms=1, jitter_ms=0.5, reorder=10).whole_packets
+    assert nfq.LinkConfig(queue=0, partition=True).whole_packets
+    for per_segment in ({"loss": 1}, {"gemodel": {"p": 1, "r": 30}}, {"duplicate": 1},
+                        {"corrupt": 1}):
+        assert not nfq.LinkConfig(queue=0, delay_ms=1, **per_segment).whole_packets
 
 
 def kernel_packet(queue: int, packet_id: int, payload: bytes, seq: int = 0) -> bytes:

@@ -31,6 +31,9 @@ RCVBUF = 8 * 1024 * 1024
 MAX_DATAGRAM = 65507
 # Transient send failures: wait for the socket to drain and retry the datagram.
 _RETRY_SEND = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+# Linux's per-socket drop counter, delivered with every datagram (socket.h: 40).
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+_OVFL_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 # --- payloads (pure) --------------------------------------------------------
@@ -123,6 +126,33 @@ class ReplyTracker:
         return self.received >= self.count
 
 
+def socket_drops(ancdata):
+    """The SO_RXQ_OVFL count in a datagram's ancillary data (None if absent): how
+    many datagrams the kernel dropped on this socket, its buffer being full."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return None
+
+
+def udp_rcvbuf_errors(snmp_text):
+    """Udp RcvbufErrors from /proc/net/snmp's text (None if absent): datagrams this
+    host's kernel dropped because a receiving socket's buffer was full."""
+    rows = [line.split() for line in snmp_text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2 or "RcvbufErrors" not in rows[0]:
+        return None
+    value = rows[1][rows[0].index("RcvbufErrors")]
+    return int(value) if value.isdigit() else None
+
+
+def read_rcvbuf_errors():
+    try:
+        with open("/proc/net/snmp") as f:
+            return udp_rcvbuf_errors(f.read())
+    except OSError:
+        return None
+
+
 def timeline(send_ns, first_rtt_ms, sent):
     """The --timeline line's data for the first `sent` datagrams: each one's send
     time in ms since the first send, and the RTT of its first reply (None: lost)."""
@@ -173,15 +203,20 @@ class Measurement:
         self.tracker = ReplyTracker(args.count)
         self.send_ns = [0] * args.count
         self.sent = 0
+        self.socket_drops = None   # SO_RXQ_OVFL: replies the kernel dropped on our socket (None: unknown)
+        self.send_retries = 0      # sends refused for a full buffer or queue, then retried
 
     def drain(self):
         """Read every reply already queued, without blocking."""
         while True:
             try:
-                data = self.sock.recv(RECV_SIZE)
+                data, ancdata, _, _ = self.sock.recvmsg(RECV_SIZE, _OVFL_SPACE)
             except BlockingIOError:
                 return
             now_ns = time.monotonic_ns()
+            drops = socket_drops(ancdata)
+            if drops is not None:
+                self.socket_drops = drops
             parsed = parse_reply(data)
             if parsed is None or not 0 <= parsed[0] < self.sent:
                 self.tracker.unreadable()
@@ -211,6 +246,7 @@ class Measurement:
                 if exc.errno not in _RETRY_SEND:
                     raise
                 # Send buffer or device queue full: read replies meanwhile.
+                self.send_retries += 1
                 select.select([self.sock], [self.sock], [], 0.01)
                 self.drain()
                 continue
@@ -249,7 +285,11 @@ def new_result(args):
         "sent": 0, "received": 0, "lost": 0, "duplicated": 0, "reordered": 0,
         "corrupted": 0, "unmatched": 0, "delivery": None,
         "rtt_ms": common.summarize([]), "duration_s": None, "send_duration_s": None,
-        "send_rate_pps": None, "rcvbuf": None, "error": None, "message": None,
+        "send_rate_pps": None, "rcvbuf": None,
+        # Where a lost reply can be seen on this host: the kernel's drops on our
+        # socket, this host's UDP receive-buffer drops during the run, our retried sends.
+        "socket_drops": None, "host_rcvbuf_errors": None, "send_retries": 0,
+        "error": None, "message": None,
     }
 
 
@@ -257,7 +297,9 @@ def fill_counts(result, m, t_start, t_sent, t_end):
     tr = m.tracker
     result.update(sent=m.sent, received=tr.received, lost=m.sent - tr.received,
                   duplicated=tr.duplicated, reordered=tr.reordered, corrupted=tr.corrupted,
-                  unmatched=tr.unmatched, rtt_ms=common.summarize(tr.rtts_ms))
+                  unmatched=tr.unmatched, rtt_ms=common.summarize(tr.rtts_ms),
+                  socket_drops=m.socket_drops,
+                  send_retries=m.send_retries)
     result["delivery"] = round(tr.received / m.sent, 6) if m.sent else None
     if t_start is not None:
         result["duration_s"] = round(t_end - t_start, 6)
@@ -269,6 +311,12 @@ def fill_counts(result, m, t_start, t_sent, t_end):
 def exchange(args, result):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     m = Measurement(sock, args)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        m.socket_drops = 0  # the kernel adds the count to a datagram only once it is > 0
+    except OSError:  # not Linux: the count stays None
+        pass
+    errors_before = read_rcvbuf_errors()
     t_start = t_sent = None
     try:
         try:
@@ -286,6 +334,9 @@ def exchange(args, result):
     finally:
         sock.close()
         fill_counts(result, m, t_start, t_sent, time.monotonic())
+        errors_after = read_rcvbuf_errors()
+        if errors_before is not None and errors_after is not None:
+            result["host_rcvbuf_errors"] = errors_after - errors_before
     if args.timeline:  # before the result, which must stay the last JSON line
         common.emit_json({"timeline": timeline(m.send_ns, m.tracker.first_rtt_ms, m.sent)})
 

@@ -7,6 +7,7 @@ import random
 import socket
 import statistics
 import struct
+import sys
 
 import pytest
 
@@ -275,3 +276,20 @@ def test_udp_measure_refuses_a_size_below_the_header(capsys):
 def test_udp_measure_refuses_bad_numbers(argv):
     with pytest.raises(SystemExit):
         udp_measure.main(argv)
+
+
+def test_socket_drops_come_from_the_overflow_message():
+    import socket
+    count = (1234).to_bytes(4, sys.byteorder)
+    assert udp_measure.socket_drops([(socket.SOL_SOCKET, udp_measure.SO_RXQ_OVFL, count)]) == 1234
+    assert udp_measure.socket_drops([(socket.SOL_SOCKET, 99, count)]) is None
+    assert udp_measure.socket_drops([]) is None
+
+
+def test_rcvbuf_errors_are_read_by_column_name():
+    snmp = ("Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n"
+            "Udp: 10 0 3 12 7 0\n"
+            "UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n"
+            "UdpLite: 0 0 0 0 0 0\n")
+    assert udp_measure.udp_rcvbuf_errors(snmp) == 7
+    assert udp_measure.udp_rcvbuf_errors("Ip: Forwarding\nIp: 1\n") is None

@@ -76,7 +76,7 @@ def build_parser():
     common.add_target_args(parser, timeout=30.0)
     parser.add_argument("--bytes", type=int, required=True, metavar="N", dest="nbytes",
                         help="bytes to transfer")
-    parser.add_argument("--chunk", type=common.positive_int, default=65536, metavar="BYTES",
+    parser.add_argument("--chunk", type=common.positive_int, default=BLOCK, metavar="BYTES",
                         help="bytes per sendall() call (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="selects the data (default: 0)")
     return parser

@@ -21,7 +21,9 @@ from lab.programs import common
 
 PROGRAM = "tcp-server"
 LECTURE_RECV = 1024  # the lecture's recv size; a longer request is cut here
-STREAM_RECV = 65536
+# A measuring stream is received into a few large buffers, hashed on a second thread.
+STREAM_RECV = 1024 * 1024
+STREAM_BUFFERS = 4
 
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, then 9 u32 (rto .. fackets),
 # then the "times": last_data_sent (44), last_ack_sent (48), last_data_recv (52).
@@ -104,6 +106,44 @@ def kernel_wait_ms(conn):
         return None
 
 
+class HashPipeline:
+    """SHA-256 of a byte stream on a second thread, so the socket keeps moving data
+    while the previous buffers are hashed (hashlib releases the GIL on large
+    updates). Buffers cycle through a small fixed pool: memory stays bounded."""
+
+    def __init__(self, initial=b"", buffers=STREAM_BUFFERS, size=STREAM_RECV):
+        import queue
+        self.digest = hashlib.sha256(initial)
+        self.free = queue.Queue()
+        self.full = queue.Queue()
+        for _ in range(buffers):
+            self.free.put(bytearray(size))
+        self.thread = threading.Thread(target=self._hash, daemon=True)
+        self.thread.start()
+
+    def _hash(self):
+        while True:
+            item = self.full.get()
+            if item is None:
+                return
+            buf, n = item
+            self.digest.update(memoryview(buf)[:n])
+            self.free.put(buf)
+
+    def take(self):
+        """An empty buffer to receive into (waits while every buffer is being hashed)."""
+        return self.free.get()
+
+    def give(self, buf, n):
+        """Hash the first n bytes of buf (then it returns to the pool)."""
+        self.full.put((buf, n))
+
+    def hexdigest(self):
+        self.full.put(None)
+        self.thread.join()
+        return self.digest.hexdigest()
+
+
 def read_stream(conn, first, rec):
     """Read the rest of a SOCKETLAB-STREAM request; return the JSON reply."""
     data = first
@@ -116,19 +156,18 @@ def read_stream(conn, first, rec):
         rec["bytes_received"] += len(more)
         header = common.parse_stream_header(data)
     expected, leftover = header
-    digest = hashlib.sha256(leftover[:expected])
+    hashing = HashPipeline(leftover[:expected])
     got = min(len(leftover), expected)
-    buf = bytearray(STREAM_RECV)
-    view = memoryview(buf)
     while got < expected:
-        n = conn.recv_into(view, min(STREAM_RECV, expected - got))
+        buf = hashing.take()
+        n = conn.recv_into(buf, min(len(buf), expected - got))
+        hashing.give(buf, n)
         if n == 0:
             rec["error"], rec["message"] = "EOF", "peer closed after %d of %d bytes" % (got, expected)
             break
-        digest.update(view[:n])
         got += n
         rec["bytes_received"] += n
-    rec["stream_bytes"], rec["sha256"] = got, digest.hexdigest()
+    rec["stream_bytes"], rec["sha256"] = got, hashing.hexdigest()
     return (common.to_json({"bytes": got, "sha256": rec["sha256"]}) + "\n").encode("ascii")
 
 

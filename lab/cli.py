@@ -32,8 +32,15 @@ class LabGroup(click.Group):
 
 
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
-def cli():
+@click.option("--subnets", metavar="POOL", envvar="SOCKETLAB_SUBNETS", show_envvar=True,
+              help="Where labs take their /24 subnets (default 10.77.0.0/16).")
+@click.pass_context
+def cli(ctx, subnets):
     """socketlab: socket programs on real separate hosts, joined by a router."""
+    from .topology import lifecycle
+    lifecycle.use_pool(subnets)
+    if ctx.invoked_subcommand not in ("validate", "down"):   # `down` reaps by itself
+        lifecycle.reap_and_say(ui.err, quiet_errors=True)
 
 
 @cli.group()
@@ -76,16 +83,24 @@ LAB_OPTION = click.option("--lab", "lab_name", default=None, metavar="NAME",
               show_default=True, help="What the server host runs: our uppercase TCP+UDP servers on 12000, or nothing.")
 @click.option("--tcp-mode", type=click.Choice(["iterative", "concurrent"]), default="concurrent", show_default=True,
               help="The uppercase TCP server's mode.")
+@click.option("--pids", type=click.IntRange(16, 1 << 22), default=512, show_default=True,
+              help="Most processes and threads per host (the router has its own limits).")
+@click.option("--memory", default="512MiB", show_default=True, metavar="SIZE",
+              help="Most memory per host, swap included (256MiB, 1GiB).")
+@click.option("--cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
+              help="CPUs' worth of time per host; 0: no cap.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's hosts as JSON.")
-def up(name, clients, work_dir, server_runs, tcp_mode, as_json):
-    """Bring up the class lab: router, server and clients on two networks."""
+def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_json):
+    """Bring up the class lab: router, server and clients on two networks. It stays until `lab down`."""
     from pathlib import Path
     from .topology import view
     from .topology.docker_lab import DockerLab
+    from .topology.lifecycle import limits_option
     from .topology.model import LabSpec
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     server = ("host-role", "server", "--tcp-mode", tcp_mode) if server_runs == "uppercase" else ("host-role", "idle")
-    lab = DockerLab.plan(LabSpec(lab=name, clients=clients, server_command=server), Path(work_dir))
+    spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))
+    lab = DockerLab.plan(spec, Path(work_dir), ephemeral=False)
     lab.up(progress=ui.progress)
     for client in lab.topology.clients:
         lab.wait_for_output(client.name, ("demo done",), timeout=90)
@@ -103,9 +118,16 @@ def up(name, clients, work_dir, server_runs, tcp_mode, as_json):
 @cli.command()
 @click.argument("name", required=False, default="lab")
 @click.option("--all", "everything", is_flag=True, help="Remove every socketlab container and network, of any lab.")
-def down(name, everything):
+@click.option("--stale", is_flag=True, help="Only remove the labs of runs, tests and benchmarks that ended "
+                                            "(every other command does this too).")
+def down(name, everything, stale):
     """Remove a lab's containers and networks (by label, also after a crash)."""
+    from .topology import lifecycle
     from .topology.docker_lab import remove_lab
+    if not lifecycle.reap_and_say(ui.err) and stale:
+        ui.progress("no stale labs")
+    if stale:
+        return
     n_ctr, n_net = remove_lab(None if everything else name)
     ui.progress(f"removed {n_ctr} containers and {n_net} networks")
 

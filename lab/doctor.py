@@ -7,6 +7,7 @@ that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb).
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import engine, ui
+from . import engine, labels, ui
 from .errors import LabError
 from .images import definition
 from .images.build import DIGEST_LABEL
@@ -99,12 +100,15 @@ def check_subnets() -> Check:
     from .topology.docker_lab import used_subnets
     used = used_subnets()
     clash = [str(s) for s in model.COMPOSE_SUBNETS if any(s.overlaps(u) for u in used)]
-    free = len([s for s in model.pool_subnets() if not any(s.overlaps(u) for u in used)])
-    detail = f"{free} free /24s in {model.pool()} for `lab up` (2 per lab)"
+    free = len(model.subnet_candidates(used))
+    fit = model.labs_that_fit(used)
+    detail = (f"{fit} more labs fit in the pool {model.pool()} ({free} free /24s, "
+              f"{model.NETWORKS_PER_LAB} per lab; --subnets or SOCKETLAB_SUBNETS choose the pool)")
     if clash:
         return Check("subnets", "info", detail + f"; {', '.join(clash)} in use (by the compose lab?)")
-    return Check("subnets", "ok" if free >= 2 else "fail", detail,
-                 "" if free >= 2 else f"lab down --all, remove Docker networks in {model.pool()}, or set SOCKETLAB_SUBNETS")
+    return Check("subnets", "ok" if fit else "fail", detail,
+                 "" if fit else f"`lab down --stale`, `lab down NAME`, remove Docker networks in {model.pool()}, "
+                                "or choose another pool (--subnets / SOCKETLAB_SUBNETS)")
 
 
 def probe_kernel() -> dict:
@@ -113,7 +117,8 @@ def probe_kernel() -> dict:
     container = c.containers.create(
         definition.HOST_IMAGE, ["kernel-probe"], network_mode="none",
         cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"],
-        labels={engine.LABEL: "1", engine.LABEL_LAB: "doctor", engine.LABEL_ROLE: "probe"})
+        labels=labels.lab_labels("doctor", secrets.token_hex(6), labels.current_owner(),
+                                 **{labels.LABEL_ROLE: "probe"}))
     try:
         container.start()
         container.wait(timeout=60)

@@ -8,10 +8,7 @@ import docker.errors
 
 from .errors import LabEnvironmentError
 
-# Label keys carried by everything socketlab creates, so cleanup can always find it.
-LABEL = "org.socketlab"             # "1" on every resource
-LABEL_LAB = "org.socketlab.lab"     # the lab's name: `lab down NAME` removes by it
-LABEL_ROLE = "org.socketlab.role"   # router / server / client / extra host / probe
+# The label keys and filters of what socketlab creates are in labels.py.
 
 
 @functools.lru_cache(maxsize=1)

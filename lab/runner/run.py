@@ -12,7 +12,8 @@ Order of work, and why:
 """
 from __future__ import annotations
 
-import os
+import secrets
+import string
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from ..report.model import ExpectationResult, RunReport
 from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
                         WaitStep)
 from ..topology.docker_lab import DockerLab
+from . import oom
 from .artifacts import RunFolder, safe_name
 from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
@@ -48,7 +50,11 @@ class RunError(Exception):
 
 
 def lab_name_for(scenario: Scenario) -> str:
-    return f"r{os.getpid() % 10000}-{scenario.name}"[:24].rstrip("-")
+    """`r` + 6 random letters/digits + the scenario's name, at most 24 characters: unique
+    among runs started at the same moment, in one process or many (36^6 names; a clash
+    anyway is refused by the engine, never shared)."""
+    token = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+    return f"r{token}-{scenario.name}"[:24].rstrip("-")
 
 
 def impairment_states(scenario: Scenario) -> list[dict[Link, Impairment]]:
@@ -103,7 +109,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     report = RunReport(scenario.name, scenario.description, scenario.source, lab_name_for(scenario),
                        opts.seed, started, backends=backend_table, artifacts=str(folder.path))
     opts.work_dir.mkdir(parents=True, exist_ok=True)
-    lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir)
+    # Ephemeral: a run killed with -9 leaves a lab that the next `lab` command removes.
+    # --keep asks for the lab to outlive the run: a class lab then, until `lab down`.
+    lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir, ephemeral=not opts.keep)
     began = time.monotonic()
     router = timeline = None
     try:
@@ -154,6 +162,9 @@ def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, f
     """Wait for the steps to end, then keep their results, outputs and captures."""
     timeline.finish()
     report.results = timeline.results()
+    for step, host in oom.mark_oom_kills(report.results, lambda h: lab.exec(h, oom.READ_COUNTER).stdout):
+        timeline.log(f"{step} on {host}: killed by the kernel's OOM killer (over the host's memory limit, "
+                     f"{lab.topology.limits.memory // 2**20} MiB)")
     _save_outputs(folder, timeline, lab)
     if scenario.capture:
         for name, data in router.stop_capture().items():

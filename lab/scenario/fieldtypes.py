@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -269,6 +270,64 @@ class Rate(Type):
 
     def body(self):
         return {"type": "string", "pattern": units.RATE_PATTERN}
+
+
+class Size(Type):
+    """A size with a unit (256MiB, 1GiB); the value is bytes (an int)."""
+
+    expected = "a size like 256MiB"
+    kinds = (str, int, float)
+
+    def __init__(self, description: str = "", minimum: int = 0):
+        super().__init__(description)
+        self.minimum = minimum
+
+    def check(self, value, path, ck):
+        if not self.accepts_kind(value):
+            return self.wrong_type(value, path, ck)
+        try:
+            size = units.parse_size(value)
+        except ValueError as exc:
+            ck.error(path, str(exc))
+            return INVALID
+        if size < self.minimum:
+            ck.error(path, f"{value} is below the minimum of {units.fmt_size(self.minimum)}")
+            return INVALID
+        return size
+
+    def body(self):
+        return {"type": "string", "pattern": units.SIZE_PATTERN}
+
+
+class Decimal(Type):
+    """A number that may have a fraction (0.5, 2)."""
+
+    expected = "a number"
+    kinds = (int, float)
+
+    def __init__(self, description: str = "", minimum: float = 0.0, maximum: Optional[float] = None):
+        super().__init__(description)
+        self.minimum, self.maximum = minimum, maximum
+
+    def check(self, value, path, ck):
+        if not units.is_number(value):
+            return self.wrong_type(value, path, ck)
+        if not math.isfinite(value):
+            ck.error(path, f"{value} is not a finite number")
+            return INVALID
+        if self.maximum is not None and value > self.maximum:
+            ck.error(path, f"{value:g} is over the maximum of {self.maximum:g}")
+            return INVALID
+        if value < self.minimum:
+            ck.error(path, f"{value:g} is below the minimum of {self.minimum:g}")
+            return INVALID
+        return float(value)
+
+    def body(self):
+        out: Dict[str, Any] = {"type": "number", "minimum": self.minimum}
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
 
 
 class Scalar(Type):

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from ..impairments.model import Impairment, Link
-from ..topology.model import LabSpec
+from ..topology.model import LabSpec, Limits
 from .expect import Expectation, Position
 
 SERVER_PORT = 12000
@@ -27,6 +27,7 @@ class Topology:
     server: str = "uppercase"                      # uppercase | idle
     tcp_mode: str = "concurrent"                   # iterative | concurrent
     capture: bool = False
+    limits: Limits = Limits()
 
     @property
     def all_networks(self) -> Tuple[str, ...]:
@@ -54,12 +55,14 @@ class Topology:
         packet should come from a step."""
         return LabSpec(lab=lab, clients=self.clients, extra_networks=list(self.networks),
                        extra_hosts=dict(self.hosts), server_command=self.server_command,
-                       client_command=CLIENT_COMMAND)
+                       client_command=CLIENT_COMMAND, limits=self.limits)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"clients": self.clients, "networks": list(self.all_networks),
                 "hosts": list(self.host_names), "extra_hosts": dict(self.hosts),
                 "server": self.server, "tcp_mode": self.tcp_mode, "capture": self.capture,
+                "limits": {"pids": self.limits.pids, "memory_bytes": self.limits.memory,
+                           "cpus": self.limits.cpus},
                 "server_command": list(self.server_command), "client_command": list(CLIENT_COMMAND)}
 
 

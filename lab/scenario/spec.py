@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from ..topology.model import HOST_NAME, MAX_CLIENTS
+from ..topology.model import HOST_NAME, MAX_CLIENTS, Limits
 from . import units
-from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Duration, Field, Integer, ListOf,
-                         MapOf, Percent, Rate, Record, Scalar, Text, Type, Variants, did_you_mean,
+from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Decimal, Duration, Field, Integer, ListOf,
+                         MapOf, Percent, Rate, Record, Scalar, Size, Text, Type, Variants, did_you_mean,
                          one_of_text)
 from .units import is_number
 
@@ -236,6 +236,21 @@ IMPAIRMENT_FIELDS: Dict[str, Field] = {
 IMPAIRMENT = Record("The impairment of one link (or both directions with '<->'); "
                     "every field left out means 'none'.", IMPAIRMENT_FIELDS, title="an impairment")
 
+_DEFAULT_LIMITS = Limits()
+LIMITS = Record("What each host but the router may use, enforced by the engine, so a fork bomb or a "
+                "memory leak stays on its host. The router has its own, larger limits.", {
+    "pids": Field(Integer(minimum=Limits.MIN_PIDS, maximum=1 << 22),
+                  "Most processes and threads on one host; a fork bomb stops there.",
+                  default=_DEFAULT_LIMITS.pids, shown_default=_DEFAULT_LIMITS.pids),
+    "memory": Field(Size(minimum=Limits.MIN_MEMORY),
+                    "Most memory of one host, swap included (256MiB, 1GiB); beyond it the kernel's "
+                    "OOM killer ends a process of that host.",
+                    default=_DEFAULT_LIMITS.memory, shown_default=units.fmt_size(_DEFAULT_LIMITS.memory)),
+    "cpus": Field(Decimal(minimum=0, maximum=1024),
+                  "CPUs' worth of time one host may use (0.5: half a CPU); 0: no cap.",
+                  default=_DEFAULT_LIMITS.cpus, shown_default=_DEFAULT_LIMITS.cpus),
+}, title="the limits")
+
 TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with one client "
                   "and the uppercase server.", {
     "clients": Field(Integer(minimum=0, maximum=MAX_CLIENTS),
@@ -256,6 +271,9 @@ TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with on
                       "a thread each (concurrent).", shown_default="concurrent"),
     "capture": Field(Boolean(), "Write a pcap of every router interface to the run's artifacts.",
                      default=False, shown_default=False),
+    "limits": Field(LIMITS, "Per-host limits; left out: "
+                            f"{_DEFAULT_LIMITS.describe()} per host.",
+                    default=LIMITS.defaults(), shown_default={}),
 }, title="the topology")
 
 COMMON_STEP_FIELDS: Dict[str, Field] = {

@@ -10,6 +10,8 @@ syntax (ECMA-262 regexes, non-negative values only).
 * percentages: ``10%``, ``0.5%``, or a plain number meaning percent (``10`` == 10%).
 * rates: ``bit``, ``kbit``, ``mbit``, ``gbit`` (bits per second, powers of 1000).
   ``kbps``/``mbps`` are refused: ``tc`` reads them as *bytes* per second, a classic trap.
+* sizes (memory): ``KiB``, ``MiB``, ``GiB`` (powers of 1024), ``kB``, ``MB``, ``GB``
+  (powers of 1000), ``B``; the value is bytes. A plain number is refused (bytes? MiB?).
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ _PERCENT = re.compile(rf"^\s*([-+]?{NUMBER})\s*%\s*$")
 RATE_UNITS = {"bit": 1e-3, "kbit": 1.0, "mbit": 1e3, "gbit": 1e6}
 RATE_PATTERN = rf"^{NUMBER}\s*(?:bit|[kK]bit|[mM]bit|[gG]bit)$"
 _RATE = re.compile(rf"^\s*([-+]?)({NUMBER})\s*([A-Za-z/]*)\s*$")
+SIZE_UNITS = {"b": 1, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "kb": 10 ** 3, "mb": 10 ** 6,
+              "gb": 10 ** 9}
+SIZE_PATTERN = rf"^{NUMBER}\s*(?:[bB]|[kKmMgG][iI]?[bB])$"
+_SIZE = re.compile(rf"^\s*([-+]?)({NUMBER})\s*([A-Za-z]*)\s*$")
 _BYTE_RATES = {"bps", "kbps", "mbps", "gbps", "b/s", "kb/s", "mb/s", "gb/s"}
 
 
@@ -110,6 +116,32 @@ def parse_rate(value: object) -> float:
     if sign == "-":
         raise ValueError(f"{value!r} is negative")
     return float(number) * RATE_UNITS[low]
+
+
+def parse_size(value: object) -> int:
+    """A size in bytes."""
+    if is_number(value):
+        raise ValueError(f"{value} has no unit: write it as {value}MiB or {value}GiB")
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size like 256MiB, got {describe(value)}")
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size (like 256MiB, 1GiB, 500MB)")
+    sign, number, unit = match.groups()
+    if not unit:
+        raise ValueError(f"{value!r} has no unit: write it as {number}MiB or {number}GiB")
+    if unit.lower() not in SIZE_UNITS:
+        raise ValueError(f"{value!r}: unknown size unit {unit!r} (use KiB, MiB, GiB, kB, MB or GB)")
+    if sign == "-":
+        raise ValueError(f"{value!r} is negative")
+    return int(float(number) * SIZE_UNITS[unit.lower()])
+
+
+def fmt_size(size: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= SIZE_UNITS[unit.lower()] and size % SIZE_UNITS[unit.lower()] == 0:
+            return f"{size // SIZE_UNITS[unit.lower()]}{unit}"
+    return f"{size}B"
 
 
 def fmt_percent(percent: float) -> str:

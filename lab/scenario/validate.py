@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import LabError
 from ..impairments.model import GilbertElliott, Impairment, Link
+from ..topology.model import Limits
 from . import spec, yamlpos
 from .expect import Position
 from .expect_rules import ExpectRules
@@ -169,10 +170,12 @@ class _Builder(TimelineRules, ExpectRules):
                           *(f"client{i}" for i in range(1, clients + 1 if valid(clients) else 1))]
         if t["tcp_mode"] is not None and t["server"] == "idle":
             self.error(path + ("tcp_mode",), "tcp_mode is for server: uppercase (an idle server runs nothing)")
-        if valid(*t.values()):
+        limits = t["limits"]
+        if valid(*t.values()) and isinstance(limits, dict) and valid(*limits.values()):
             self.topology = Topology(clients=clients, networks=tuple(networks),
                                      hosts=tuple(sorted(extra.items())), server=t["server"],
-                                     tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"])
+                                     tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
+                                     limits=Limits(**limits))
 
     def check_network(self, net: str, path: Path) -> bool:
         if self.networks is None or net in self.networks:

@@ -1,25 +1,36 @@
 """Making a Topology real in the Docker Engine, and finding/removing it again by label.
 
-Everything created carries org.socketlab=1 and org.socketlab.lab=<name>, so
-`remove_lab` can clean up after a crash or Ctrl-C from any later process.
+Everything created carries the labels of labels.py: socketlab's mark, the lab's name,
+the DockerLab instance that made it and, for an ephemeral lab, its owner process. So
+`remove_lab` can clean up after a crash or Ctrl-C from any later process, and
+`reap_stale` removes the ephemeral labs whose owner is gone (kill -9 included).
+
+Subnets: several processes may bring labs up at the same moment, each choosing from
+the same pool. The engine is the arbiter: creating a network on a subnet another one
+overlaps fails ("Pool overlaps"), atomically, in the daemon. A lab then moves on to its
+next candidate (ephemeral labs start at a random place in the pool), so labs made
+together never fail for that race, whatever process made them (no shared lock needed).
 """
 from __future__ import annotations
 
+import ipaddress
+import random
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import docker.errors
 import docker.types
 
-from .. import engine
-from ..engine import LABEL, LABEL_LAB, LABEL_ROLE
+from .. import engine, labels
 from ..errors import LabError
 from ..images import definition
+from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
 from . import model
 from .model import Host, LabSpec, Topology
 
-LABEL_HOST = "org.socketlab.host"
 NETWORK_OPTIONS = {
     # The bridge gets no address: the Docker host is no gateway; the router is.
     "com.docker.network.bridge.inhibit_ipv4": "true",
@@ -32,6 +43,9 @@ ROUTER_CAPS = ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]
 # Lab names come from /etc/hosts. Anything else goes to Docker's DNS, whose upstream
 # is outside the lab and unreachable from it: fail in a second, not after 20 s of retries.
 DNS_OPTIONS = ["timeout:1", "attempts:1"]
+# How often a lab looks again at which subnets are free before it gives up: each
+# look tries every free candidate once, so this bounds the work, not the luck.
+SUBNET_ROUNDS = 4
 
 
 @dataclass
@@ -39,10 +53,6 @@ class ExecResult:
     exit_code: int
     stdout: str
     stderr: str
-
-
-def labels(lab: str, **extra: str) -> dict[str, str]:
-    return {LABEL: "1", LABEL_LAB: lab, **extra}
 
 
 def container_name(lab: str, host: str) -> str:
@@ -53,14 +63,19 @@ def network_name(lab: str, net: str) -> str:
     return f"{lab}-{net}"
 
 
-def host_settings(topo: Topology, host: Host, work_dir: Path | None) -> dict:
+def new_instance() -> str:
+    return secrets.token_hex(6)
+
+
+def host_settings(topo: Topology, host: Host, work_dir: Path | None, instance: str = "",
+                  owner: Optional[Owner] = None, engine_cpus: int = 1) -> dict:
     """The container's settings as plain data (kept apart from the API calls, for tests)."""
     router = host.role == "router"
     return {
         "name": container_name(topo.lab, host.name),
         "hostname": host.name,
         "command": list(host.command),
-        "labels": labels(topo.lab, **{LABEL_ROLE: host.role, LABEL_HOST: host.name}),
+        "labels": labels.lab_labels(topo.lab, instance, owner, **{LABEL_ROLE: host.role, LABEL_HOST: host.name}),
         # Only the router may change the network; no host can send raw frames
         # (which could skip the router), except the router for captures.
         "cap_drop": ["ALL"] if router else ["NET_RAW"],
@@ -70,26 +85,42 @@ def host_settings(topo: Topology, host: Host, work_dir: Path | None) -> dict:
         "dns_opt": DNS_OPTIONS,
         "binds": {str(work_dir): {"bind": "/work", "mode": "rw"}} if work_dir else {},
         "networks": [(network_name(topo.lab, net), str(addr)) for net, addr in host.addresses],
+        "limits": model.limit_settings(topo.limits, router, engine_cpus),
     }
 
 
 class DockerLab:
-    """A running (or about to run) lab. Use as a context manager to always clean up."""
+    """A running (or about to run) lab. Use as a context manager to always clean up.
 
-    def __init__(self, topology: Topology, work_dir: Path | None = None, spec: LabSpec | None = None):
+    Ephemeral by default (tests, benchmarks, `lab run`, any library use): the lab carries
+    this process as its owner, and once the process is gone any later `lab` command
+    removes it. `ephemeral=False` makes a class lab (`lab up`): it stays until `lab down`.
+    """
+
+    def __init__(self, topology: Topology, work_dir: Path | None = None, spec: LabSpec | None = None,
+                 ephemeral: bool = True, start: int = 0):
         self.topology = topology
         self.work_dir = work_dir.resolve() if work_dir else None
-        self.spec = spec          # to choose subnets again if another lab takes ours first
+        self.spec = spec          # to choose other subnets if another lab takes ours first
+        self.start = start        # where in the pool's free subnets this lab looks first
+        self.owner = labels.current_owner() if ephemeral else None
+        self.instance = new_instance()
         self.c = engine.client()
 
     @classmethod
-    def plan(cls, spec: LabSpec, work_dir: Path | None = None) -> "DockerLab":
+    def plan(cls, spec: LabSpec, work_dir: Path | None = None, ephemeral: bool = True) -> "DockerLab":
         """Choose free subnets for `spec` and refuse a lab name that is already up."""
         model.check_lab_name(spec.lab)
         if find_containers(spec.lab):
             raise LabError(f"a lab named {spec.lab!r} is already up",
                            hint=f"use another --name, or `lab down {spec.lab}` first")
-        return cls(_build_on_free_subnets(spec), work_dir, spec)
+        start = random.SystemRandom().randrange(1 << 16) if ephemeral else 0
+        subnets = model.free_subnets(used_subnets(), model.NETWORKS_PER_LAB + len(spec.extra_networks), start)
+        return cls(spec.build(subnets), work_dir, spec, ephemeral, start)
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.owner is not None
 
     def __enter__(self) -> "DockerLab":
         self.up()
@@ -105,8 +136,9 @@ class DockerLab:
         try:
             self._check_image()
             self._create_networks(progress)
+            engine_cpus = int(self.c.info().get("NCPU") or 1)
             for host in self.topology.hosts:
-                self._create_container(host)
+                self._create_container(host, engine_cpus)
             # Router first (it is everyone's gateway), then servers, then the rest.
             order = sorted(self.topology.hosts, key=lambda h: {"router": 0, "server": 1}.get(h.role, 2))
             for host in order:
@@ -119,7 +151,9 @@ class DockerLab:
             raise
 
     def down(self) -> None:
-        remove_lab(self.topology.lab)
+        """Remove what this lab made (by its instance label: never another process's lab
+        that happens to have the same name)."""
+        remove_matching(labels.filters(instance=self.instance))
 
     def _check_image(self) -> None:
         try:
@@ -131,42 +165,74 @@ class DockerLab:
             raise LabError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
                            hint="run `lab images build` (it rebuilds only what changed)")
 
-    def _create_networks(self, progress, attempts: int = 3) -> None:
-        """Subnets are chosen before they are created, so a lab that another process
-        brings up meanwhile can take one first ("Pool overlaps"): then choose again."""
-        for attempt in range(1, attempts + 1):
-            try:
-                for net in self.topology.networks:
-                    progress(f"network {network_name(self.topology.lab, net.name)} {net.subnet}")
+    def _create_networks(self, progress) -> None:
+        """Create the lab's networks, the engine deciding who gets a contested subnet.
+
+        A subnet another process took since we chose it fails at once ("Pool overlaps"):
+        move on to the next free candidate, looking again at what is free up to
+        SUBNET_ROUNDS times. Hosts' addresses follow the subnets the lab really got.
+        """
+        names = [n.name for n in self.topology.networks]
+        planned = [n.subnet for n in self.topology.networks]
+        if self.spec is None:      # a fixed topology: its own subnets or nothing
+            for net in self.topology.networks:
+                progress(f"network {network_name(self.topology.lab, net.name)} {net.subnet}")
+                self._create_network(net)
+            return
+        got: list[model.IPv4Net] = []
+        tried: set[model.IPv4Net] = set()
+        candidates = planned
+        for _ in range(SUBNET_ROUNDS):
+            for subnet in [*candidates, *model.subnet_candidates(used_subnets(), self.start)]:
+                if len(got) == len(names):
+                    break
+                if subnet in tried:
+                    continue
+                tried.add(subnet)
+                net = model.Network(names[len(got)], subnet)
+                try:
                     self._create_network(net)
-                return
-            except docker.errors.APIError as exc:
-                if "overlaps" not in str(exc) or self.spec is None or attempt == attempts:
-                    raise
-                progress("a subnet was taken meanwhile by another lab: choosing again")
-                remove_lab(self.topology.lab)
-                self.topology = _build_on_free_subnets(self.spec)
+                except docker.errors.APIError as exc:
+                    if "overlaps" not in str(exc):
+                        raise
+                    progress(f"subnet {subnet} was taken meanwhile by another lab: trying the next")
+                    continue
+                got.append(subnet)
+                progress(f"network {network_name(self.topology.lab, net.name)} {subnet}")
+            if len(got) == len(names):
+                break
+            candidates = []
+        else:
+            raise model.no_free_subnets(len(names))
+        if got != planned:
+            self.topology = self.spec.build(got)
 
     def _create_network(self, net: model.Network) -> None:
         ipam = docker.types.IPAMConfig(pool_configs=[
             docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))])
-        self.c.networks.create(network_name(self.topology.lab, net.name), driver="bridge",
-                               options=NETWORK_OPTIONS, ipam=ipam, labels=labels(self.topology.lab),
-                               check_duplicate=True)
+        try:
+            self.c.networks.create(network_name(self.topology.lab, net.name), driver="bridge",
+                                   options=NETWORK_OPTIONS, ipam=ipam, check_duplicate=True,
+                                   labels=labels.lab_labels(self.topology.lab, self.instance, self.owner))
+        except docker.errors.APIError as exc:
+            raise _name_taken(self.topology.lab, exc) or exc
 
-    def _create_container(self, host: Host) -> None:
-        s = host_settings(self.topology, host, self.work_dir)
+    def _create_container(self, host: Host, engine_cpus: int = 1) -> None:
+        s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus)
         api = self.c.api
         (first_net, first_ip), *more = s["networks"]
         host_config = api.create_host_config(
             cap_drop=s["cap_drop"], cap_add=s["cap_add"], sysctls=s["sysctls"] or None,
             extra_hosts=s["extra_hosts"], dns_opt=s["dns_opt"], binds=s["binds"] or None, init=True,
-            network_mode=first_net)
+            network_mode=first_net, **s["limits"])
         networking = api.create_networking_config(
             {first_net: api.create_endpoint_config(ipv4_address=first_ip)})
-        api.create_container(definition.HOST_IMAGE, command=s["command"], name=s["name"], hostname=s["hostname"],
-                             labels=s["labels"], host_config=host_config, networking_config=networking,
-                             working_dir="/work")
+        try:
+            api.create_container(definition.HOST_IMAGE, command=s["command"], name=s["name"],
+                                 hostname=s["hostname"], labels=s["labels"], host_config=host_config,
+                                 networking_config=networking, working_dir="/work")
+        except docker.errors.APIError as exc:
+            raise _name_taken(self.topology.lab, exc) or exc
         for net, ip in more:
             api.connect_container_to_network(s["name"], net, ipv4_address=ip)
 
@@ -195,8 +261,13 @@ class DockerLab:
         return exec_in(self.container(host), argv, user)
 
 
-def _build_on_free_subnets(spec: LabSpec) -> Topology:
-    return spec.build(model.free_subnets(used_subnets(), 2 + len(spec.extra_networks)))
+def _name_taken(lab: str, exc: docker.errors.APIError) -> LabError | None:
+    """A name conflict (another process brought up a lab of this name at the same
+    moment) as the same error `plan` gives when the lab was already up."""
+    if getattr(exc, "status_code", None) == 409 or "already exists" in str(exc):
+        return LabError(f"a lab named {lab!r} is already up",
+                        hint=f"use another --name, or `lab down {lab}` first")
+    return None
 
 
 def exec_in(container, argv: list[str], user: str = "") -> ExecResult:
@@ -210,20 +281,17 @@ def exec_in(container, argv: list[str], user: str = "") -> ExecResult:
 # --- finding and removing labs by label ---------------------------------------
 
 def find_containers(lab: str | None = None) -> list:
-    label = f"{LABEL_LAB}={lab}" if lab else f"{LABEL}=1"
-    return engine.client().containers.list(all=True, filters={"label": label})
+    return engine.client().containers.list(all=True, filters=labels.filters(lab=lab))
 
 
 def find_networks(lab: str | None = None) -> list:
-    label = f"{LABEL_LAB}={lab}" if lab else f"{LABEL}=1"
-    return engine.client().networks.list(filters={"label": label})
+    return engine.client().networks.list(filters=labels.filters(lab=lab))
 
 
 def used_subnets() -> list[model.IPv4Net]:
-    import ipaddress
     subnets = []
-    for net in engine.client().networks.list():
-        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+    for net in engine.client().api.networks():
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
             try:
                 subnets.append(ipaddress.ip_network(cfg.get("Subnet", ""), strict=False))
             except ValueError:
@@ -232,17 +300,21 @@ def used_subnets() -> list[model.IPv4Net]:
 
 
 def remove_lab(lab: str | None) -> tuple[int, int]:
-    """Remove every container and network of `lab` (None: of every lab). Idempotent.
+    """Remove every container and network of `lab` (None: of every lab). Idempotent."""
+    return remove_matching(labels.filters(lab=lab))
+
+
+def remove_matching(filters: dict) -> tuple[int, int]:
+    """Remove every container and network matching label `filters`. Idempotent.
 
     Uses single list calls and ignores "already gone": a request cut short by
     Ctrl-C may still be creating a container while we clean up, so look again
     until nothing labelled is left.
     """
     api = engine.client().api
-    label = f"{LABEL_LAB}={lab}" if lab else f"{LABEL}=1"
     n_containers = n_networks = 0
     for _ in range(5):
-        containers = api.containers(all=True, filters={"label": label})
+        containers = api.containers(all=True, filters=filters)
         for ctr in containers:
             try:
                 api.remove_container(ctr["Id"], force=True, v=True)
@@ -252,7 +324,7 @@ def remove_lab(lab: str | None) -> tuple[int, int]:
             except docker.errors.APIError as exc:
                 if "already in progress" not in str(exc):
                     raise
-        networks = api.networks(filters={"label": label})
+        networks = api.networks(filters=filters)
         for net in networks:
             try:
                 api.remove_network(net["Id"])
@@ -267,10 +339,34 @@ def remove_lab(lab: str | None) -> tuple[int, int]:
     return n_containers, n_networks
 
 
+def stale_labs(start_of: Callable[[int], Optional[str]] = labels.process_start) -> dict[str, str]:
+    """Ephemeral labs whose owner process is gone: instance id -> lab name."""
+    api = engine.client().api
+    here = labels.current_owner()
+    found: dict[str, tuple[str, Owner]] = {}
+    items = api.containers(all=True, filters=labels.filters(ephemeral=True)) + \
+        api.networks(filters=labels.filters(ephemeral=True))
+    for item in items:
+        tags = item.get("Labels") or {}
+        owner = Owner.from_labels(tags)
+        instance = tags.get(labels.LABEL_INSTANCE)
+        if owner is not None and instance:
+            found[instance] = (tags.get(LABEL_LAB, "?"), owner)
+    return {instance: lab for instance, (lab, owner) in found.items()
+            if labels.owner_gone(owner, here, start_of)}
+
+
+def reap_stale() -> list[str]:
+    """Remove the ephemeral labs whose owner is gone; their names, sorted."""
+    stale = stale_labs()
+    for instance in stale:
+        remove_matching(labels.filters(instance=instance))
+    return sorted(stale.values())
+
+
 def find_host(host: str, lab: str | None):
     """The container of `host` in `lab` (or in the only lab that is up)."""
-    filters = {"label": [f"{LABEL_HOST}={host}"] + ([f"{LABEL_LAB}={lab}"] if lab else [])}
-    found = engine.client().containers.list(all=True, filters=filters)
+    found = engine.client().containers.list(all=True, filters=labels.filters(lab=lab, host=host))
     if not found:
         where = f"lab {lab!r}" if lab else "any lab"
         raise LabError(f"no host {host!r} in {where}", hint="`lab status` lists the labs and their hosts")

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 from ..errors import LabError
 
@@ -27,6 +27,40 @@ LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 SERVER_OFFSET, EXTRA_OFFSET, CLIENT_OFFSET = 10, 20, 100
+NETWORKS_PER_LAB = 2          # clients and servers; a scenario may add more
+MiB = 1024 ** 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What each host but the router may use, enforced by the engine (cgroups), so one
+    student's fork bomb or leak cannot take the machine. A class's defaults; a scenario
+    (`topology: {limits: ...}`) or `lab up --pids/--memory/--cpus` may change them."""
+    pids: int = 512               # processes and threads
+    memory: int = 512 * MiB       # bytes, swap included (the kernel's OOM killer acts beyond)
+    cpus: float = 1.0             # CPUs' worth of time per host; 0: no cap
+
+    MIN_PIDS: ClassVar[int] = 16          # fewer and a host cannot even start its shell
+    MIN_MEMORY: ClassVar[int] = 16 * MiB
+
+    def describe(self) -> str:
+        cpus = f"{self.cpus:g} CPU" if self.cpus else "no CPU cap"
+        return f"{self.pids} pids, {self.memory // MiB} MiB, {cpus}"
+
+
+# The router is everyone's gateway and runs the impairment engine: it gets its own,
+# larger limits, no CPU cap, and 8 times a host's CPU weight when CPUs are contended.
+ROUTER_LIMITS = Limits(pids=1024, memory=1024 * MiB, cpus=0)
+HOST_CPU_SHARES, ROUTER_CPU_SHARES = 512, 4096
+
+
+def limit_settings(limits: Limits, router: bool, engine_cpus: int) -> dict:
+    """The container's resource settings (docker SDK create_host_config keywords)."""
+    own = ROUTER_LIMITS if router else limits
+    cpus = min(own.cpus, engine_cpus) if own.cpus else 0
+    return {"pids_limit": own.pids, "mem_limit": own.memory, "memswap_limit": own.memory,
+            "nano_cpus": int(cpus * 1e9) or None,
+            "cpu_shares": ROUTER_CPU_SHARES if router else HOST_CPU_SHARES}
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,7 @@ class Topology:
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
     port: int = DEFAULT_PORT
+    limits: Limits = Limits()
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -106,11 +141,11 @@ def pool() -> IPv4Net:
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
-        raise LabError(f"SOCKETLAB_SUBNETS: {text!r} is not an IPv4 network ({exc})",
-                       hint="e.g. SOCKETLAB_SUBNETS=10.200.0.0/16") from None
+        raise LabError(f"subnet pool (--subnets / SOCKETLAB_SUBNETS): {text!r} is not an IPv4 network ({exc})",
+                       hint="e.g. --subnets 10.200.0.0/16 or SOCKETLAB_SUBNETS=10.200.0.0/16") from None
     if net.version != 4 or net.prefixlen > 23:
-        raise LabError(f"SOCKETLAB_SUBNETS: {text!r} must be an IPv4 network of at least two /24s",
-                       hint="e.g. SOCKETLAB_SUBNETS=10.200.0.0/16")
+        raise LabError(f"subnet pool (--subnets / SOCKETLAB_SUBNETS): {text!r} must be an IPv4 network "
+                       "of at least two /24s", hint="e.g. --subnets 10.200.0.0/16 or SOCKETLAB_SUBNETS=10.200.0.0/16")
     return net
 
 
@@ -121,17 +156,36 @@ def pool_subnets() -> list[IPv4Net]:
             if s.network_address != p.network_address and not any(s.overlaps(c) for c in COMPOSE_SUBNETS)]
 
 
-def free_subnets(used: Iterable[IPv4Net], count: int) -> list[IPv4Net]:
-    """`count` /24s from the pool that overlap nothing in `used` (nor the compose lab's)."""
+def subnet_candidates(used: Iterable[IPv4Net], start: int = 0) -> list[IPv4Net]:
+    """The pool's /24s that overlap nothing in `used`, in the order to try them: from the
+    `start`-th free one round to the one before it. Class labs start at 0 (predictable
+    addresses); ephemeral labs at a random place, so labs made at the same moment mostly
+    try different subnets first (the engine still decides who gets a contested one)."""
     taken = list(used)
-    free = []
-    for candidate in pool_subnets():
-        if not any(candidate.overlaps(t) for t in taken):
-            free.append(candidate)
-            if len(free) == count:
-                return free
-    raise LabError(f"no {count} free /24 subnets left in {pool()}",
-                   hint="run `lab down --all`, remove other Docker networks, or set SOCKETLAB_SUBNETS")
+    free = [s for s in pool_subnets() if not any(s.overlaps(t) for t in taken)]
+    if not free:
+        return []
+    start %= len(free)
+    return free[start:] + free[:start]
+
+
+def free_subnets(used: Iterable[IPv4Net], count: int, start: int = 0) -> list[IPv4Net]:
+    """`count` /24s from the pool that overlap nothing in `used` (nor the compose lab's)."""
+    free = subnet_candidates(used, start)
+    if len(free) < count:
+        raise no_free_subnets(count)
+    return free[:count]
+
+
+def labs_that_fit(used: Iterable[IPv4Net], networks_per_lab: int = NETWORKS_PER_LAB) -> int:
+    """How many more labs of two networks the pool holds next to `used`."""
+    return len(subnet_candidates(used)) // networks_per_lab
+
+
+def no_free_subnets(count: int) -> LabError:
+    return LabError(f"no {count} free /24 subnets left in {pool()}",
+                    hint="`lab down --stale` frees what ended runs left; `lab status` lists the labs; "
+                         "or choose another pool with --subnets / SOCKETLAB_SUBNETS")
 
 
 @dataclass
@@ -144,6 +198,7 @@ class LabSpec:
     server_command: tuple[str, ...] = ("host-role", "server")
     client_command: tuple[str, ...] = ("host-role", "client")
     port: int = DEFAULT_PORT
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def server_ready(self) -> tuple[str, ...]:
@@ -171,4 +226,4 @@ class LabSpec:
             hosts.append(Host(f"client{i}", "client",
                               (("clients", by_name["clients"].address(CLIENT_OFFSET + i)),),
                               self.client_command))
-        return Topology(self.lab, networks, tuple(hosts), self.port)
+        return Topology(self.lab, networks, tuple(hosts), self.port, self.limits)

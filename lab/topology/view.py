@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import ui
-from ..engine import LABEL_LAB, LABEL_ROLE
-from .docker_lab import LABEL_HOST, find_containers
+from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE
+from .docker_lab import find_containers
 from .model import Topology
 
 

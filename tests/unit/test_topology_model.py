@@ -27,7 +27,8 @@ def test_clients_know_the_server_and_router_by_name():
     assert "client1" not in names
 
 
-def test_free_subnets_skip_used_and_compose_ones():
+def test_free_subnets_skip_used_and_compose_ones(monkeypatch):
+    monkeypatch.delenv("SOCKETLAB_SUBNETS", raising=False)   # the default pool
     used = [ipaddress.ip_network("10.77.3.0/24"), ipaddress.ip_network("10.77.0.0/23")]
     got = free_subnets(used, 2)
     assert [str(s) for s in got] == ["10.77.4.0/24", "10.77.5.0/24"]

@@ -1,0 +1,50 @@
+"""What every `lab` command does around labs' lifetimes, kept out of cli.py.
+
+* `use_pool`: the --subnets option, passed on as SOCKETLAB_SUBNETS (model.pool() reads
+  only that, so child processes and library code see the same pool).
+* `reap_and_say`: remove the ephemeral labs whose owner process is gone, and say so in
+  one line. Every command that talks to the engine calls it first: there is no daemon,
+  the next command is the cleaner.
+* `limits_option`: `lab up --pids/--memory/--cpus` as a model.Limits.
+"""
+from __future__ import annotations
+
+import os
+
+import docker.errors
+
+from ..errors import LabError
+from .model import Limits
+
+
+def use_pool(subnets: str | None) -> None:
+    if subnets:
+        os.environ["SOCKETLAB_SUBNETS"] = subnets
+
+
+def reap_and_say(console, quiet_errors: bool = False) -> list[str]:
+    """Reap stale labs; one line on `console` if any were removed. With quiet_errors,
+    an engine that cannot be reached is left for the command itself to report."""
+    from .docker_lab import reap_stale
+    try:
+        removed = reap_stale()
+    except (LabError, docker.errors.DockerException):
+        if quiet_errors:
+            return []
+        raise
+    if removed:
+        console.print(f"lab: removed {len(removed)} lab{'s' if len(removed) > 1 else ''} whose run, test "
+                      f"or benchmark had ended: {', '.join(removed)}", markup=False, highlight=False,
+                      soft_wrap=True)
+    return removed
+
+
+def limits_option(pids: int, memory: str, cpus: float) -> Limits:
+    from ..scenario.units import parse_size
+    try:
+        size = parse_size(memory)
+    except ValueError as exc:
+        raise LabError(f"--memory: {exc}", hint="e.g. --memory 256MiB or --memory 1GiB") from None
+    if size < Limits.MIN_MEMORY:
+        raise LabError(f"--memory: {memory} is less than {Limits.MIN_MEMORY // 2**20} MiB")
+    return Limits(pids=pids, memory=size, cpus=cpus)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import ui
-from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE
+from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
 from .docker_lab import find_containers
 from .model import Topology
 
@@ -25,7 +25,12 @@ def print_topology(topo: Topology) -> None:
 def running_labs() -> dict:
     labs: dict[str, dict] = {}
     for ctr in find_containers():
-        lab = labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), {"hosts": {}})
+        owner = Owner.from_labels(ctr.labels)
+        lab = labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), {
+            "hosts": {},
+            # ephemeral: removed by the next `lab` command once its owner process is gone
+            "kind": "ephemeral" if owner else "class",
+            "owner": {"host": owner.host, "pid": owner.pid} if owner else None})
         nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
         name = ctr.labels.get(LABEL_HOST) or ctr.name
         prefix = f"{ctr.labels.get(LABEL_LAB)}-"
@@ -41,6 +46,9 @@ def running_labs() -> dict:
 
 def print_status(labs: dict) -> None:
     for name, lab in sorted(labs.items()):
-        ui.table(f"lab {name}", ["host", "role", "state", "addresses"],
+        owner = lab.get("owner")
+        kind = (f"ephemeral: goes when pid {owner['pid']} on {owner['host']} ends" if owner
+                else "class lab: stays until `lab down`")
+        ui.table(f"lab {name} ({kind})", ["host", "role", "state", "addresses"],
                  [[h, v["role"], v["state"], ", ".join(f"{a} ({n})" for n, a in v["addresses"].items())]
                   for h, v in sorted(lab["hosts"].items())])

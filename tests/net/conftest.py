@@ -1,5 +1,5 @@
 import json
-import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -23,8 +23,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.network)
 
 
+# One token per test session: sessions started at the same moment (CI jobs on one engine,
+# or two checkouts) never pick the same lab names, whatever their pids.
+SESSION = secrets.token_hex(3)
+
+
 def lab_name(tag: str) -> str:
-    return f"t{os.getpid() % 100000}-{tag}"
+    return f"t{SESSION}-{tag}"
 
 
 def copy_lecture_programs(work):

@@ -194,3 +194,53 @@ def test_only_sigkilled_steps_on_a_host_with_oom_kills_are_marked():
     assert oom.mark_oom_kills(results, read) == [("hog", "client2")]
     assert [r["oom_killed"] for by in results.values() for r in by.values()] == [True, False, False, False]
     assert "client3" not in asked
+
+
+# --- the engine as arbiter: a taken subnet moves the lab on (fake engine) ------------
+
+class FakeNetworks:
+    """Creating a network fails like the daemon's IPAM when another lab holds the subnet."""
+
+    def __init__(self, taken):
+        self.taken, self.created = set(taken), []
+
+    def create(self, name, ipam=None, **kwargs):
+        import docker.errors
+        subnet = ipaddress.ip_network(ipam["Config"][0]["Subnet"])
+        if subnet in self.taken:
+            raise docker.errors.APIError("Pool overlaps with other one on this address space")
+        self.taken.add(subnet)
+        self.created.append((name, subnet))
+
+
+def fake_lab(monkeypatch, taken, used_seen):
+    from types import SimpleNamespace
+    from lab import engine
+    from lab.topology import docker_lab
+    networks = FakeNetworks(taken)
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(networks=networks))
+    monkeypatch.setattr(docker_lab, "used_subnets", lambda: list(used_seen))
+    monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.217.0.0/21")   # .1 .. .7
+    spec = LabSpec(lab="x", clients=1)
+    planned = [ipaddress.ip_network("10.217.1.0/24"), ipaddress.ip_network("10.217.2.0/24")]
+    return docker_lab.DockerLab(spec.build(planned), None, spec, ephemeral=True, start=0), networks
+
+
+def test_a_subnet_taken_meanwhile_moves_the_lab_to_the_next_and_addresses_follow(monkeypatch):
+    # Another process took .2 after we chose it (our view of the engine did not show it).
+    taken = [ipaddress.ip_network("10.217.2.0/24")]
+    lab, networks = fake_lab(monkeypatch, taken, used_seen=[])
+    said = []
+    lab._create_networks(said.append)
+    assert [str(s) for _, s in networks.created] == ["10.217.1.0/24", "10.217.3.0/24"]
+    assert str(lab.topology.host("server").address) == "10.217.3.10"
+    assert any("10.217.2.0/24 was taken meanwhile" in line for line in said)
+
+
+def test_a_full_pool_ends_in_one_clear_error_after_bounded_tries(monkeypatch):
+    from lab.errors import LabError
+    taken = [ipaddress.ip_network(f"10.217.{i}.0/24") for i in range(1, 8)]
+    lab, networks = fake_lab(monkeypatch, taken, used_seen=[])
+    with pytest.raises(LabError, match="no 2 free /24 subnets"):
+        lab._create_networks(lambda line: None)
+    assert networks.created == []

@@ -49,9 +49,11 @@ class Limits:
 
 
 # The router is everyone's gateway and runs the impairment engine: it gets its own,
-# larger limits, no CPU cap, and 8 times a host's CPU weight when CPUs are contended.
+# larger limits, no CPU cap, and 4 times a host's CPU weight when CPUs are contended.
 ROUTER_LIMITS = Limits(pids=1024, memory=1024 * MiB, cpus=0)
-HOST_CPU_SHARES, ROUTER_CPU_SHARES = 512, 4096
+# Hosts keep Docker's default weight (1024), so on a shared machine they do not lose to
+# other containers; the cap (Limits.cpus) is what bounds a busy host.
+HOST_CPU_SHARES, ROUTER_CPU_SHARES = 1024, 4096
 
 
 def limit_settings(limits: Limits, router: bool, engine_cpus: int) -> dict:

@@ -159,7 +159,7 @@ def test_limits_are_enforced_by_the_engine(tmp_path):
         assert up.returncode == 0, up.stderr
         client = host_config(cls, "client1")
         assert (client["PidsLimit"], client["Memory"], client["MemorySwap"], client["NanoCpus"],
-                client["CpuShares"]) == (100, 200 * mib, 200 * mib, 500_000_000, 512)
+                client["CpuShares"]) == (100, 200 * mib, 200 * mib, 500_000_000, 1024)
         router = host_config(cls, "router")
         assert (router["PidsLimit"], router["Memory"], router["NanoCpus"], router["CpuShares"]) == \
             (1024, 1024 * mib, 0, 4096)

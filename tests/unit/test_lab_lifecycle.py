@@ -130,7 +130,7 @@ def test_hosts_get_the_limits_and_the_router_its_own():
     client = host_settings(topo, topo.host("client1"), None, engine_cpus=2)["limits"]
     router = host_settings(topo, topo.host("router"), None, engine_cpus=2)["limits"]
     assert client == {"pids_limit": 64, "mem_limit": 128 * 2 ** 20, "memswap_limit": 128 * 2 ** 20,
-                      "nano_cpus": 500_000_000, "cpu_shares": 512}
+                      "nano_cpus": 500_000_000, "cpu_shares": 1024}
     assert router["pids_limit"] == ROUTER_LIMITS.pids and router["nano_cpus"] is None
     assert router["cpu_shares"] >= 4 * client["cpu_shares"]
 

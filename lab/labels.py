@@ -6,8 +6,8 @@ This module is the one place that knows the label keys; nothing else builds a
 Two kinds of lab:
 * a **class lab** (`lab up`) has no owner: it stays until `lab down`;
 * an **ephemeral lab** (`lab run`, tests, benchmarks, DockerLab as a library) carries
-  its owner's identity: host name, boot id, pid and the pid's start time (from
-  /proc/PID/stat, so a reused pid is not mistaken for the owner). When that process
+  its owner's identity: host name, boot id, pid namespace, pid and the pid's start time
+  (from /proc/PID/stat, so a reused pid is not mistaken for the owner). When that process
   is gone, any later `lab` command removes the lab (`reap_stale` in docker_lab.py).
   No daemon is needed, and a kill -9 leaves nothing behind for long.
 
@@ -30,6 +30,7 @@ LABEL_INSTANCE = "org.socketlab.instance"  # one DockerLab object: what its own 
 # The owner of an ephemeral lab; a class lab has none of these.
 LABEL_OWNER_HOST = "org.socketlab.owner.host"    # socket.gethostname() of the owner
 LABEL_OWNER_BOOT = "org.socketlab.owner.boot"    # /proc/sys/kernel/random/boot_id
+LABEL_OWNER_PIDNS = "org.socketlab.owner.pidns"  # /proc/self/ns/pid: pids mean nothing across namespaces
 LABEL_OWNER_PID = "org.socketlab.owner.pid"
 LABEL_OWNER_START = "org.socketlab.owner.start"  # field 22 of /proc/PID/stat (ticks since boot)
 
@@ -41,9 +42,10 @@ class Owner:
     boot: str
     pid: int
     start: str
+    pidns: str = ""
 
     def labels(self) -> dict[str, str]:
-        return {LABEL_OWNER_HOST: self.host, LABEL_OWNER_BOOT: self.boot,
+        return {LABEL_OWNER_HOST: self.host, LABEL_OWNER_BOOT: self.boot, LABEL_OWNER_PIDNS: self.pidns,
                 LABEL_OWNER_PID: str(self.pid), LABEL_OWNER_START: self.start}
 
     @classmethod
@@ -51,7 +53,8 @@ class Owner:
         """The owner written on a resource, or None (a class lab, or labels we cannot read)."""
         try:
             return cls(labels[LABEL_OWNER_HOST], labels.get(LABEL_OWNER_BOOT, ""),
-                       int(labels[LABEL_OWNER_PID]), labels.get(LABEL_OWNER_START, ""))
+                       int(labels[LABEL_OWNER_PID]), labels.get(LABEL_OWNER_START, ""),
+                       labels.get(LABEL_OWNER_PIDNS, ""))
         except (KeyError, ValueError):
             return None
 
@@ -83,13 +86,14 @@ def filters(lab: Optional[str] = None, instance: Optional[str] = None, host: Opt
 def owner_gone(owner: Owner, here: Owner, start_of: Callable[[int], Optional[str]]) -> bool:
     """Whether `owner` has certainly ended, judged from the process `here` (this one).
 
-    Only owners on this host can be judged: another host's (another machine, or a
-    container with its own host name) might be alive, so their labs are left alone.
+    Only owners on this host and in this pid namespace can be judged: another host's
+    (another machine, a container with its own host name) or another namespace's (a
+    container sharing the host name) might be alive, so their labs are left alone.
     On this host: a different boot, a pid that does not exist, or a pid that started at
     another time (reused) all mean the owner is gone. `start_of(pid)` reads a pid's start
     time, None if there is no such process.
     """
-    if owner.host != here.host:
+    if owner.host != here.host or (owner.pidns and here.pidns and owner.pidns != here.pidns):
         return False
     if owner.boot and here.boot and owner.boot != here.boot:
         return True
@@ -126,7 +130,14 @@ def _boot_id() -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def current_owner() -> Owner:
     """This process, as the owner of the labs it makes."""
     pid = os.getpid()
-    return Owner(socket.gethostname(), _boot_id(), pid, process_start(pid) or "")
+    return Owner(socket.gethostname(), _boot_id(), pid, process_start(pid) or "", _pid_namespace())

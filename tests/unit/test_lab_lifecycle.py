@@ -17,7 +17,7 @@ from lab.topology.model import (ROUTER_LIMITS, LabSpec, Limits, labs_that_fit, l
 
 ROOT = Path(__file__).resolve().parents[2]
 NETS = [ipaddress.ip_network("10.77.3.0/24"), ipaddress.ip_network("10.77.4.0/24")]
-HERE = Owner("box", "boot-1", 4242, "1000")
+HERE = Owner("box", "boot-1", 4242, "1000", "pid:[1]")
 
 
 # --- owners: whose lab is stale ------------------------------------------------------
@@ -47,6 +47,12 @@ def test_a_lab_from_before_a_reboot_is_stale():
 def test_another_hosts_labs_are_never_judged():
     # A process elsewhere (another machine on the same engine, a container) may be alive.
     assert not owner_gone(Owner("elsewhere", "boot-9", 77, "555"), HERE, starts({}))
+
+
+def test_another_pid_namespaces_labs_are_never_judged():
+    # A container that shares the host name (network host) has pids of its own.
+    assert not owner_gone(Owner("box", "boot-1", 77, "555", "pid:[2]"), HERE, starts({}))
+    assert owner_gone(Owner("box", "boot-1", 77, "555", "pid:[1]"), HERE, starts({}))
 
 
 def test_an_unknown_start_time_counts_as_alive():

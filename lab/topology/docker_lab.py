@@ -105,6 +105,10 @@ class DockerLab:
         self.start = start        # where in the pool's free subnets this lab looks first
         self.owner = labels.current_owner() if ephemeral else None
         self.instance = new_instance()
+        # Network name -> id of the networks this lab made. Containers join by id: two
+        # processes bringing up the same name at once may both create a network of that
+        # name (the engine's duplicate check is not atomic), and a name would be ambiguous.
+        self.network_ids: dict[str, str] = {}
         self.c = engine.client()
 
     @classmethod
@@ -210,17 +214,19 @@ class DockerLab:
     def _create_network(self, net: model.Network) -> None:
         ipam = docker.types.IPAMConfig(pool_configs=[
             docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))])
+        name = network_name(self.topology.lab, net.name)
         try:
-            self.c.networks.create(network_name(self.topology.lab, net.name), driver="bridge",
-                                   options=NETWORK_OPTIONS, ipam=ipam, check_duplicate=True,
-                                   labels=labels.lab_labels(self.topology.lab, self.instance, self.owner))
+            created = self.c.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, ipam=ipam,
+                                             check_duplicate=True,
+                                             labels=labels.lab_labels(self.topology.lab, self.instance, self.owner))
         except docker.errors.APIError as exc:
             raise _name_taken(self.topology.lab, exc) or exc
+        self.network_ids[name] = created.id
 
     def _create_container(self, host: Host, engine_cpus: int = 1) -> None:
         s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus)
         api = self.c.api
-        (first_net, first_ip), *more = s["networks"]
+        (first_net, first_ip), *more = [(self.network_ids.get(net, net), ip) for net, ip in s["networks"]]
         host_config = api.create_host_config(
             cap_drop=s["cap_drop"], cap_add=s["cap_add"], sysctls=s["sysctls"] or None,
             extra_hosts=s["extra_hosts"], dns_opt=s["dns_opt"], binds=s["binds"] or None, init=True,

@@ -2,6 +2,7 @@
 
 - 8 `lab run` started at the same moment, in a pool small enough that they contend for
   subnets, all pass, each on its own subnets and name, and leave nothing.
+- Two `lab up` of one name at the same moment: one wins, the other says so and leaves it whole.
 - A `lab run` killed with -9 mid-step: the next `lab` command removes its lab, and says so.
 - `lab down --stale` removes only labs whose owner is gone: not a class lab, not a live run.
 - Limits are in the engine's HostConfig: defaults, `lab up` options, the router's own.
@@ -92,6 +93,25 @@ def test_parallel_runs_each_get_their_own_subnets_and_all_pass(tmp_path):
     print(f"{taken} subnet collisions among {PARALLEL} parallel runs, all resolved")
     for name in names:
         assert left_of(name) == []
+
+
+def test_two_lab_up_of_one_name_at_once_one_wins_and_the_other_leaves_it_intact(tmp_path):
+    name = lab_name("same")
+    procs = [lab_cli("up", "--name", name, "--clients", "0", "--server", "idle", "--work", tmp_path,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        errs = [proc.communicate(timeout=180)[1] for proc in procs]
+        codes = [proc.returncode for proc in procs]
+        assert sorted(codes) == [0, 2], errs
+        loser = errs[codes.index(2)]
+        assert "already up" in loser and "Traceback" not in loser, loser
+        # The winner's lab is whole: the loser removed only what it had made itself.
+        assert sorted(c.status for c in find_containers(name)) == ["running", "running"]
+        assert len(find_networks(name)) == 2
+    finally:
+        for proc in procs:
+            proc.kill()
+        remove_lab(name)
 
 
 def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path):

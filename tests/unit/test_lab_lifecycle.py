@@ -1,6 +1,7 @@
 """Pure parts of running many labs at once: labels and owners (crash cleanup),
 subnet candidates (parallel bring-up), per-host limits, OOM-kill marking."""
 import ipaddress
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,7 @@ class FakeNetworks:
             raise docker.errors.APIError("Pool overlaps with other one on this address space")
         self.taken.add(subnet)
         self.created.append((name, subnet))
+        return SimpleNamespace(id=f"id-{name}")
 
 
 def fake_lab(monkeypatch, taken, used_seen):

@@ -83,7 +83,7 @@ def test_parallel_runs_each_get_their_own_subnets_and_all_pass(tmp_path):
     for code, out, err in done:
         assert "Traceback" not in err, err
         assert code == 0, err
-        report = json.loads(out)
+        report, = json.loads(out)                          # --json: one report per file
         assert report["passed"], report
         names.add(report["lab"])
         subnets = [ipaddress.ip_network(s) for s in re.findall(r"network \S+ (\S+/24)", err)]
@@ -210,7 +210,7 @@ def test_a_fork_bomb_and_a_memory_hog_stay_on_their_hosts(tmp_path):
         text = err.text()
         assert run.returncode == 0, text
         assert pids is not None and pids >= 100, f"the bomb had only {pids} processes"
-        report = json.loads(out.text())
+        report, = json.loads(out.text())
         results = report["results"]
         assert report["passed"], [e for e in report["expectations"] if not e["passed"]]
         assert results["forkbomb"]["client1"]["timed_out"] is True

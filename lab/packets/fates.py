@@ -1,0 +1,281 @@
+"""What the router did to each packet, from its captures on both sides of it (pure).
+
+The router captures every interface.  A packet that ARRIVES on one interface (direction IN)
+for a host on another network should LEAVE on that network's interface (direction OUT),
+unchanged but for its TTL and checksum.  Matching each arrival to the copies that left:
+
+  no copy                      -> dropped, with the reason: the impairments in force on
+                                  that link at that moment (a partition says so; loss and
+                                  a full rate-limit queue are both random, so when both
+                                  were in force the reason names both, honestly)
+  two or more copies           -> duplicated
+  a copy changed in transit    -> corrupted (same size, one header field or the payload differs)
+  left later                   -> delayed by X ms (every copy's delay is kept)
+  left before an earlier one   -> reordered (it overtook a packet that arrived before it)
+
+Identical arrivals (same digest: a TCP segment sent twice with identical bytes) share their
+copies in time order: a copy belongs to the latest identical arrival before it.  A packet that
+arrived in the last moments of the capture without a copy is "unknown", not dropped.
+
+Every arrival gets a Fate (the ladder draws them all); ``FateLog`` keeps the impaired ones
+for fates.json, at most ``limit`` of them, and says when it cut.
+"""
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..impairments.model import Impairment
+from .model import IN, OUT, Packet
+
+DELAYED_MS = 1.0          # a copy this much later than its arrival is "delayed"
+END_MARGIN_S = 0.2        # arrivals this close to the capture's end may not have left yet
+FUZZY_WINDOW_S = 10.0     # a corrupted copy leaves within this of its arrival
+FATES_LIMIT = 5000        # impaired packets kept in fates.json
+
+FORWARDED, DROPPED, DUPLICATED, CORRUPTED, UNKNOWN = "forwarded", "dropped", "duplicated", "corrupted", "unknown"
+
+
+@dataclass(frozen=True)
+class Iface:
+    """A router interface: its name, the lab network it is on and that network's subnet."""
+    name: str
+    network: str
+    subnet: str
+
+    def holds(self, address: str) -> bool:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(self.subnet)
+
+
+@dataclass(frozen=True)
+class Window:
+    """An impairment in force on a link ("clients->servers") from ``start`` to ``end`` (epoch s)."""
+    start: float
+    end: float
+    link: str
+    impairment: Impairment
+
+
+def windows(changes: Sequence[Tuple[float, float, Mapping]], end: float = math.inf) -> List[Window]:
+    """Windows from the router's successive states: ``changes`` are (began, finished, state)
+    in time order, a state mapping a link (anything whose str() is "a->b") to its Impairment.
+    While a change is being applied both the old and the new state count as in force."""
+    out: List[Window] = []
+    for i, (began, _finished, state) in enumerate(changes):
+        until = changes[i + 1][1] if i + 1 < len(changes) else end
+        for link, imp in state.items():
+            if not imp.is_empty():
+                out.append(Window(began, until, str(link), imp))
+    return out
+
+
+def in_force(wins: Iterable[Window], link: str, t: float) -> List[Impairment]:
+    return [w.impairment for w in wins if w.link == link and w.start <= t <= w.end]
+
+
+def drop_reason(imps: Sequence[Impairment]) -> str:
+    """Why a packet that did not leave was dropped, from what was in force (see module doc)."""
+    if any(i.partition for i in imps):
+        return "partition"
+    causes = []
+    for imp in imps:
+        if imp.loss:
+            causes.append(f"loss {imp.loss:g}%" + (f" (correlated {imp.loss_correlation:g}%)" if imp.loss_correlation else ""))
+        if imp.gemodel is not None:
+            causes.append(f"bursty loss (mean {imp.gemodel.mean_loss_percent():.3g}%)")
+        if imp.rate_kbit:
+            queue = f", queue {imp.queue_limit} packets" if imp.queue_limit else ""
+            causes.append(f"queue full (rate {imp.rate_kbit:g} kbit/s{queue})")
+    causes = list(dict.fromkeys(causes))
+    if not causes:
+        return "no impairment in force: dropped by the router's kernel"
+    if len(causes) == 1:
+        return causes[0] + " in force"
+    return " or ".join(causes) + ": each in force"
+
+
+@dataclass
+class Fate:
+    """What became of one packet that arrived at the router to be forwarded."""
+    packet: Packet
+    link: str                              # "clients->servers"
+    verdict: str = FORWARDED
+    copies: List[Packet] = field(default_factory=list)
+    reason: str = ""                       # for drops
+    reordered: bool = False
+
+    @property
+    def delays_ms(self) -> List[float]:
+        return [round((c.t - self.packet.t) * 1000, 3) for c in self.copies]
+
+    @property
+    def delay_ms(self) -> Optional[float]:
+        return self.delays_ms[0] if self.copies else None
+
+    @property
+    def delayed(self) -> bool:
+        return self.delay_ms is not None and self.delay_ms >= DELAYED_MS
+
+    @property
+    def impaired(self) -> bool:
+        return self.verdict != FORWARDED or self.delayed or self.reordered
+
+    def label(self) -> str:
+        """'dropped (partition)', 'duplicated ×2', 'delayed 20.1 ms, reordered', ''."""
+        parts = []
+        if self.verdict == DROPPED:
+            parts.append(f"dropped ({self.reason})")
+        elif self.verdict == UNKNOWN:
+            parts.append("not seen leaving (capture ended)")
+        elif self.verdict == DUPLICATED:
+            parts.append(f"duplicated ×{len(self.copies)}")
+        elif self.verdict == CORRUPTED:
+            parts.append("corrupted")
+        if self.delayed:
+            parts.append(f"delayed {self.delay_ms:.1f} ms")
+        if self.reordered:
+            parts.append("reordered")
+        return ", ".join(parts)
+
+    def as_dict(self, t0: float = 0.0) -> dict:
+        p = self.packet
+        data = {"t": round(p.t - t0, 6), "link": self.link, "verdict": self.verdict,
+                "proto": p.proto, "src": f"{p.src}:{p.sport}" if p.sport else p.src,
+                "dst": f"{p.dst}:{p.dport}" if p.dport else p.dst, "ip_id": p.ip_id, "length": p.length,
+                "label": self.label()}
+        if p.proto == "tcp":
+            data.update(flags=p.flags, seq=p.seq, ack=p.ack, payload_len=p.payload_len)
+        if p.udp_seq is not None:
+            data["udp_seq"] = p.udp_seq
+        if p.icmp:
+            data["icmp"] = p.icmp
+        if self.reason:
+            data["reason"] = self.reason
+        if self.copies:
+            data["copies"] = len(self.copies)
+            data["delays_ms"] = self.delays_ms
+        if self.reordered:
+            data["reordered"] = True
+        return data
+
+
+@dataclass
+class Matched:
+    fates: List[Fate]                 # every arrival to forward, in time order
+    local: List[Packet]               # to or from the router itself
+    unmatched_out: List[Packet]       # left without a seen arrival (capture started late, or router-made)
+
+
+def _field_changes(a: Packet, b: Packet) -> int:
+    names = ("src", "dst", "proto", "sport", "dport", "ip_id", "flags", "seq", "ack", "payload_len")
+    return sum(getattr(a, n) != getattr(b, n) for n in names)
+
+
+def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Sequence[Window] = (),
+          capture_end: Optional[float] = None) -> Matched:
+    """Every packet the router was given to forward, with its fate (see the module docstring)."""
+    by_name = {i.name: i for i in ifaces}
+    arrivals: List[Tuple[Packet, Iface, Iface]] = []
+    leaving: Dict[Tuple[str, str], List[Packet]] = defaultdict(list)   # (iface, digest) -> copies
+    local: List[Packet] = []
+    for p in sorted(packets, key=lambda p: (p.t, p.iface, p.index)):
+        here = by_name.get(p.iface)
+        if p.direction == IN and here is not None:
+            there = next((i for i in ifaces if i is not here and i.holds(p.dst)), None)
+            if there is not None:
+                arrivals.append((p, here, there))
+                continue
+        if p.direction == OUT:
+            leaving[(p.iface, p.digest)].append(p)
+            continue
+        local.append(p)
+
+    fates = [Fate(p, f"{a.network}->{b.network}") for p, a, b in arrivals]
+    # Identical arrivals share their copies in time order (see the module docstring).
+    same: Dict[Tuple[str, str], List[int]] = defaultdict(list)
+    for n, (p, _a, b) in enumerate(arrivals):
+        same[(b.name, p.digest)].append(n)
+    used = set()
+    for key, numbers in same.items():
+        copies = leaving.get(key, [])
+        times = [c.t for c in copies]
+        for k, n in enumerate(numbers):
+            start = bisect.bisect_left(times, fates[n].packet.t)
+            stop = bisect.bisect_left(times, fates[numbers[k + 1]].packet.t) if k + 1 < len(numbers) else len(copies)
+            fates[n].copies = copies[start:stop]
+            used.update(id(c) for c in fates[n].copies)
+    unmatched = sorted((c for cs in leaving.values() for c in cs if id(c) not in used), key=lambda c: c.t)
+
+    # A copy changed in transit: the same size, leaving soon after, one field (or only the payload) changed.
+    spare: Dict[Tuple[str, int], List[Packet]] = defaultdict(list)
+    for c in unmatched:
+        spare[(c.iface, c.length)].append(c)
+    for fate, (_p, _a, there) in zip(fates, arrivals):
+        candidates = spare.get((there.name, fate.packet.length)) if not fate.copies else None
+        if not candidates:
+            continue
+        p = fate.packet
+        first = bisect.bisect_left([c.t for c in candidates], p.t)
+        for c in candidates[first:]:
+            if c.t > p.t + FUZZY_WINDOW_S:
+                break
+            if _field_changes(p, c) <= 1:
+                fate.copies = [c]
+                fate.verdict = CORRUPTED
+                candidates.remove(c)
+                used.add(id(c))
+                break
+    unmatched = [c for c in unmatched if id(c) not in used]
+
+    for fate in fates:
+        if fate.verdict == CORRUPTED:
+            continue
+        if not fate.copies:
+            if capture_end is not None and fate.packet.t >= capture_end - END_MARGIN_S:
+                fate.verdict = UNKNOWN
+            else:
+                fate.verdict = DROPPED
+                fate.reason = drop_reason(in_force(wins, fate.link, fate.packet.t))
+        elif len(fate.copies) > 1:
+            fate.verdict = DUPLICATED
+    _mark_reordered(fates)
+    return Matched(fates, local, unmatched)
+
+
+def _mark_reordered(fates: Sequence[Fate]) -> None:
+    """A packet that left before one that arrived before it on the same link overtook it."""
+    latest: Dict[str, float] = {}
+    for fate in fates:                      # in arrival order
+        if not fate.copies:
+            continue
+        left = fate.copies[0].t
+        if left < latest.get(fate.link, -math.inf):
+            fate.reordered = True
+        latest[fate.link] = max(left, latest.get(fate.link, -math.inf))
+
+
+def fate_log(matched: Matched, t0: float, limit: int = FATES_LIMIT) -> dict:
+    """fates.json: counts of every verdict, and the impaired packets (at most ``limit``)."""
+    counts: Dict[str, int] = defaultdict(int)
+    impaired = []
+    for fate in matched.fates:
+        counts[fate.verdict] += 1
+        counts["delayed"] += fate.delayed
+        counts["reordered"] += fate.reordered
+        if fate.impaired:
+            impaired.append(fate)
+    return {
+        "t0": t0,
+        "about": "what the router did to each packet it forwarded, from its captures on both sides; "
+                 "t in seconds from t0 (epoch)",
+        "arrived": len(matched.fates),
+        "counts": dict(sorted(counts.items())),
+        "impaired_total": len(impaired),
+        "cut": len(impaired) > limit,
+        "packets": [f.as_dict(t0) for f in impaired[:limit]],
+        "left_without_arrival": len(matched.unmatched_out),
+    }

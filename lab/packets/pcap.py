@@ -1,0 +1,147 @@
+"""pcap bytes (one router interface) -> Packets, with dpkt (pure: no files, no Docker).
+
+The router's captures are standard pcap files (nanosecond stamps, Ethernet).  Which way a
+packet went is told from the interface's subnet: from a host on it to elsewhere is IN (it
+arrived to be forwarded), from elsewhere to a host on it is OUT (the router forwarded it
+there), anything else (ARP aside, which is skipped) is LOCAL to the router.
+
+Bounded: at most ``limit`` packets are read from a file; ``Capture.cut`` says when more
+were there.  A file cut short mid-record (a capture killed) ends the reading quietly there.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import dpkt
+
+from .model import IN, LOCAL, OUT, Packet, icmp_name, tcp_flag_names
+
+DEFAULT_LIMIT = 200_000
+MEASURE_MAGIC = b"slab "      # udp-measure's datagrams: b"slab <seq> <send_ns> <padding>"
+
+
+@dataclass
+class Capture:
+    iface: str
+    packets: List[Packet] = field(default_factory=list)
+    cut: bool = False          # more packets were in the file than the limit
+    skipped: int = 0           # frames that are not IPv4 (ARP, IPv6)
+
+
+def digest(ip_bytes: bytes) -> str:
+    """A hash of the IP packet without the fields a forwarding router changes."""
+    head = bytearray(ip_bytes[:20])
+    if len(head) == 20:
+        head[8] = 0                 # TTL
+        head[10:12] = b"\0\0"       # header checksum
+    return hashlib.blake2b(bytes(head) + ip_bytes[20:], digest_size=8).hexdigest()
+
+
+def measure_seq(payload: bytes) -> Optional[int]:
+    """udp-measure's sequence number from a datagram or its upper-case echo."""
+    if payload[:5].lower() != MEASURE_MAGIC:
+        return None
+    parts = payload[5:40].split(b" ", 1)
+    return int(parts[0]) if parts and parts[0].isdigit() else None
+
+
+def direction(src: str, dst: str, subnet) -> str:
+    if subnet is None:
+        return LOCAL
+    net = ipaddress.ip_network(subnet)
+    src_in, dst_in = ipaddress.ip_address(src) in net, ipaddress.ip_address(dst) in net
+    if src_in and not dst_in:
+        return IN
+    if dst_in and not src_in:
+        return OUT
+    return LOCAL
+
+
+def _quote(ip) -> str:
+    """'udp 10.0.0.1:40000 > 10.0.0.2:12000' for the packet an ICMP error quotes."""
+    try:
+        proto = {6: "tcp", 17: "udp"}.get(ip.p, f"ip{ip.p}")
+        src, dst = _addr(ip.src), _addr(ip.dst)
+        data = ip.data
+        if isinstance(data, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+            return f"{proto} {src}:{data.sport} > {dst}:{data.dport}"
+        if isinstance(data, bytes) and len(data) >= 4:   # only the first 8 bytes are quoted
+            return f"{proto} {src}:{int.from_bytes(data[0:2], 'big')} > {dst}:{int.from_bytes(data[2:4], 'big')}"
+        return f"{proto} {src} > {dst}"
+    except Exception:
+        return ""
+
+
+def _addr(raw: bytes) -> str:
+    return str(ipaddress.IPv4Address(raw))
+
+
+def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0) -> Optional[Packet]:
+    """One IPv4 packet (bytes from its header on) -> Packet; None if it is not IPv4."""
+    try:
+        ip = dpkt.ip.IP(ip_bytes)
+    except (dpkt.UnpackError, ValueError):
+        return None
+    if ip.v != 4:
+        return None
+    total = ip.len if 20 <= ip.len <= len(ip_bytes) else len(ip_bytes)
+    src, dst = _addr(ip.src), _addr(ip.dst)
+    fields = dict(t=t, iface=iface, direction=direction(src, dst, subnet), src=src, dst=dst,
+                  ip_id=ip.id, ttl=ip.ttl, length=ip.len, digest=digest(ip_bytes[:total]), index=index)
+    data = ip.data
+    if ip.p == dpkt.ip.IP_PROTO_TCP and isinstance(data, dpkt.tcp.TCP):
+        return Packet(proto="tcp", sport=data.sport, dport=data.dport, flags=tcp_flag_names(data.flags),
+                      seq=data.seq, ack=data.ack, payload_len=len(data.data), **fields)
+    if ip.p == dpkt.ip.IP_PROTO_UDP and isinstance(data, dpkt.udp.UDP):
+        return Packet(proto="udp", sport=data.sport, dport=data.dport, payload_len=len(data.data),
+                      udp_seq=measure_seq(bytes(data.data)), **fields)
+    if ip.p == dpkt.ip.IP_PROTO_ICMP and isinstance(data, dpkt.icmp.ICMP):
+        inner = getattr(data.data, "ip", None)
+        return Packet(proto="icmp", icmp=icmp_name(data.type, data.code),
+                      quoted=_quote(inner) if inner is not None else "", **fields)
+    return Packet(proto=f"ip{ip.p}", **fields)
+
+
+def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) -> Capture:
+    """Parse one interface's pcap file.  ``subnet``: that interface's network (for direction)."""
+    capture = Capture(iface)
+    if not data:
+        return capture
+    try:
+        reader = dpkt.pcap.Reader(io.BytesIO(data))
+    except (ValueError, dpkt.NeedData, dpkt.UnpackError) as exc:
+        raise ValueError(f"{iface}: not a pcap file ({exc})") from None
+    records = iter(reader)
+    index = 0
+    while True:
+        try:
+            ts, frame = next(records)
+        except StopIteration:
+            break
+        except (dpkt.NeedData, dpkt.UnpackError, ValueError):   # cut short mid-record
+            break
+        if len(capture.packets) >= limit:
+            capture.cut = True
+            break
+        index += 1
+        try:
+            eth = dpkt.ethernet.Ethernet(frame)
+        except (dpkt.UnpackError, dpkt.NeedData):
+            capture.skipped += 1
+            continue
+        if eth.type != dpkt.ethernet.ETH_TYPE_IP:
+            capture.skipped += 1
+            continue
+        ip_bytes = bytes(frame[14:])
+        if len(ip_bytes) >= 4 and int.from_bytes(ip_bytes[2:4], "big") > len(ip_bytes):
+            break       # the record was cut short (the capture was killed mid-write): the end
+        packet = packet_from_ip(ip_bytes, float(ts), iface, subnet, index)
+        if packet is None:
+            capture.skipped += 1
+        else:
+            capture.packets.append(packet)
+    return capture

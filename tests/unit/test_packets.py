@@ -1,0 +1,238 @@
+"""lab.packets: pcap parsing, fates from both sides of the router, ladders, folding, SVG.
+Synthetic pcaps written with dpkt; no Docker."""
+import io
+import xml.etree.ElementTree as ET
+
+import dpkt
+import pytest
+
+from lab.impairments.model import Impairment, Link
+from lab.packets import fates, ladder, pcap, svg
+from lab.packets.fates import Iface
+
+CLIENT, SERVER = "10.9.1.101", "10.9.2.10"
+IFACES = [Iface("eth0", "clients", "10.9.1.0/24"), Iface("eth1", "servers", "10.9.2.0/24")]
+HOSTS = [("router", "10.9.1.1", "clients"), ("router", "10.9.2.1", "servers"),
+         ("client1", CLIENT, "clients"), ("server", SERVER, "servers")]
+SUBNET = {i.name: i.subnet for i in IFACES}
+
+
+def ip_packet(src, dst, l4, proto, ttl=64, ip_id=1):
+    ip = dpkt.ip.IP(src=bytes(map(int, src.split("."))), dst=bytes(map(int, dst.split("."))),
+                    p=proto, ttl=ttl, id=ip_id, data=l4)
+    ip.len = len(bytes(ip))
+    return ip
+
+
+def tcp(src, dst, flags, seq=0, ack=0, data=b"", sport=40000, dport=12000, **kw):
+    return ip_packet(src, dst, dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, data=data),
+                     dpkt.ip.IP_PROTO_TCP, **kw)
+
+
+def udp(src, dst, data, sport=40000, dport=12000, **kw):
+    u = dpkt.udp.UDP(sport=sport, dport=dport, data=data)
+    u.ulen = 8 + len(data)
+    return ip_packet(src, dst, u, dpkt.ip.IP_PROTO_UDP, **kw)
+
+
+def pcap_bytes(items):
+    """items: (time, ip packet) -> pcap file bytes (ns stamps, Ethernet, as the router writes)."""
+    buf = io.BytesIO()
+    w = dpkt.pcap.Writer(buf, nano=True)
+    for t, ip in items:
+        eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
+        w.writepkt(bytes(eth), ts=t)
+    return buf.getvalue()
+
+
+def forwarded(ip):
+    """The copy a router sends on: TTL one less (the checksum is recomputed)."""
+    copy = dpkt.ip.IP(bytes(ip))
+    copy.ttl -= 1
+    copy.sum = 0
+    return copy
+
+
+def packets(eth0, eth1):
+    return (pcap.read_pcap(pcap_bytes(eth0), "eth0", SUBNET["eth0"]).packets
+            + pcap.read_pcap(pcap_bytes(eth1), "eth1", SUBNET["eth1"]).packets)
+
+
+# -- pcap --------------------------------------------------------------------------------
+
+def test_read_pcap_tcp_udp_icmp_and_direction():
+    syn = tcp(CLIENT, SERVER, dpkt.tcp.TH_SYN, seq=1000)
+    measure = udp(CLIENT, SERVER, b"slab 17 123456 abcdef")
+    echo = udp(SERVER, CLIENT, b"SLAB 17 123456 ABCDEF", sport=12000, dport=40000)
+    unreach = dpkt.icmp.ICMP(type=3, code=3, data=dpkt.icmp.ICMP.Unreach(data=udp(CLIENT, SERVER, b"hi")))
+    icmp = ip_packet(SERVER, CLIENT, unreach, dpkt.ip.IP_PROTO_ICMP)
+    cap = pcap.read_pcap(pcap_bytes([(1.0, syn), (1.1, measure), (1.2, forwarded(echo)), (1.3, forwarded(icmp))]),
+                         "eth0", "10.9.1.0/24")
+    p_syn, p_measure, p_echo, p_icmp = cap.packets
+    assert (p_syn.proto, p_syn.flags, p_syn.seq, p_syn.direction) == ("tcp", "SYN", 1000, "in")
+    assert p_syn.t == pytest.approx(1.0)
+    assert (p_measure.udp_seq, p_measure.payload_len) == (17, 21)
+    assert p_echo.udp_seq == 17 and p_echo.direction == "out"
+    assert p_icmp.icmp == "port unreachable"
+    assert p_icmp.quoted == f"udp {CLIENT}:40000 > {SERVER}:12000"
+
+
+def test_read_pcap_skips_non_ip_bounds_and_survives_a_cut_file():
+    arp = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\xff" * 6, type=dpkt.ethernet.ETH_TYPE_ARP, data=b"\0" * 28)
+    buf = io.BytesIO()
+    w = dpkt.pcap.Writer(buf, nano=True)
+    w.writepkt(bytes(arp), ts=1)
+    for i in range(5):
+        eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP,
+                                     data=udp(CLIENT, SERVER, b"x" * 10, ip_id=i))
+        w.writepkt(bytes(eth), ts=2 + i)
+    data = buf.getvalue()
+    whole = pcap.read_pcap(data, "eth0", SUBNET["eth0"])
+    assert (len(whole.packets), whole.skipped, whole.cut) == (5, 1, False)
+    assert len(pcap.read_pcap(data[:-7], "eth0").packets) == 4          # last record cut short
+    bounded = pcap.read_pcap(data, "eth0", limit=3)
+    assert len(bounded.packets) == 3 and bounded.cut
+    with pytest.raises(ValueError, match="eth0: not a pcap"):
+        pcap.read_pcap(b"garbage" * 10, "eth0")
+
+
+def test_flag_names_in_the_usual_order():
+    from lab.packets.model import tcp_flag_names
+    assert tcp_flag_names(dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK) == "SYN,ACK"
+    assert tcp_flag_names(dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH) == "FIN,PSH,ACK"
+
+
+# -- fates -------------------------------------------------------------------------------
+
+def test_forwarded_dropped_duplicated_delayed():
+    a = udp(CLIENT, SERVER, b"one", ip_id=1)
+    b = udp(CLIENT, SERVER, b"two", ip_id=2)
+    c = udp(CLIENT, SERVER, b"three", ip_id=3)
+    d = udp(CLIENT, SERVER, b"four", ip_id=4)
+    m = fates.match(packets([(1.0, a), (1.1, b), (1.2, c), (1.3, d)],
+                            [(1.0001, forwarded(a)), (1.2001, forwarded(c)), (1.2002, forwarded(c)),
+                             (1.3251, forwarded(d))]),
+                    IFACES, [fates.Window(0, 99, "clients->servers", Impairment(loss=20))])
+    verdicts = [f.verdict for f in m.fates]
+    assert verdicts == ["forwarded", "dropped", "duplicated", "forwarded"]
+    assert m.fates[1].reason == "loss 20% in force"
+    assert m.fates[1].label() == "dropped (loss 20% in force)"
+    assert m.fates[2].label() == "duplicated ×2"
+    assert m.fates[3].delay_ms == pytest.approx(25.1, abs=0.01) and m.fates[3].delayed
+    assert not m.fates[0].impaired
+    assert all(f.link == "clients->servers" for f in m.fates)
+
+
+def test_drop_reasons_from_what_was_in_force():
+    assert fates.drop_reason([Impairment(partition=True), Impairment(loss=5)]) == "partition"
+    assert fates.drop_reason([Impairment(rate_kbit=16000, queue_limit=100)]) == \
+        "queue full (rate 16000 kbit/s, queue 100 packets) in force"
+    assert fates.drop_reason([Impairment(loss=5, rate_kbit=1000)]) == \
+        "loss 5% or queue full (rate 1000 kbit/s): each in force"
+    assert "no impairment in force" in fates.drop_reason([])
+
+
+def test_windows_overlap_while_a_change_is_applied():
+    link = Link("clients", "servers")
+    wins = fates.windows([(10.0, 10.1, {link: Impairment(loss=5)}),
+                          (12.0, 12.2, {link: Impairment(partition=True)}),
+                          (15.0, 15.1, {})])
+    assert fates.in_force(wins, "clients->servers", 11) == [Impairment(loss=5)]
+    assert len(fates.in_force(wins, "clients->servers", 12.1)) == 2          # both, honestly
+    assert fates.in_force(wins, "clients->servers", 13) == [Impairment(partition=True)]
+    assert fates.in_force(wins, "clients->servers", 16) == []
+    assert fates.in_force(wins, "servers->clients", 13) == []
+
+
+def test_reordered_corrupted_and_unknown_at_the_end():
+    a, b = udp(CLIENT, SERVER, b"aaaa", ip_id=1), udp(CLIENT, SERVER, b"bbbb", ip_id=2)
+    c = udp(CLIENT, SERVER, b"cccc", ip_id=3)
+    bad = forwarded(c)
+    bad.data.data = b"cccd"          # one byte changed in transit
+    late = udp(CLIENT, SERVER, b"late", ip_id=4)
+    m = fates.match(packets([(1.0, a), (1.01, b), (1.02, c), (1.95, late)],
+                            [(1.021, forwarded(b)), (1.05, forwarded(a)), (1.03, bad)]),
+                    IFACES, capture_end=2.0)
+    by = {f.packet.ip_id: f for f in m.fates}
+    assert by[2].reordered and not by[1].reordered          # b left before a, which arrived first
+    assert by[3].verdict == "corrupted"
+    assert by[4].verdict == "unknown" and "capture ended" in by[4].label()
+    assert m.unmatched_out == []
+
+
+def test_identical_arrivals_share_copies_in_time_order():
+    seg = tcp(CLIENT, SERVER, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, seq=5, ack=9, data=b"data", ip_id=0)
+    m = fates.match(packets([(1.0, seg), (1.5, seg)], [(1.5001, forwarded(seg))]), IFACES,
+                    [fates.Window(0, 99, "clients->servers", Impairment(partition=True))])
+    assert [f.verdict for f in m.fates] == ["dropped", "forwarded"]
+    assert m.fates[0].reason == "partition"
+
+
+def test_fate_log_is_bounded_and_counts_everything():
+    items = [(1 + i / 100, udp(CLIENT, SERVER, b"x%d" % i, ip_id=i)) for i in range(30)]
+    m = fates.match(packets(items, []), IFACES, [fates.Window(0, 99, "clients->servers", Impairment(loss=100))])
+    log = fates.fate_log(m, 1.0, limit=10)
+    assert log["counts"]["dropped"] == 30 and log["impaired_total"] == 30
+    assert log["cut"] and len(log["packets"]) == 10
+    assert log["packets"][0]["reason"] == "loss 100% in force" and log["packets"][0]["t"] == 0
+
+
+# -- ladders -----------------------------------------------------------------------------
+
+def handshake_with_a_lost_segment():
+    """SYN, SYN-ACK, ACK, a data segment dropped by a partition, its retransmission, FIN."""
+    syn = tcp(CLIENT, SERVER, dpkt.tcp.TH_SYN, seq=1000, ip_id=1)
+    synack = tcp(SERVER, CLIENT, dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, seq=5000, ack=1001, sport=12000, dport=40000)
+    ack = tcp(CLIENT, SERVER, dpkt.tcp.TH_ACK, seq=1001, ack=5001, ip_id=2)
+    data = tcp(CLIENT, SERVER, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, seq=1001, ack=5001, data=b"hello", ip_id=3)
+    again = tcp(CLIENT, SERVER, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, seq=1001, ack=5001, data=b"hello", ip_id=4)
+    fin = tcp(CLIENT, SERVER, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK, seq=1006, ack=5001, ip_id=5)
+    eth0 = [(1.0, syn), (1.002, forwarded(synack)), (1.003, ack), (1.004, data), (1.3, again), (1.4, fin)]
+    eth1 = [(1.0001, forwarded(syn)), (1.0019, synack), (1.0031, forwarded(ack)), (1.3001, forwarded(again)),
+            (1.4001, forwarded(fin))]
+    m = fates.match(packets(eth0, eth1), IFACES,
+                    [fates.Window(1.0035, 1.1, "clients->servers", Impairment(partition=True))])
+    return ladder.build(m, HOSTS, title="client1 <hello>")
+
+
+def test_ladder_of_a_handshake_a_drop_and_its_retransmission():
+    lad = handshake_with_a_lost_segment()
+    assert [c.name for c in lad.columns] == ["client1", "router", "server"]
+    assert [r.text for r in lad.rows] == [
+        "SYN seq=0 len=0", "SYN,ACK seq=0 ack=1 len=0", "ACK seq=1 ack=1 len=0",
+        "PSH,ACK seq=1 ack=1 len=5", "PSH,ACK seq=1 ack=1 len=5", "FIN,ACK seq=6 ack=1 len=0"]
+    dropped, retransmitted = lad.rows[3], lad.rows[4]
+    assert dropped.kind == "dropped" and dropped.stops_at_router and dropped.note == "dropped (partition)"
+    assert retransmitted.kind == "retransmission" and retransmitted.note == "retransmission"
+    assert (lad.rows[1].src, lad.rows[1].dst) == (2, 0)
+    out = ladder.text(lad)
+    assert "├─────────────✗" in out and "[dropped (partition)]" in out
+    assert "◀" in out.splitlines()[4] and "client1 <hello>" in out
+
+
+def test_folding_a_long_transfer_keeps_the_ends_and_what_matters():
+    rows = [ladder.Row(i / 1000, 0, 2, f"PSH,ACK seq={i * 1448} ack=1 len=1448") for i in range(5000)]
+    rows[2500].kind, rows[2500].note, rows[2500].stops_at_router = "dropped", "dropped (loss 5% in force)", True
+    lad = ladder.Ladder("big", [ladder.Column("client1"), ladder.Column("router"), ladder.Column("server")], 1,
+                        rows, total=5000)
+    folded = ladder.fold(lad)
+    assert len(folded.rows) <= ladder.MAX_ROWS
+    assert folded.rows[:ladder.HEAD_ROWS] == rows[:ladder.HEAD_ROWS]
+    assert folded.rows[-ladder.TAIL_ROWS:] == rows[-ladder.TAIL_ROWS:]
+    assert rows[2500] in folded.rows
+    assert sum(r.folded for r in folded.rows) + sum(r.kind != "fold" for r in folded.rows) == 5000
+    assert "packets folded" in ladder.text(folded)
+    short = ladder.Ladder("s", lad.columns, 1, rows[:20], total=20)
+    assert ladder.fold(short).rows == rows[:20]
+
+
+def test_svg_is_well_formed_and_escapes_hostile_text():
+    lad = handshake_with_a_lost_segment()
+    lad.title = '<script>alert("x")</script> & co'
+    lad.columns[0] = ladder.Column('client1"><script>', CLIENT)
+    doc = svg.render(lad)
+    root = ET.fromstring(doc)                       # well-formed XML
+    assert root.tag.endswith("svg") and "<script>" not in doc
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert 'client1"><script>' in texts and "dropped (partition)" in texts
+    assert sum(1 for _ in root.iter("{http://www.w3.org/2000/svg}line")) >= 6

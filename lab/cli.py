@@ -172,6 +172,30 @@ def shell(lab_name, host):
     sys.exit(interactive(find_host(host, lab_name), ["bash", "-l"]))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@LAB_OPTION
+@click.option("--seconds", type=click.FloatRange(0.1, 3600), help="Capture this long (with a command: its time limit).")
+@click.option("-o", "html_file", type=click.Path(dir_okay=False), help="Write the ladder as a self-contained HTML page.")
+@click.option("--text", "as_text", is_flag=True, help="Print the ladder as text (the default without -o).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def trace(lab_name, seconds, html_file, as_text, command):
+    """Capture on the router while a host runs a command, and show its packets as a ladder:
+    lab trace -- client1 tcp-client hello"""
+    from pathlib import Path
+    from .packets import ladder, trace as tracing
+    from .report import html
+    argv = list(command)[1:] if list(command)[:1] == ["--"] else list(command)
+    result = tracing.trace(lab_name, argv, seconds, ui.progress)
+    if result.output:
+        ui.err.print(result.output.rstrip(), markup=False, highlight=False)
+    if html_file:
+        Path(html_file).write_text(html.trace_page(result.title, result.command, result.output, result.ladder,
+                                                   result.analysis.fate_log()))
+        ui.progress(f"wrote {html_file}")
+    if as_text or not html_file:
+        sys.stdout.write(ladder.text(result.ladder))
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files):

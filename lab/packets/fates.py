@@ -37,6 +37,7 @@ END_MARGIN_S = 0.2        # arrivals this close to the capture's end may not hav
 FUZZY_WINDOW_S = 10.0     # a corrupted copy leaves within this of its arrival
 FATES_LIMIT = 5000        # impaired packets kept in fates.json
 
+UNKNOWN_REASON = "impairment in force not recorded"
 FORWARDED, DROPPED, DUPLICATED, CORRUPTED, UNKNOWN = "forwarded", "dropped", "duplicated", "corrupted", "unknown"
 
 
@@ -175,9 +176,11 @@ def _field_changes(a: Packet, b: Packet) -> int:
     return sum(getattr(a, n) != getattr(b, n) for n in names)
 
 
-def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Sequence[Window] = (),
+def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Sequence[Window]] = (),
           capture_end: Optional[float] = None) -> Matched:
-    """Every packet the router was given to forward, with its fate (see the module docstring)."""
+    """Every packet the router was given to forward, with its fate (see the module docstring).
+    ``wins``: the impairments in force over time; None when they are not known (then a drop
+    says so rather than guess a reason)."""
     by_name = {i.name: i for i in ifaces}
     arrivals: List[Tuple[Packet, Iface, Iface]] = []
     leaving: Dict[Tuple[str, str], List[Packet]] = defaultdict(list)   # (iface, digest) -> copies
@@ -239,7 +242,8 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Sequence[Win
                 fate.verdict = UNKNOWN
             else:
                 fate.verdict = DROPPED
-                fate.reason = drop_reason(in_force(wins, fate.link, fate.packet.t))
+                fate.reason = (UNKNOWN_REASON if wins is None
+                               else drop_reason(in_force(wins, fate.link, fate.packet.t)))
         elif len(fate.copies) > 1:
             fate.verdict = DUPLICATED
     _mark_reordered(fates)

@@ -44,7 +44,8 @@ class Row:
 
     @property
     def marked(self) -> bool:
-        return self.kind != "packet" or any(f in self.text for f in ("SYN", "FIN", "RST", "ICMP"))
+        """Worth keeping when a long exchange is folded (a queue's delay alone is not)."""
+        return self.kind not in ("packet", "delayed") or any(f in self.text for f in ("SYN", "FIN", "RST", "ICMP"))
 
 
 @dataclass
@@ -194,16 +195,15 @@ def fold(ladder: Ladder, head: int = HEAD_ROWS, tail: int = TAIL_ROWS, middle: i
             keep.add(i)
     out = list(rows[:head])
     run: List[Row] = []
-    for i, row in enumerate(inner):
-        if i in keep:
-            if run:
-                out.append(_fold_row(run, ladder.columns))
+    for i, row in enumerate(inner + [None]):
+        if row is None or i in keep:
+            if run:                  # a run of one is shown as itself: a fold row takes as much room
+                out.append(run[0] if len(run) == 1 else _fold_row(run, ladder.columns))
                 run = []
-            out.append(row)
+            if row is not None:
+                out.append(row)
         else:
             run.append(row)
-    if run:
-        out.append(_fold_row(run, ladder.columns))
     out += rows[len(rows) - tail:]
     return Ladder(ladder.title, ladder.columns, ladder.router, out, ladder.t0, ladder.total, list(ladder.notes))
 

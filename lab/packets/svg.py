@@ -6,7 +6,7 @@ from html import escape
 
 from .ladder import Ladder, Row
 
-COL_W, ROW_H, LEFT, TOP, NOTES_W = 170, 24, 96, 64, 470
+COL_W, ROW_H, LEFT, TOP, NOTES_W = 180, 24, 130, 64, 470
 COLOURS = {"packet": "#1f4e79", "dropped": "#c0392b", "unknown": "#7f8c8d", "duplicated": "#8e44ad",
            "corrupted": "#d35400", "retransmission": "#b7950b", "reordered": "#16a085",
            "delayed": "#2e86c1", "fold": "#7f8c8d"}

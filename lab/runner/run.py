@@ -30,6 +30,7 @@ from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, 
 from ..topology.docker_lab import DockerLab
 from . import oom
 from .artifacts import RunFolder, safe_name
+from .pages import write_pages
 from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
 
@@ -154,6 +155,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     folder.write_json("results.json", report.as_dict())
     if timeline is not None:
         _save_plots(folder, scenario, timeline, say)
+    write_pages(folder, scenario, report, timeline, lab, router, say)
     return report
 
 

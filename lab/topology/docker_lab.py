@@ -276,6 +276,36 @@ def _name_taken(lab: str, exc: docker.errors.APIError) -> LabError | None:
     return None
 
 
+def attach(lab: str | None = None) -> DockerLab:
+    """The DockerLab of a lab that is up (``None``: the only one), its Topology read back
+    from the engine: networks and subnets from the labelled networks, hosts from the
+    labelled containers.  For commands that work on a running lab (`lab trace`)."""
+    if lab is None:
+        names = sorted({c.labels.get(LABEL_LAB) for c in find_containers()} - {None})
+        if len(names) != 1:
+            raise LabError("no lab is up" if not names else f"several labs are up ({', '.join(names)})",
+                           hint="start one with `lab up`" if not names else "pick one with --lab NAME")
+        lab = names[0]
+    containers = find_containers(lab)
+    if not containers:
+        raise LabError(f"no lab {lab!r} is up", hint="`lab status` lists the labs that are up")
+    prefix = network_name(lab, "")
+    networks = []
+    for net in find_networks(lab):
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet"):
+                networks.append(model.Network(net.name.removeprefix(prefix), ipaddress.ip_network(cfg["Subnet"])))
+    order = {"clients": 0, "servers": 1}
+    networks.sort(key=lambda n: (order.get(n.name, 2), n.name))
+    hosts = []
+    for ctr in containers:
+        nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
+        addresses = tuple((net.removeprefix(prefix), ipaddress.ip_address(cfg["IPAddress"]))
+                          for net, cfg in sorted(nets.items()) if cfg.get("IPAddress"))
+        hosts.append(Host(ctr.labels.get(LABEL_HOST, ctr.name), ctr.labels.get(LABEL_ROLE, "host"), addresses, ()))
+    return DockerLab(Topology(lab, tuple(networks), tuple(hosts)))
+
+
 def exec_in(container, argv: list[str], user: str = "") -> ExecResult:
     api = container.client.api
     exec_id = api.exec_create(container.id, argv, user=user)["Id"]

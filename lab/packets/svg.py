@@ -36,7 +36,8 @@ def render(ladder: Ladder) -> str:
     bottom = height - 16
     for x, col in zip(xs, ladder.columns):
         out.append(f'<line x1="{x}" y1="{TOP - 8}" x2="{x}" y2="{bottom}" stroke="#bbb" stroke-width="1.5"/>')
-        out.append(_text(x, TOP - 30, col.name, 12, "middle", weight="bold"))
+        name = col.name if len(col.name) <= 22 else col.name[:21] + "…"
+        out.append(_text(x, TOP - 30, name, 12, "middle", weight="bold"))
         if col.address:
             out.append(_text(x, TOP - 16, col.address, 10, "middle", "#555"))
     for i, row in enumerate(ladder.rows):

@@ -235,4 +235,6 @@ def test_svg_is_well_formed_and_escapes_hostile_text():
     assert root.tag.endswith("svg") and "<script>" not in doc
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert 'client1"><script>' in texts and "dropped (partition)" in texts
+    lad.columns[0] = ladder.Column("a-very-long-host-name-indeed-yes", CLIENT)
+    assert "a-very-long-host-name…" in svg.render(lad)
     assert sum(1 for _ in root.iter("{http://www.w3.org/2000/svg}line")) >= 6

@@ -41,6 +41,7 @@ class Row:
     kind: str = "packet"        # packet | dropped | duplicated | corrupted | unknown | retransmission | fold
     stops_at_router: bool = False
     folded: int = 0             # for a fold row: how many packets it stands for
+    segment: tuple = ()         # TCP: (flow, seq) of a segment with data or SYN/FIN, to pair a drop with its resend
 
     @property
     def marked(self) -> bool:
@@ -156,6 +157,8 @@ def build(matched: Matched, hosts: Sequence[Tuple[str, str, str]], first_network
     for t, p, fate in events:
         src, dst = index.get(p.src, router), index.get(p.dst, router)
         row = Row(t - t0, src, dst, packet_text(p, isn))
+        if p.proto == "tcp" and (p.payload_len or "SYN" in p.flags or "FIN" in p.flags):
+            row.segment = (p.src, p.sport, p.dst, p.dport, p.seq)
         notes = []
         if retrans.check(p):
             row.kind = "retransmission"
@@ -189,9 +192,16 @@ def fold(ladder: Ladder, head: int = HEAD_ROWS, tail: int = TAIL_ROWS, middle: i
     if len(rows) <= head + tail + middle:
         return ladder
     inner = rows[head:len(rows) - tail]
-    keep = set()
+    # First what went wrong (drops and the like) and the resends of dropped segments, then
+    # the other marked rows, in time order within each, up to ``middle`` rows.
+    lost = {r.segment for r in rows if r.kind in ("dropped", "unknown") and r.segment}
+    first = [i for i, r in enumerate(inner) if r.kind in ("dropped", "unknown", "duplicated", "corrupted")
+             or (r.segment in lost and r.kind == "retransmission")]
+    keep = set(first[:middle])
     for i, row in enumerate(inner):
-        if row.marked and len(keep) < middle:
+        if len(keep) >= middle:
+            break
+        if row.marked:
             keep.add(i)
     out = list(rows[:head])
     run: List[Row] = []

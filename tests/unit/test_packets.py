@@ -222,6 +222,15 @@ def test_folding_a_long_transfer_keeps_the_ends_and_what_matters():
     assert rows[2500] in folded.rows
     assert sum(r.folded for r in folded.rows) + sum(r.kind != "fold" for r in folded.rows) == 5000
     assert "packets folded" in ladder.text(folded)
+    # Many marked rows: the drops and the resends of dropped segments come first.
+    many = [ladder.Row(i / 1000, 0, 2, f"PSH,ACK seq={i} len=1", kind="retransmission", segment=("f", i))
+            for i in range(5000)]
+    many[4000] = ladder.Row(4.0, 0, 2, "PSH,ACK seq=7 len=1", "dropped (x)", "dropped", True, segment=("f", 7))
+    many[4500] = ladder.Row(4.5, 0, 2, "PSH,ACK seq=7 len=1", "retransmission", "retransmission", segment=("f", 7))
+    kept = ladder.fold(ladder.Ladder("m", lad.columns, 1, many, total=5000)).rows
+    assert many[4000] in kept and many[4500] in kept
+    assert sum(r.kind != "fold" for r in kept) <= ladder.MAX_ROWS
+    assert len(kept) <= ladder.MAX_ROWS + ladder.MIDDLE_ROWS + 1     # a fold row between kept ones at most
     short = ladder.Ladder("s", lad.columns, 1, rows[:20], total=20)
     assert ladder.fold(short).rows == rows[:20]
 

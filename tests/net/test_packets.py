@@ -1,0 +1,107 @@
+"""See the packets, on real containers: `lab trace` ladders of a handshake, a refused
+connection and an ICMP port unreachable, and a run's fates.json, ladder and report.html for a
+TCP transfer cut by a partition (the drop is made certain; its retransmission must follow)."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import LAB, ROOT
+from test_run_cli import lab_run, own_labs  # noqa: F401  (a fixture)
+
+sys.path.insert(0, str(ROOT / "tests"))
+import browser_check  # noqa: E402
+from lab.packets import svg  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+ROW = re.compile(r"^\s*(?P<ms>\d+\.\d{3})\s+(?P<arrow>\S+)\s+(?P<text>.*?)(?:\s+\[(?P<note>[^\]]*)\])?$")
+
+
+def trace(lab, *argv, extra=()):
+    done = subprocess.run([str(LAB), "trace", "--lab", lab.topology.lab, *extra, "--", *argv],
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout, done.stderr
+
+
+def rows(text):
+    """(arrow, packet text, note) of each packet row of a text ladder."""
+    out = []
+    for line in text.splitlines():
+        m = ROW.match(line)
+        if m:
+            out.append((m["arrow"], m["text"], m["note"] or ""))
+    return out
+
+
+def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_path):
+    page = tmp_path / "trace.html"
+    out, err = trace(class_lab, "client1", "tcp-client", "hello", extra=("--text", "-o", page))
+    assert "From Server: HELLO" in err
+    seen = rows(out)
+    texts = [t for _, t, _ in seen]
+    assert texts[:3] == ["SYN seq=0 len=0", "SYN,ACK seq=0 ack=1 len=0", "ACK seq=1 ack=1 len=0"], out
+    assert seen[0][0].endswith("▶") and seen[1][0].startswith("◀")          # client -> server, and back
+    assert "PSH,ACK seq=1 ack=1 len=5" in texts                               # "hello"
+    assert "PSH,ACK seq=1 ack=6 len=5" in texts                               # "HELLO"
+    assert sum(t.startswith("FIN") for t in texts) == 2                       # both sides close
+    assert not any("dropped" in note for _, _, note in seen)
+    assert out.splitlines()[1].split()[-3:] == ["client1", "router", "server"]
+    html = page.read_text()
+    assert "<svg" in html and "SYN,ACK seq=0 ack=1 len=0" in html
+
+
+def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab):
+    out, _ = trace(class_lab, "client1", "tcp-client", "--port", "9", "hi")
+    texts = [t for _, t, _ in rows(out)]
+    assert texts[:2] == ["SYN seq=0 len=0", "RST,ACK seq=0 ack=1 len=0"], out
+    out, _ = trace(class_lab, "client1", "udp-client", "--port", "9", "--timeout", "1", "hi")
+    seen = rows(out)
+    assert seen[0][1] == "UDP len=2" and seen[0][0].endswith("▶"), out
+    assert seen[1][1].startswith("ICMP port unreachable (udp ") and seen[1][1].endswith(":9)"), out
+    assert seen[1][0].startswith("◀")
+
+
+def test_trace_refuses_a_missing_host_with_one_line(class_lab):
+    done = subprocess.run([str(LAB), "trace", "--lab", class_lab.topology.lab, "--", "nohost", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no host 'nohost'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_path, own_labs):  # noqa: F811
+    run = lab_run(own_labs, tmp_path, DATA / "packets-cut.yaml", "--json")
+    assert run.returncode == 0, run.stderr
+    folder = Path(json.loads(run.stdout)["artifacts"])
+    fates = json.loads((folder / "fates.json").read_text())
+    dropped = [p for p in fates["packets"] if p["verdict"] == "dropped"]
+    # The transfer spans the cut (about 6 s of data, cut at 2.5 s for 1 s), so packets were dropped.
+    assert dropped, f"nothing dropped: {fates['counts']}"
+    assert {p["reason"] for p in dropped} == {"partition"}
+    assert fates["counts"]["dropped"] == len(dropped) and not fates["cut"]
+    # Every dropped TCP segment (with data, or a SYN) shows in the ladder, dropped with its reason,
+    # and a later segment of the same connection carries the same seq again: its retransmission.
+    ladder = (folder / "ladders" / "bulk-client1.txt").read_text()
+    seen = rows(ladder)
+    drops = [i for i, (_, _, note) in enumerate(seen) if "dropped (partition)" in note]
+    assert drops, ladder
+    for i in drops:
+        arrow, text, _ = seen[i]
+        assert "✗" in arrow, seen[i]
+        seq = re.search(r"seq=(\d+)", text)[1]
+        if "len=0" in text and not text.startswith("SYN"):
+            continue                       # a lost pure ACK is not sent again
+        again = [s for s in seen[i + 1:] if f"seq={seq} " in s[1] and "retransmission" in s[2]]
+        assert again, f"no retransmission of seq={seq} after its drop:\n{ladder}"
+    # The run's page, in a real browser: loads cleanly, shows the table, draws the ladder.
+    page = folder / "report.html"
+    html = page.read_text()
+    assert not browser_check.EXTERNAL.search(html)
+    seen_page = browser_check.look(page, tmp_path / "report.png", (1400, 2400))
+    assert seen_page.console == []
+    assert '<table class="expectations">' in seen_page.dom and "bulk.sha256_match" in seen_page.dom
+    assert "dropped (partition)" in seen_page.dom
+    assert browser_check.pixels(seen_page.png).std() > 0.05
+    assert browser_check.has_colour(seen_page.png, svg.COLOURS["packet"]) > 100

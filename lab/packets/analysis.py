@@ -50,8 +50,9 @@ class Analysis:
 
 
 def analyse(pcaps: Mapping[str, bytes], ifaces: Sequence[Iface], wins: Optional[Sequence[Window]] = (),
-            limit: int = PACKET_LIMIT) -> Analysis:
-    """``pcaps``: interface name -> pcap file; ``ifaces``: the router's interfaces."""
+            limit: int = PACKET_LIMIT, capture_end: Optional[float] = None) -> Analysis:
+    """``pcaps``: interface name -> pcap file; ``ifaces``: the router's interfaces;
+    ``capture_end``: when the capture stopped (epoch s), if known, else its last packet's time."""
     subnets = {i.name: i.subnet for i in ifaces}
     packets: List[Packet] = []
     notes = []
@@ -61,7 +62,7 @@ def analyse(pcaps: Mapping[str, bytes], ifaces: Sequence[Iface], wins: Optional[
         packets += cap.packets
         if cap.cut:
             notes.append(f"capture on {name} cut at {each:,} packets: later packets are not shown")
-    end = max((p.t for p in packets), default=None)
+    end = capture_end if capture_end is not None else max((p.t for p in packets), default=None)
     return Analysis(packets, list(ifaces), fates.match(packets, ifaces, wins, capture_end=end), notes)
 
 

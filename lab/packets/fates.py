@@ -37,7 +37,7 @@ END_MARGIN_S = 0.2        # arrivals this close to the capture's end may not hav
 FUZZY_WINDOW_S = 10.0     # a corrupted copy leaves within this of its arrival
 FATES_LIMIT = 5000        # impaired packets kept in fates.json
 
-UNKNOWN_REASON = "impairment in force not recorded"
+UNKNOWN_REASON = "which impairment: not recorded"
 FORWARDED, DROPPED, DUPLICATED, CORRUPTED, UNKNOWN = "forwarded", "dropped", "duplicated", "corrupted", "unknown"
 
 

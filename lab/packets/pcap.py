@@ -32,13 +32,22 @@ class Capture:
     skipped: int = 0           # frames that are not IPv4 (ARP, IPv6)
 
 
+L4_CHECKSUM_AT = {6: 16, 17: 6}    # TCP, UDP: where the checksum sits in their header
+
+
 def digest(ip_bytes: bytes) -> str:
-    """A hash of the IP packet without the fields a forwarding router changes."""
-    head = bytearray(ip_bytes[:20])
-    if len(head) == 20:
-        head[8] = 0                 # TTL
-        head[10:12] = b"\0\0"       # header checksum
-    return hashlib.blake2b(bytes(head) + ip_bytes[20:], digest_size=8).hexdigest()
+    """A hash of the IP packet without what a forwarding router changes: the TTL, the header
+    checksum, and the TCP/UDP checksum (a sender's NIC offload leaves it unfinished on the way
+    in; it is completed on the way out when the packet went through the router's userspace)."""
+    data = bytearray(ip_bytes)
+    if len(data) >= 20:
+        data[8] = 0                 # TTL
+        data[10:12] = b"\0\0"       # header checksum
+        at = L4_CHECKSUM_AT.get(data[9])
+        ihl = (data[0] & 0x0F) * 4
+        if at is not None and len(data) >= ihl + at + 2:
+            data[ihl + at:ihl + at + 2] = b"\0\0"
+    return hashlib.blake2b(bytes(data), digest_size=8).hexdigest()
 
 
 def measure_seq(payload: bytes) -> Optional[int]:

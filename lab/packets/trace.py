@@ -70,7 +70,8 @@ def trace(lab_name: Optional[str], argv: Sequence[str], seconds: Optional[float]
         else:
             progress(f"capturing on the router for {seconds:g} s")
             time.sleep(seconds)         # the capture's length is what was asked for
-    analysis = analyse(cap.pcaps, ifaces_of(lab.topology, cap.ifnames), wins=None)
+        stopped = time.time()
+    analysis = analyse(cap.pcaps, ifaces_of(lab.topology, cap.ifnames), wins=None, capture_end=stopped)
     result = Trace(lab.topology.lab, host, command, output, code, analysis, None)
     result.ladder = analysis.ladder(hosts_of(lab.topology), title=result.title)
     return result

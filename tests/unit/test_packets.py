@@ -96,6 +96,19 @@ def test_read_pcap_skips_non_ip_bounds_and_survives_a_cut_file():
         pcap.read_pcap(b"garbage" * 10, "eth0")
 
 
+def test_digest_ignores_what_forwarding_changes_and_nothing_else():
+    ip = udp(CLIENT, SERVER, b"hello")
+    raw = bytes(ip)
+    other = bytearray(raw)
+    other[8] -= 1                              # TTL
+    other[10:12] = b"\x12\x34"                 # header checksum
+    other[26:28] = b"\xab\xcd"                 # UDP checksum (offload finishes it on the way out)
+    assert pcap.digest(bytes(other)) == pcap.digest(raw)
+    changed = bytearray(raw)
+    changed[-1] ^= 1                           # one payload bit
+    assert pcap.digest(bytes(changed)) != pcap.digest(raw)
+
+
 def test_flag_names_in_the_usual_order():
     from lab.packets.model import tcp_flag_names
     assert tcp_flag_names(dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK) == "SYN,ACK"

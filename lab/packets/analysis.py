@@ -62,7 +62,8 @@ def analyse(pcaps: Mapping[str, bytes], ifaces: Sequence[Iface], wins: Optional[
         packets += cap.packets
         if cap.cut:
             notes.append(f"capture on {name} cut at {each:,} packets: later packets are not shown")
-    end = capture_end if capture_end is not None else max((p.t for p in packets), default=None)
+    last = max((p.t for p in packets), default=None)
+    end = max(capture_end, last or capture_end) if capture_end is not None else last
     return Analysis(packets, list(ifaces), fates.match(packets, ifaces, wins, capture_end=end), notes)
 
 

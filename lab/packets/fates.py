@@ -11,7 +11,7 @@ unchanged but for its TTL and checksum.  Matching each arrival to the copies tha
   two or more copies           -> duplicated
   a copy changed in transit    -> corrupted (same size, one header field or the payload differs)
   left later                   -> delayed by X ms (every copy's delay is kept)
-  left before an earlier one   -> reordered (it overtook a packet that arrived before it)
+  left before an earlier one   -> reordered (it overtook a packet of its flow that arrived before it)
 
 Identical arrivals (same digest: a TCP segment sent twice with identical bytes) share their
 copies in time order: a copy belongs to the latest identical arrival before it.  A packet that
@@ -251,15 +251,17 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
 
 
 def _mark_reordered(fates: Sequence[Fate]) -> None:
-    """A packet that left before one that arrived before it on the same link overtook it."""
-    latest: Dict[str, float] = {}
+    """A packet that left before one of its own flow that arrived before it overtook it.
+    (Across flows the order of a link's packets means nothing to either program.)"""
+    latest: Dict[tuple, float] = {}
     for fate in fates:                      # in arrival order
         if not fate.copies:
             continue
+        flow = fate.packet.flow
         left = fate.copies[0].t
-        if left < latest.get(fate.link, -math.inf):
+        if left < latest.get(flow, -math.inf):
             fate.reordered = True
-        latest[fate.link] = max(left, latest.get(fate.link, -math.inf))
+        latest[flow] = max(left, latest.get(flow, -math.inf))
 
 
 def fate_log(matched: Matched, t0: float, limit: int = FATES_LIMIT) -> dict:

@@ -54,7 +54,11 @@ def _packets(folder: RunFolder, scenario: Scenario, timeline, lab, ifnames):
     pcaps = {p.stem: p.read_bytes() for p in sorted((folder.path / "captures").glob("*.pcap"))}
     topo = lab.topology
     wins = impairment_windows(scenario, timeline.applied, timeline.t0 + offset)
-    result = analysis.analyse(pcaps, analysis.ifaces_of(topo, ifnames), wins)
+    # The capture stopped after every step had ended: packets that arrived before then had
+    # time to leave (a lower bound of the capture's real end; its last packet may be earlier).
+    ended = [p.ended_at for p in timeline.processes.values() if p.ended_at]
+    capture_end = max(ended) + offset if ended else None
+    result = analysis.analyse(pcaps, analysis.ifaces_of(topo, ifnames), wins, capture_end=capture_end)
     t0 = timeline.t0 + offset
     fate_log = result.fate_log(t0)
     folder.write_json("fates.json", fate_log)

@@ -173,6 +173,13 @@ def test_reordered_corrupted_and_unknown_at_the_end():
     assert m.unmatched_out == []
 
 
+def test_reordering_is_within_a_flow():
+    a = udp(CLIENT, SERVER, b"aaaa", ip_id=1, sport=1111)
+    b = udp(CLIENT, SERVER, b"bbbb", ip_id=2, sport=2222)          # another flow overtakes: not reordered
+    m = fates.match(packets([(1.0, a), (1.01, b)], [(1.02, forwarded(b)), (1.05, forwarded(a))]), IFACES)
+    assert not any(f.reordered for f in m.fates)
+
+
 def test_identical_arrivals_share_copies_in_time_order():
     seg = tcp(CLIENT, SERVER, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, seq=5, ack=9, data=b"data", ip_id=0)
     m = fates.match(packets([(1.0, seg), (1.5, seg)], [(1.5001, forwarded(seg))]), IFACES,

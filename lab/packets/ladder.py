@@ -123,15 +123,22 @@ def columns_for(packets: Sequence[Packet], hosts: Sequence[Tuple[str, str, str]]
             continue
         if address in seen:
             (left if network == first_network else right).append(Column(name, address))
-    for address in sorted(seen - {a for _, a, _ in hosts}):          # a host we have no name for
-        right.append(Column(address, address))
     left.sort(key=_natural), right.sort(key=_natural)
-    columns = left + [Column(ROUTER)] + right
+    unknown = [Column(a, a) for a in sorted(seen - {a for _, a, _ in hosts}, key=_address)]   # no name for it
+    columns = left + [Column(ROUTER)] + right + unknown
     index = {c.address: i for i, c in enumerate(columns) if c.address}
     router = len(left)
     for address in known:
         index[address] = router
     return columns, router, index
+
+
+def _address(text: str):
+    import ipaddress
+    try:
+        return (0, int(ipaddress.ip_address(text)))
+    except ValueError:
+        return (1, 0)
 
 
 def _natural(column: Column):

@@ -64,7 +64,11 @@ def trace(lab_name: Optional[str], argv: Sequence[str], seconds: Optional[float]
             proc = StepProcess(lab.container(host).id, host, "trace", command, seconds or DEFAULT_LIMIT_S,
                                run_id=f"trace-{os.getpid()}")
             proc.start()
-            proc.wait((seconds or DEFAULT_LIMIT_S) + 15)
+            try:
+                proc.wait((seconds or DEFAULT_LIMIT_S) + 15)
+            except BaseException:           # Ctrl-C: the command ends with the trace
+                proc.signal("KILL")
+                raise
             output, code = proc.outcome.stdout + proc.outcome.stderr, proc.outcome.exit_code
             time.sleep(SETTLE_S)        # a fixed tail for packets in flight, by design
         else:

@@ -52,6 +52,9 @@ def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_pat
     assert out.splitlines()[1].split()[-3:] == ["client1", "router", "server"]
     html = page.read_text()
     assert "<svg" in html and "SYN,ACK seq=0 ack=1 len=0" in html
+    seen_page = browser_check.look(page, tmp_path / "trace.png", (1200, 900))
+    assert seen_page.console == [] and "SYN,ACK seq=0 ack=1 len=0" in seen_page.dom
+    assert browser_check.has_colour(seen_page.png, svg.COLOURS["packet"]) > 100
 
 
 def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab):

@@ -267,3 +267,52 @@ def test_svg_is_well_formed_and_escapes_hostile_text():
     lad.columns[0] = ladder.Column("a-very-long-host-name-indeed-yes", CLIENT)
     assert "a-very-long-host-name…" in svg.render(lad)
     assert sum(1 for _ in root.iter("{http://www.w3.org/2000/svg}line")) >= 6
+
+
+def test_a_runs_impairment_windows_follow_its_steps():
+    from lab.runner.pages import impairment_windows
+    from lab.scenario import load_text
+    scenario = load_text("""
+name: w
+description: d
+topology: {clients: 1, capture: true}
+impairments:
+  - link: clients -> servers
+    loss: 5%
+steps:
+  - at: 0s
+    name: probe
+    on: client1
+    run: udp-client hi
+  - at: 1s
+    name: cut
+    partition: [clients, servers]
+  - at: 2s
+    name: mend
+    heal: [clients, servers]
+""", "w.yaml")
+    wins = impairment_windows(scenario, {"cut": (1.0, 1.1), "mend": (2.0, 2.2)}, 1000.0)
+    assert drop_at(wins, 1000.5) == "loss 5% in force"
+    assert drop_at(wins, 1001.5) == "partition"
+    assert drop_at(wins, 1002.1) == "partition"                 # the heal is still being applied
+    assert drop_at(wins, 1003) == "loss 5% in force"
+    assert fates.drop_reason(fates.in_force(wins, "servers->clients", 1003)) .startswith("no impairment")
+
+
+def drop_at(wins, t):
+    return fates.drop_reason(fates.in_force(wins, "clients->servers", t))
+
+
+def test_columns_put_the_clients_left_of_the_router_and_name_unknown_hosts_by_address():
+    client2 = "10.9.1.102"
+    a = udp(CLIENT, SERVER, b"one", ip_id=1)
+    b = udp(client2, SERVER, b"two", ip_id=2)
+    c = udp(client2, "10.9.2.77", b"three", ip_id=3)
+    hosts = HOSTS + [("client2", client2, "clients")]
+    m = fates.match(packets([(1.0, a), (1.1, b), (1.2, c)],
+                            [(1.0001, forwarded(a)), (1.1001, forwarded(b)), (1.2001, forwarded(c))]), IFACES)
+    lad = ladder.build(m, hosts)
+    assert [c.name for c in lad.columns] == ["client1", "client2", "router", "server", "10.9.2.77"]
+    assert lad.router == 2
+    assert [(r.src, r.dst) for r in lad.rows] == [(0, 3), (1, 3), (1, 4)]
+    assert "client2" in ladder.text(lad).splitlines()[0]

@@ -52,6 +52,17 @@ class Iface:
         return ipaddress.ip_address(address) in ipaddress.ip_network(self.subnet)
 
 
+def _egress_finder(ifaces: Sequence[Iface]):
+    """address -> the interface whose subnet holds it (cached: a run has few addresses)."""
+    cache: Dict[str, Optional[Iface]] = {}
+
+    def find(address: str) -> Optional[Iface]:
+        if address not in cache:
+            cache[address] = next((i for i in ifaces if i.holds(address)), None)
+        return cache[address]
+    return find
+
+
 @dataclass(frozen=True)
 class Window:
     """An impairment in force on a link ("clients->servers") from ``start`` to ``end`` (epoch s)."""
@@ -185,11 +196,12 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
     arrivals: List[Tuple[Packet, Iface, Iface]] = []
     leaving: Dict[Tuple[str, str], List[Packet]] = defaultdict(list)   # (iface, digest) -> copies
     local: List[Packet] = []
+    egress = _egress_finder(ifaces)
     for p in sorted(packets, key=lambda p: (p.t, p.iface, p.index)):
         here = by_name.get(p.iface)
         if p.direction == IN and here is not None:
-            there = next((i for i in ifaces if i is not here and i.holds(p.dst)), None)
-            if there is not None:
+            there = egress(p.dst)
+            if there is not None and there is not here:
                 arrivals.append((p, here, there))
                 continue
         if p.direction == OUT:

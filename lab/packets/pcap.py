@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
+import socket
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import dpkt
 
 from .model import IN, LOCAL, OUT, Packet, icmp_name, tcp_flag_names
 
 DEFAULT_LIMIT = 200_000
-MEASURE_MAGIC = b"slab "      # udp-measure's datagrams: b"slab <seq> <send_ns> <padding>"
+MEASURE_MAGIC = b"slab "
+ETHERTYPE_IPV4 = b"\x08\x00"      # udp-measure's datagrams: b"slab <seq> <send_ns> <padding>"
 
 
 @dataclass
@@ -61,8 +63,19 @@ def measure_seq(payload: bytes) -> Optional[int]:
 def direction(src: str, dst: str, subnet) -> str:
     if subnet is None:
         return LOCAL
+    return _direction(int(ipaddress.ip_address(src)), int(ipaddress.ip_address(dst)), _net(subnet))
+
+
+def _net(subnet) -> Tuple[int, int]:
     net = ipaddress.ip_network(subnet)
-    src_in, dst_in = ipaddress.ip_address(src) in net, ipaddress.ip_address(dst) in net
+    return int(net.network_address), int(net.netmask)
+
+
+def _direction(src: int, dst: int, net: Optional[Tuple[int, int]]) -> str:
+    if net is None:
+        return LOCAL
+    base, mask = net
+    src_in, dst_in = (src & mask) == base, (dst & mask) == base
     if src_in and not dst_in:
         return IN
     if dst_in and not src_in:
@@ -86,11 +99,12 @@ def _quote(ip) -> str:
 
 
 def _addr(raw: bytes) -> str:
-    return str(ipaddress.IPv4Address(raw))
+    return socket.inet_ntoa(raw)
 
 
 def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0) -> Optional[Packet]:
-    """One IPv4 packet (bytes from its header on) -> Packet; None if it is not IPv4."""
+    """One IPv4 packet (bytes from its header on) -> Packet; None if it is not IPv4.
+    ``subnet``: the interface's network, as text or as read_pcap's (base, mask) pair."""
     try:
         ip = dpkt.ip.IP(ip_bytes)
     except (dpkt.UnpackError, ValueError):
@@ -99,7 +113,9 @@ def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0
         return None
     total = ip.len if 20 <= ip.len <= len(ip_bytes) else len(ip_bytes)
     src, dst = _addr(ip.src), _addr(ip.dst)
-    fields = dict(t=t, iface=iface, direction=direction(src, dst, subnet), src=src, dst=dst,
+    net = _net(subnet) if isinstance(subnet, (str, ipaddress.IPv4Network)) else subnet
+    way = _direction(int.from_bytes(ip.src, "big"), int.from_bytes(ip.dst, "big"), net)
+    fields = dict(t=t, iface=iface, direction=way, src=src, dst=dst,
                   ip_id=ip.id, ttl=ip.ttl, length=ip.len, digest=digest(ip_bytes[:total]), index=index)
     data = ip.data
     if ip.p == dpkt.ip.IP_PROTO_TCP and isinstance(data, dpkt.tcp.TCP):
@@ -125,6 +141,7 @@ def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) 
     except (ValueError, dpkt.NeedData, dpkt.UnpackError) as exc:
         raise ValueError(f"{iface}: not a pcap file ({exc})") from None
     records = iter(reader)
+    net = _net(subnet) if subnet is not None else None
     index = 0
     while True:
         try:
@@ -137,18 +154,13 @@ def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) 
             capture.cut = True
             break
         index += 1
-        try:
-            eth = dpkt.ethernet.Ethernet(frame)
-        except (dpkt.UnpackError, dpkt.NeedData):
-            capture.skipped += 1
-            continue
-        if eth.type != dpkt.ethernet.ETH_TYPE_IP:
+        if len(frame) < 34 or frame[12:14] != ETHERTYPE_IPV4:     # ARP, IPv6 (no VLANs on a lab's links)
             capture.skipped += 1
             continue
         ip_bytes = bytes(frame[14:])
         if len(ip_bytes) >= 4 and int.from_bytes(ip_bytes[2:4], "big") > len(ip_bytes):
             break       # the record was cut short (the capture was killed mid-write): the end
-        packet = packet_from_ip(ip_bytes, float(ts), iface, subnet, index)
+        packet = packet_from_ip(ip_bytes, float(ts), iface, net, index)
         if packet is None:
             capture.skipped += 1
         else:

@@ -7,7 +7,7 @@ notes and in fates.json, never silent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import fates, ladder, pcap
 from .fates import Iface, Matched, Window

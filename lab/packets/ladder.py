@@ -13,7 +13,9 @@ rows between them becomes one row of counts.  So a 5 MB transfer still gives a p
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import ipaddress
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -134,7 +136,6 @@ def columns_for(packets: Sequence[Packet], hosts: Sequence[Tuple[str, str, str]]
 
 
 def _address(text: str):
-    import ipaddress
     try:
         return (0, int(ipaddress.ip_address(text)))
     except ValueError:
@@ -142,7 +143,6 @@ def _address(text: str):
 
 
 def _natural(column: Column):
-    import re
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", column.name)]
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from conftest import LAB, ROOT
 from test_run_cli import lab_run, own_labs  # noqa: F401  (a fixture)

@@ -107,3 +107,43 @@ def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_pat
     assert "dropped (partition)" in seen_page.dom
     assert browser_check.pixels(seen_page.png).std() > 0.05
     assert browser_check.has_colour(seen_page.png, svg.COLOURS["packet"]) > 100
+
+
+def test_fates_of_duplicated_and_delayed_datagrams_agree_with_what_the_client_counted(tmp_path, own_labs):  # noqa: F811
+    run = lab_run(own_labs, tmp_path, DATA / "packets-dup-delay.yaml", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    probe = report["results"]["probe"]["client1"]
+    folder = Path(report["artifacts"])
+    fates = json.loads((folder / "fates.json").read_text())
+    requests = [p for p in fates["packets"] if p["link"] == "clients->servers" and p["proto"] == "udp"]
+    duplicated = [p for p in requests if p["verdict"] == "duplicated"]
+    # Two independent counts of one thing: the router's copies, seen on its far side, and the
+    # client's extra echoes (the server answers each copy; nothing is lost on the way back).
+    # udp-measure stops reading once every datagram has had an echo, so a duplicate echo that
+    # leaves the router after the last first echo may go uncounted by it: those set the slack.
+    assert probe["lost"] == 0 and probe["duplicated"] > 0, probe
+    late = late_duplicate_echoes(folder, {p["udp_seq"] for p in duplicated})
+    assert len(duplicated) - late <= probe["duplicated"] <= len(duplicated), (len(duplicated), late, probe)
+    assert all(p["copies"] == 2 and p["label"].startswith("duplicated ×2") for p in duplicated)
+    # Every request left the router at least 20 ms after it arrived (the kernel's stamps on both sides).
+    assert len({p["udp_seq"] for p in requests}) == 300
+    assert min(min(p["delays_ms"]) for p in requests) >= 20.0
+    assert fates["counts"].get("dropped", 0) == 0
+    ladder = (folder / "ladders" / "probe-client1.txt").read_text()
+    assert "[duplicated ×2, delayed" in ladder
+
+
+def late_duplicate_echoes(folder: Path, duplicated_seqs: set) -> int:
+    """How many second echoes of duplicated datagrams left the router for the client after
+    every datagram's first echo had (from the clients-side capture)."""
+    from lab.packets import pcap
+    echoes = {}
+    for path in (folder / "captures").glob("*.pcap"):
+        for p in pcap.read_pcap(path.read_bytes(), path.stem).packets:
+            if p.proto == "udp" and p.sport == 12000 and p.udp_seq is not None and p.dst.endswith(".101"):
+                echoes.setdefault(path.stem, {}).setdefault(p.udp_seq, []).append(p.t)
+    # The clients-side interface is the one where the echoes to client1 were seen leaving last.
+    side = max(echoes.values(), key=lambda seqs: max(max(ts) for ts in seqs.values()))
+    complete = max(min(ts) for ts in side.values())
+    return sum(1 for seq in duplicated_seqs if len(side.get(seq, [])) > 1 and sorted(side[seq])[1] > complete)

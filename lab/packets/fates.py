@@ -5,9 +5,11 @@ for a host on another network should LEAVE on that network's interface (directio
 unchanged but for its TTL and checksum.  Matching each arrival to the copies that left:
 
   no copy                      -> dropped, with the reason: the impairments in force on
-                                  that link at that moment (a partition says so; loss and
-                                  a full rate-limit queue are both random, so when both
-                                  were in force the reason names both, honestly)
+                                  that link while it was in the router (from its arrival to
+                                  the longest delay seen on the link: a partition applied
+                                  while it waited in a queue counts); a partition says so;
+                                  loss and a full rate-limit queue are both random, so when
+                                  both were in force the reason names both, honestly
   two or more copies           -> duplicated
   a copy changed in transit    -> corrupted (same size, one header field or the payload differs)
   left later                   -> delayed by X ms (every copy's delay is kept)
@@ -85,8 +87,10 @@ def windows(changes: Sequence[Tuple[float, float, Mapping]], end: float = math.i
     return out
 
 
-def in_force(wins: Iterable[Window], link: str, t: float) -> List[Impairment]:
-    return [w.impairment for w in wins if w.link == link and w.start <= t <= w.end]
+def in_force(wins: Iterable[Window], link: str, t: float, until: Optional[float] = None) -> List[Impairment]:
+    """The impairments in force on ``link`` at ``t``, or at any moment from ``t`` to ``until``."""
+    until = t if until is None else until
+    return [w.impairment for w in wins if w.link == link and w.start <= until and t <= w.end]
 
 
 def drop_reason(imps: Sequence[Impairment]) -> str:
@@ -101,7 +105,7 @@ def drop_reason(imps: Sequence[Impairment]) -> str:
             causes.append(f"bursty loss (mean {imp.gemodel.mean_loss_percent():.3g}%)")
         if imp.rate_kbit:
             queue = f", queue {imp.queue_limit} packets" if imp.queue_limit else ""
-            causes.append(f"queue full (rate {imp.rate_kbit:g} kbit/s{queue})")
+            causes.append(f"rate limiter's queue (rate {imp.rate_kbit:g} kbit/s{queue})")
     causes = list(dict.fromkeys(causes))
     if not causes:
         return "no impairment in force: dropped by the router's kernel"
@@ -246,6 +250,13 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
                 break
     unmatched = [c for c in unmatched if id(c) not in used]
 
+    # A packet stays in the router up to the longest delay seen on its link (a queue, the
+    # engine): whatever was in force during that time may have dropped it, e.g. a partition
+    # applied while it waited in a rate limiter's queue.
+    held: Dict[str, float] = defaultdict(float)
+    for fate in fates:
+        if fate.copies:
+            held[fate.link] = max(held[fate.link], fate.copies[0].t - fate.packet.t)
     for fate in fates:
         if fate.verdict == CORRUPTED:
             continue
@@ -254,8 +265,9 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
                 fate.verdict = UNKNOWN
             else:
                 fate.verdict = DROPPED
+                t = fate.packet.t
                 fate.reason = (UNKNOWN_REASON if wins is None
-                               else drop_reason(in_force(wins, fate.link, fate.packet.t)))
+                               else drop_reason(in_force(wins, fate.link, t, t + held[fate.link])))
         elif len(fate.copies) > 1:
             fate.verdict = DUPLICATED
     _mark_reordered(fates)

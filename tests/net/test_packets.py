@@ -16,7 +16,8 @@ import browser_check  # noqa: E402
 from lab.packets import svg  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-ROW = re.compile(r"^\s*(?P<ms>\d+\.\d{3})\s+(?P<arrow>\S+)\s+(?P<text>.*?)(?:\s+\[(?P<note>[^\]]*)\])?$")
+# time, the drawing (lifelines and the arrow: no letters), the packet, [the notes]
+ROW = re.compile(r"^\s*(?P<ms>\d+\.\d{3})  (?P<arrow>[│├┤┼─▶◀✗• ]+)  (?P<text>[^│├┤┼─▶◀✗• ].*?)(?:  \[(?P<note>[^\]]*)\])?$")
 
 
 def trace(lab, *argv, extra=()):
@@ -32,7 +33,7 @@ def rows(text):
     for line in text.splitlines():
         m = ROW.match(line)
         if m:
-            out.append((m["arrow"], m["text"], m["note"] or ""))
+            out.append((m["arrow"].strip(), m["text"], m["note"] or ""))
     return out
 
 

@@ -139,10 +139,23 @@ def test_forwarded_dropped_duplicated_delayed():
 def test_drop_reasons_from_what_was_in_force():
     assert fates.drop_reason([Impairment(partition=True), Impairment(loss=5)]) == "partition"
     assert fates.drop_reason([Impairment(rate_kbit=16000, queue_limit=100)]) == \
-        "queue full (rate 16000 kbit/s, queue 100 packets) in force"
+        "rate limiter's queue (rate 16000 kbit/s, queue 100 packets) in force"
     assert fates.drop_reason([Impairment(loss=5, rate_kbit=1000)]) == \
-        "loss 5% or queue full (rate 1000 kbit/s): each in force"
+        "loss 5% or rate limiter's queue (rate 1000 kbit/s): each in force"
     assert "no impairment in force" in fates.drop_reason([])
+
+
+def test_a_packet_dropped_while_queued_when_a_partition_came_is_the_partitions():
+    queued = udp(CLIENT, SERVER, b"queued", ip_id=1)
+    early = udp(CLIENT, SERVER, b"early", ip_id=2)
+    slow = udp(CLIENT, SERVER, b"slow", ip_id=3)
+    wins = [fates.Window(0, 99, "clients->servers", Impairment(rate_kbit=1000)),
+            fates.Window(5.0, 99, "clients->servers", Impairment(rate_kbit=1000, partition=True))]
+    m = fates.match(packets([(1.0, early), (4.0, slow), (4.9, queued)], [(4.3, forwarded(slow))]), IFACES, wins)
+    by = {f.packet.ip_id: f for f in m.fates}
+    assert by[2].reason.startswith("rate limiter's queue")      # long before the partition
+    assert by[3].verdict == "forwarded"                          # stayed 300 ms: the link's longest stay
+    assert by[1].verdict == by[2].verdict == "dropped" and by[1].reason == "partition"
 
 
 def test_windows_overlap_while_a_change_is_applied():

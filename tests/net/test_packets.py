@@ -20,6 +20,12 @@ DATA = Path(__file__).resolve().parent / "data"
 ROW = re.compile(r"^\s*(?P<ms>\d+\.\d{3})  (?P<arrow>[│├┤┼─▶◀✗• ]+)  (?P<text>[^│├┤┼─▶◀✗• ].*?)(?:  \[(?P<note>[^\]]*)\])?$")
 
 
+def only_report(stdout: str) -> dict:
+    """`lab run --json` of one scenario: its report (a list of one, or the report itself)."""
+    data = json.loads(stdout)
+    return data[0] if isinstance(data, list) else data
+
+
 def trace(lab, *argv, extra=()):
     done = subprocess.run([str(LAB), "trace", "--lab", lab.topology.lab, *extra, "--", *argv],
                           capture_output=True, text=True, timeout=180, cwd=ROOT)
@@ -77,7 +83,7 @@ def test_trace_refuses_a_missing_host_with_one_line(class_lab):
 def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_path, own_labs):  # noqa: F811
     run = lab_run(own_labs, tmp_path, DATA / "packets-cut.yaml", "--json")
     assert run.returncode == 0, run.stderr
-    folder = Path(json.loads(run.stdout)["artifacts"])
+    folder = Path(only_report(run.stdout)["artifacts"])
     fates = json.loads((folder / "fates.json").read_text())
     dropped = [p for p in fates["packets"] if p["verdict"] == "dropped"]
     # The transfer spans the cut (about 6 s of data, cut at 2.5 s for 1 s), so packets were dropped.
@@ -113,7 +119,7 @@ def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_pat
 def test_fates_of_duplicated_and_delayed_datagrams_agree_with_what_the_client_counted(tmp_path, own_labs):  # noqa: F811
     run = lab_run(own_labs, tmp_path, DATA / "packets-dup-delay.yaml", "--json")
     assert run.returncode == 0, run.stderr
-    report = json.loads(run.stdout)
+    report = only_report(run.stdout)
     probe = report["results"]["probe"]["client1"]
     folder = Path(report["artifacts"])
     fates = json.loads((folder / "fates.json").read_text())

@@ -7,12 +7,14 @@ escaped the same visible way, so the file always parses.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -42,7 +44,8 @@ def dropped_outputs(report: RunReport) -> list[str]:
             if result.get("output_dropped")]
 
 
-def print_report(report: RunReport) -> None:
+def print_report(report: RunReport, console=None) -> None:
+    console = console or ui.out
     verdict = ("SKIPPED", "yellow") if report.skipped else \
         ("PASSED", "bold green") if report.passed else ("FAILED", "bold red")
     title = ui.styled(f"{report.scenario}: ", verdict, f"  ({report.duration_s:.1f} s)")
@@ -52,15 +55,23 @@ def print_report(report: RunReport) -> None:
     for e in report.expectations:
         mark = Text("✓", "green") if e.passed else Text("✗", "red")
         table.add_row(mark, ui.cell(e.text), ui.cell(observed_text(e.observed)), ui.cell(short(e.detail, 70)))
-    ui.out.print(table)
+    console.print(table)
     if report.skipped:
-        ui.say(ui.out, ("not run:", "yellow"), " ", report.skipped)
+        ui.say(console, ("not run:", "yellow"), " ", report.skipped)
     for error in report.errors:
-        ui.say(ui.out, ("run error:", "red"), " ", error, newlines=True)
+        ui.say(console, ("run error:", "red"), " ", error, newlines=True)
     for line in dropped_outputs(report):
-        ui.say(ui.out, ("output:", "yellow"), " ", line)
+        ui.say(console, ("output:", "yellow"), " ", line)
     if report.artifacts:
-        ui.say(ui.out, f"artifacts: {report.artifacts}")
+        ui.say(console, f"artifacts: {report.artifacts}")
+
+
+def report_text(report: RunReport, width: int = 120) -> str:
+    """The same table and lines as plain text (for a pytest failure, a log)."""
+    buffer = io.StringIO()
+    print_report(report, Console(file=buffer, width=width, no_color=True, highlight=False,
+                                 markup=False, emoji=False))
+    return buffer.getvalue()
 
 
 # Characters XML 1.0 cannot hold at all (and the surrogates a decoder may leave).

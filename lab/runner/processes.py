@@ -148,6 +148,7 @@ class StepProcess:
     run_id: str
     ready: str | None = None          # a text to watch for in the output (the step's `ready`)
     cap: int = OUTPUT_CAP
+    environment: dict | None = None   # extra environment variables for the command
     outcome: Outcome = field(default_factory=Outcome)
     started_at: float = 0.0           # time.monotonic() on this machine
     ended_at: float = 0.0             # when its output stream ended, on the same clock
@@ -173,7 +174,8 @@ class StepProcess:
         if self.timeout_s is not None:
             argv += ["--timeout", str(self.timeout_s)]
         argv += ["--", "sh", "-c", self.command]
-        exec_id = api.exec_create(self.container_id, argv, workdir="/work")["Id"]
+        exec_id = api.exec_create(self.container_id, argv, workdir="/work",
+                                  environment=self.environment)["Id"]
         stream = api.exec_start(exec_id, stream=True, demux=True)
         self.started_at = time.monotonic()
         threading.Thread(target=self._read, args=(stream,), daemon=True,

@@ -1,0 +1,425 @@
+"""A running lab for tests: the Python API behind the pytest plugin and `lab grade`.
+
+    from lab.testing import open_lab
+    with open_lab(clients=2) as lab:                       # up now, removed on exit
+        r = lab.run("client1", "tcp-client --json hello")  # -> Result: exit_code, stdout, stderr, json
+        with lab.impair("clients <-> servers", loss="20%", delay="50ms"):
+            ...                                            # the previous state is back on exit
+        with lab.partition("clients", "servers"):
+            ...
+        server = lab.start("server", "python3 TCPServer.py", ready_port=12000)
+        server.stop()
+        with lab.capture() as cap:
+            ...
+        cap.pcaps                                          # router interface -> pcap bytes
+
+`open_lab` takes what a scenario's `topology` takes (clients, server, tcp_mode, networks,
+hosts, capture), checked by the scenario format itself, so a mistake reads like one in a
+scenario file.  Impairment fields are the scenario's too (loss="20%", delay="50ms",
+rate="1mbit", ...), parsed by its validator.
+
+Every program runs under the image's `step-exec` (its own process group, a timeout
+inside the host), with each output stream capped in memory (runner/processes.py), so a
+hostile program costs its own result, never the caller.
+
+The router's impairments change in ONE place, ``_RouterAdapter``: everything here
+goes through it (the router's API is being reshaped; at that merge only it changes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional
+
+import yaml
+
+from .errors import LabError
+from .impairments.model import Impairment, Link
+from .runner.processes import OUTPUT_CAP, StepProcess, last_json_object
+from .scenario import ScenarioError, load_text
+from .topology.docker_lab import DockerLab, remove_lab
+
+DEFAULT_TIMEOUT_S = 120.0
+_counter = itertools.count(1)
+
+
+def lab_name(prefix: str = "p") -> str:
+    """A lab name unique on this machine: prefix, pid (one per xdist worker), a counter."""
+    return f"{prefix}-{os.getpid() % 1000000}-{next(_counter)}"[:24]
+
+
+# -- results ---------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """How one command on one host ended."""
+
+    host: str
+    command: str
+    exit_code: Optional[int]          # None: it never reported (its host went away)
+    stdout: str
+    stderr: str
+    elapsed: Optional[float]          # seconds, measured inside the host
+    timed_out: bool = False
+
+    @property
+    def json(self) -> Optional[dict]:
+        """The last JSON object the command printed on a line of its own (None: none)."""
+        return last_json_object(self.stdout) or None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def __str__(self) -> str:
+        how = "timed out" if self.timed_out else f"exit {self.exit_code}"
+        return (f"{self.command!r} on {self.host}: {how}\n--- stdout\n{_tail(self.stdout)}"
+                f"\n--- stderr\n{_tail(self.stderr)}")
+
+
+def _tail(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+class Background:
+    """A program started with ``Lab.start``; ``stop()`` ends it and returns its Result."""
+
+    def __init__(self, proc: StepProcess):
+        self._proc = proc
+
+    @property
+    def running(self) -> bool:
+        return self._proc.running
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[Result]:
+        """Its Result once it ends, or None if it is still running after ``timeout`` s."""
+        return _result(self._proc) if self._proc.wait(timeout) else None
+
+    def stop(self, signal: str = "TERM", timeout: float = 10.0) -> Result:
+        """Signal its process group (TERM, then KILL if it lingers) and return its Result."""
+        if self._proc.running:
+            self._proc.signal(signal)
+            if not self._proc.wait(timeout):
+                self._proc.signal("KILL")
+                self._proc.wait(timeout)
+        return _result(self._proc)
+
+    def kill(self) -> Result:
+        return self.stop("KILL")
+
+
+def _result(proc: StepProcess) -> Result:
+    o = proc.outcome
+    return Result(proc.host, proc.command, o.exit_code, o.stdout, o.stderr, o.elapsed, o.timed_out)
+
+
+@dataclass
+class Capture:
+    """Packet captures of every router interface, filled when its ``with`` block ends."""
+
+    pcaps: Dict[str, bytes] = field(default_factory=dict)   # interface -> pcap file
+
+    def save(self, folder) -> List[Path]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for ifname, data in sorted(self.pcaps.items()):
+            path = folder / f"{ifname}.pcap"
+            path.write_bytes(data)
+            paths.append(path)
+        return paths
+
+
+# -- parsing what a caller gives, with the scenario format's own rules --------------------
+
+def _scenario_text(topology: Mapping[str, Any], impairments: List[Mapping[str, Any]] = ()) -> str:
+    return yaml.safe_dump({"name": "api", "description": "from lab.testing",
+                           "topology": dict(topology), "impairments": list(impairments)},
+                          sort_keys=False)
+
+
+def _check(text: str, what: str):
+    try:
+        return load_text(text, what)
+    except ScenarioError as exc:
+        # Paths as the caller wrote them: `loss`, not `impairments[0].loss`.
+        paths = [re.sub(r"^(impairments\[0\]|topology)\.?", "", p.path) for p in exc.problems]
+        messages = "; ".join(f"{path}: {p.message}" if path else p.message
+                             for path, p in zip(paths, exc.problems))
+        raise LabError(f"{what}: {messages}") from None
+
+
+def topology_fields(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str] = None,
+                    networks=(), hosts: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The scenario `topology` mapping for these arguments (hosts: name -> network)."""
+    out: Dict[str, Any] = {"clients": clients, "server": server, "networks": list(networks),
+                           "hosts": {name: {"network": net} for name, net in (hosts or {}).items()}}
+    if tcp_mode is not None:
+        out["tcp_mode"] = tcp_mode
+    return out
+
+
+def parse_impairment(link: str, fields: Mapping[str, Any], networks=()) -> Dict[Link, Impairment]:
+    """``("clients <-> servers", {"loss": "20%"})`` -> each directed link's Impairment,
+    parsed and checked as a scenario file's ``impairments`` entry is."""
+    text = _scenario_text({"networks": list(networks)}, [{"link": link, **fields}])
+    args = ", ".join([repr(link)] + [f"{k}={v!r}" for k, v in fields.items()])
+    scenario = _check(text, f"impair({args})")
+    return dict(scenario.impairments)
+
+
+def merge(state: Mapping[Link, Impairment], changes: Mapping[Link, Impairment]) -> Dict[Link, Impairment]:
+    """``state`` with each changed link's fields set on top of what it had (pure)."""
+    new = dict(state)
+    for link, imp in changes.items():
+        given = {f.name: getattr(imp, f.name) for f in dataclasses.fields(imp)
+                 if getattr(imp, f.name) not in (None, False)}
+        new[link] = dataclasses.replace(new.get(link, Impairment()), **given)
+    return {link: imp for link, imp in new.items() if not imp.is_empty()}
+
+
+# -- the router: the one adapter ---------------------------------------------------------
+
+class _RouterAdapter:
+    """The only code here that touches the router's impairment API: a state (link ->
+    Impairment, links left out have none) in force, captures, cleanup.
+
+    ``per_segment``: every impaired link goes through the router's userspace engine,
+    which splits TCP's 64 KiB GSO packets, so "20 % loss" is 20 % of wire packets for TCP
+    too (nftables alone would drop whole bursts of ~44 segments: TCP then stalls for
+    tens of seconds behind backed-off retransmission timers)."""
+
+    def __init__(self, dlab: DockerLab, per_segment: bool):
+        from .impairments.router import RouterImpairments
+        self._router = RouterImpairments(dlab, per_segment=per_segment)
+
+    @property
+    def state(self) -> Dict[Link, Impairment]:
+        return dict(self._router.state)
+
+    def apply(self, state: Mapping[Link, Impairment]) -> None:
+        self._router.apply(dict(state))
+
+    def start_capture(self) -> None:
+        self._router.start_capture()
+
+    def stop_capture(self) -> Dict[str, bytes]:
+        return self._router.stop_capture()
+
+    def close(self) -> None:
+        self._router.close()
+
+
+# -- the lab -----------------------------------------------------------------------------
+
+class Lab:
+    """A running lab (see the module docstring).  Close it (or use ``with``) to remove it."""
+
+    def __init__(self, dlab: DockerLab, work: Path, max_output: int = OUTPUT_CAP,
+                 per_segment: bool = True):
+        self._dlab = dlab
+        self.per_segment = per_segment
+        self.work = work
+        self.max_output = max_output
+        self._router: Optional[_RouterAdapter] = None
+        self._background: List[StepProcess] = []
+        self._runs = itertools.count(1)
+        self.closed = False
+
+    # what it is
+    @property
+    def name(self) -> str:
+        return self._dlab.topology.lab
+
+    @property
+    def hosts(self) -> List[str]:
+        return [h.name for h in self._dlab.topology.hosts]
+
+    @property
+    def clients(self) -> List[str]:
+        return [h.name for h in self._dlab.topology.clients]
+
+    @property
+    def networks(self) -> List[str]:
+        return [n.name for n in self._dlab.topology.networks]
+
+    @property
+    def addresses(self) -> Dict[str, str]:
+        """host -> its (first) address."""
+        return {h.name: str(h.address) for h in self._dlab.topology.hosts}
+
+    def address(self, host: str, network: Optional[str] = None) -> str:
+        """``host``'s address (on ``network``; for the router, its gateway address there)."""
+        topo = self._dlab.topology
+        h = topo.host(host)
+        if network is None:
+            return str(h.address)
+        if h.role == "router":
+            return str(topo.network(network).gateway)
+        for net, addr in h.addresses:
+            if net == network:
+                return str(addr)
+        raise LabError(f"{host} is not on network {network!r}")
+
+    @property
+    def port(self) -> int:
+        return self._dlab.topology.port
+
+    # running programs
+    def _process(self, host: str, cmd: str, timeout: Optional[float], env,
+                 ready: Optional[str] = None) -> StepProcess:
+        if host not in self.hosts:
+            raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
+        return StepProcess(self._dlab.container(host).id, host, "api", cmd, timeout,
+                           run_id=f"api-{host}-{next(self._runs)}",
+                           environment=dict(env) if env else None, cap=self.max_output, ready=ready)
+
+    def run(self, host: str, cmd: str, timeout: float = DEFAULT_TIMEOUT_S,
+            env: Optional[Mapping[str, str]] = None) -> Result:
+        """Run ``cmd`` (a shell command, in /work) on ``host`` and wait for it.  After
+        ``timeout`` s it is stopped (TERM, then KILL) and the Result says timed_out."""
+        proc = self._process(host, cmd, timeout, env)
+        proc.start()
+        if not proc.wait(timeout + 15):   # step-exec ends it at `timeout`; this is the backstop
+            proc.signal("KILL")
+            proc.wait(10)
+        return _result(proc)
+
+    def start(self, host: str, cmd: str, ready: Optional[str] = None,
+              ready_port: Optional[int] = None, udp: bool = False, ready_timeout: float = 15.0,
+              timeout: Optional[float] = None, env: Optional[Mapping[str, str]] = None) -> Background:
+        """Start ``cmd`` on ``host`` in the background.  Returns once ``ready`` appears in
+        its output, or (``ready_port``) once something on the host listens on that port
+        (``udp``: a UDP port); raises LabError if that does not happen in ``ready_timeout`` s."""
+        proc = self._process(host, cmd, timeout, env, ready)
+        proc.start()
+        self._background.append(proc)
+        bg = Background(proc)
+        if ready is not None:
+            self._wait_ready(bg, lambda: proc.ready_seen, repr(ready), ready_timeout)
+        if ready_port is not None:
+            probe = f"wait-port {'--udp ' if udp else ''}--timeout 1 {int(ready_port)}"
+            what = f"a listener on {'udp' if udp else 'tcp'}/{ready_port}"
+            # Short probes while it runs: a program that dies at once fails at once.
+            self._wait_ready(bg, lambda: self.run(host, probe, timeout=10).ok, what, ready_timeout)
+        return bg
+
+    @staticmethod
+    def _wait_ready(bg: Background, condition, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if not bg.running or time.monotonic() > deadline:
+                why = "it ended" if not bg.running else f"not within {timeout:g} s"
+                output = bg.stop()   # its Result: the output without step-exec's status line
+                raise LabError(f"{output.command!r} on {output.host}: {what} never appeared "
+                               f"({why}); its output:\n{_tail(output.stdout + output.stderr)}")
+            time.sleep(0.05)  # polling its output with a deadline
+
+    # the network
+    @property
+    def router(self) -> _RouterAdapter:
+        if self._router is None:
+            self._router = _RouterAdapter(self._dlab, self.per_segment)
+        return self._router
+
+    @property
+    def impairments(self) -> Dict[Link, Impairment]:
+        """The state in force: link -> Impairment."""
+        return self.router.state if self._router is not None else {}
+
+    @contextmanager
+    def _state(self, new: Mapping[Link, Impairment]) -> Iterator[None]:
+        before = self.router.state
+        self.router.apply(new)
+        try:
+            yield
+        finally:
+            if not self.closed:
+                self.router.apply(before)
+
+    def impair(self, link: str = "clients <-> servers", **fields: Any):
+        """Context manager: set the scenario-style ``fields`` (loss="20%", delay="50ms",
+        jitter, duplicate, corrupt, reorder, rate="1mbit", queue, loss_correlation, gemodel)
+        on ``link`` ('a -> b' one way, 'a <-> b' both) on top of what it has; the state
+        from before is back when the block ends."""
+        changes = parse_impairment(link, fields, [n for n in self.networks if n not in ("clients", "servers")])
+        return self._state(merge(self.router.state, changes))
+
+    def partition(self, a: str = "clients", b: str = "servers", both: bool = True):
+        """Context manager: drop everything between networks ``a`` and ``b`` (a -> b only
+        unless ``both``); healed when the block ends."""
+        for net in (a, b):
+            if net not in self.networks:
+                raise LabError(f"partition: no network {net!r}; networks: {', '.join(self.networks)}")
+        links = [Link(a, b), Link(b, a)] if both else [Link(a, b)]
+        state = self.router.state
+        return self._state(merge(state, {link: Impairment(partition=True) for link in links}))
+
+    @contextmanager
+    def capture(self) -> Iterator[Capture]:
+        """Context manager: capture every router interface; ``.pcaps`` is filled on exit."""
+        cap = Capture()
+        self.router.start_capture()
+        try:
+            yield cap
+        finally:
+            cap.pcaps = self.router.stop_capture()
+
+    # the end
+    def close(self, keep: bool = False) -> None:
+        """Stop background programs and remove the lab (``keep``: leave it up as it is)."""
+        if self.closed:
+            return
+        self.closed = True
+        if keep:
+            return
+        try:
+            for proc in self._background:
+                if proc.running:
+                    proc.signal("KILL")
+            if self._router is not None:
+                self._router.close()
+        finally:
+            self._dlab.down()
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.name}: {', '.join(f'{h} {a}' for h, a in self.addresses.items())}>"
+
+
+def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str] = None,
+             networks=(), hosts: Optional[Mapping[str, str]] = None, work=None,
+             name: Optional[str] = None, max_output: int = OUTPUT_CAP,
+             per_segment: bool = True, progress=lambda message: None) -> Lab:
+    """Bring up a lab and return it running (the caller closes it).
+
+    clients, server ('uppercase' | 'idle'), tcp_mode ('concurrent' | 'iterative'),
+    networks (extra network names), hosts (extra host name -> network) are a scenario's
+    `topology`; ``work`` is the folder mounted as /work on every host (default: a new
+    empty temporary folder); ``name`` defaults to a unique one.  ``per_segment``
+    (default) impairs TCP per wire packet, not per GSO burst (see _RouterAdapter);
+    False is faster where only UDP matters."""
+    topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts)
+    scenario = _check(_scenario_text(topo_fields), "socketlab(...)")
+    name = name or lab_name()
+    work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"socketlab-{name}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    dlab = DockerLab.plan(scenario.topology.lab_spec(name), work)
+    try:
+        dlab.up(progress=progress)
+    except BaseException:
+        remove_lab(name)
+        raise
+    return Lab(dlab, work.resolve(), max_output, per_segment)

@@ -1,0 +1,85 @@
+"""The plugin's fixtures and the lab API, on real containers (module-scoped lab for speed)."""
+import pytest
+
+from lab.errors import LabError
+
+
+@pytest.fixture(scope="module")
+def lab(socketlab_module):
+    return socketlab_module(clients=2, networks=["dmz"], hosts={"web": "dmz"})
+
+
+def test_run_gives_exit_code_output_and_the_last_json_object(lab):
+    r = lab.run("client1", "echo first; tcp-client --json 'hello there'; echo oops >&2; exit 3")
+    assert r.exit_code == 3 and not r.ok
+    assert r.stdout.startswith("first\n") and "oops" in r.stderr
+    assert r.json["received"] == "HELLO THERE" and r.json["remote_address"] == lab.address("server")
+
+
+def test_addresses_follow_the_topology(lab):
+    assert set(lab.hosts) == {"router", "server", "web", "client1", "client2"}
+    assert lab.clients == ["client1", "client2"]
+    r = lab.run("client2", "python3 -c 'import socket; print(socket.gethostbyname(\"web\"))'")
+    assert r.stdout.strip() == lab.address("web") == lab.addresses["web"]
+    assert lab.address("router", "dmz").endswith(".1")
+
+
+def test_a_command_past_its_timeout_is_stopped_and_says_so(lab):
+    r = lab.run("client1", "echo started; sleep 30", timeout=1)
+    assert r.timed_out and r.stdout == "started\n" and r.elapsed < 10
+
+
+def test_a_flood_of_output_is_capped_and_keeps_its_end(lab):
+    r = lab.run("client1", "head -c 50000000 /dev/zero | tr '\\0' x; echo; echo '{\"end\": true}'",
+                timeout=60)
+    assert r.exit_code == 0 and r.json == {"end": True}
+    assert len(r.stdout) < 10_000_000 and "bytes of stdout dropped here" in r.stdout
+
+
+def test_start_waits_for_the_port_and_stop_ends_it(lab):
+    server = lab.start("web", "python3 -m http.server 8080", ready_port=8080)
+    assert server.running
+    r = lab.run("client1", "python3 -c \"import urllib.request as u; print(u.urlopen('http://web:8080/').status)\"")
+    assert r.stdout.strip() == "200", r
+    result = server.stop()
+    assert not server.running and result.exit_code is not None
+
+
+def test_start_fails_clearly_when_the_ready_text_never_comes(lab):
+    with pytest.raises(LabError, match="never appeared"):
+        lab.start("client1", "echo nope", ready="listening")
+
+
+def test_impair_is_undone_on_exit_and_nests(lab):
+    assert lab.impairments == {}
+    with lab.impair("clients -> servers", delay="30ms"):
+        with lab.impair("clients -> servers", loss="1%"):
+            (imp,) = lab.impairments.values()
+            assert (imp.delay_ms, imp.loss) == (30.0, 1.0)
+        (imp,) = lab.impairments.values()
+        assert (imp.delay_ms, imp.loss) == (30.0, None)
+        rtt = lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"]
+        assert rtt >= 30
+    assert lab.impairments == {}
+    assert lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"] < 30
+
+
+def test_a_bad_impairment_reads_like_a_scenario_error(lab):
+    with pytest.raises(LabError, match=r"loss: .*150"):
+        lab.impair("clients <-> servers", loss="150%")
+    with pytest.raises(LabError, match="unknown network"):
+        lab.impair("clients <-> nowhere", loss="1%")
+
+
+def test_partition_cuts_and_heals(lab):
+    with lab.partition("clients", "servers"):
+        r = lab.run("client1", "tcp-client --json --timeout 1 hi")
+        assert r.json["error"] == "TIMEOUT"
+    assert lab.run("client1", "tcp-client --json hi").json["received"] == "HI"
+
+
+def test_capture_holds_the_exchange(lab):
+    with lab.capture() as cap:
+        lab.run("client1", "udp-client 'captured words'")
+    assert set(cap.pcaps) == {"eth0", "eth1", "eth2"}
+    assert any(b"captured words" in data for data in cap.pcaps.values())

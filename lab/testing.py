@@ -292,6 +292,21 @@ class Lab:
             proc.wait(10)
         return _result(proc)
 
+    def run_many(self, hosts, cmd, timeout: float = DEFAULT_TIMEOUT_S,
+                 env: Optional[Mapping[str, str]] = None) -> Dict[str, Result]:
+        """Run on several hosts at the same moment and wait for all: host -> Result.
+        ``cmd`` is a command, or a function host -> command."""
+        procs = {}
+        for host in hosts:
+            procs[host] = self._process(host, cmd(host) if callable(cmd) else cmd, timeout, env)
+        for proc in procs.values():
+            proc.start()
+        for proc in procs.values():
+            if not proc.wait(timeout + 15):
+                proc.signal("KILL")
+                proc.wait(10)
+        return {host: _result(proc) for host, proc in procs.items()}
+
     def start(self, host: str, cmd: str, ready: Optional[str] = None,
               ready_port: Optional[int] = None, udp: bool = False, ready_timeout: float = 15.0,
               timeout: Optional[float] = None, env: Optional[Mapping[str, str]] = None) -> Background:

@@ -1,0 +1,149 @@
+"""What the checks of `lab grade` (checks.py) stand on: the registry (points, level, the
+files a check needs, its docstring as the sentence a student reads) and ``Grading``,
+the running lab and the student's servers shared by the checks of one submission.
+
+The lab (see ``Submission.topology``): the student's folder is /work on every host;
+``server`` runs the lab's own servers (or ``nc``) for the student's clients, which reach
+it by SERVER_NAME=server, SERVER_PORT=12000; the student's own servers run on the host
+``student`` (same network), where our clients and ``nc`` reach them.  Keeping them apart
+means no TIME_WAIT left by one side's connections blocks the other's bind on port 12000.
+
+The student's servers start once, at the first check that needs them, and serve every
+later check (a server without SO_REUSEADDR could not bind again for a minute); a check
+that finds one dead says so.  Every program runs with a timeout and capped output: a
+hang, a flood or a crash costs that check's points, never the grader.
+
+A check returns normally to pass, or raises ``Failed`` (any other exception fails it
+too, with its message).  Only the two "replies in upper case" checks look at the case
+of the answer: every other server check compares case-insensitively, so a server that
+forgets ``.upper()`` loses exactly those.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+from ..errors import LabError
+from ..testing import Background, Lab, Result
+
+PORT = 12000
+SERVER_ENV = {"SERVER_NAME": "server", "SERVER_PORT": str(PORT)}
+STUDENT_HOST = "student"
+LINE = "hello from the grader"
+CLIENT_TIMEOUT = 10.0
+LEVELS = ("default", "robust")
+FILES = ("TCPServer.py", "UDPServer.py", "TCPClient.py", "UDPClient.py")
+# A student's program's output (both streams) goes through this: one that floods gets
+# SIGPIPE after 256 KiB instead of streaming through the Docker Engine all along.
+CAP = "2>&1 | head -c 262144"
+
+
+class Failed(Exception):
+    """The check did not pass; the message says what was seen."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    points: float
+    level: str
+    needs: tuple
+    func: Callable
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.func.__doc__ or "").split())
+
+
+CHECKS: List[Check] = []
+
+
+def check(points: float, needs=(), level: str = "default"):
+    def register(func):
+        CHECKS.append(Check(func.__name__, points, level, tuple(needs), func))
+        return func
+    return register
+
+
+def checks_for(level: str) -> List[Check]:
+    order = LEVELS[:LEVELS.index(level) + 1]
+    return [c for c in CHECKS if c.level in order]
+
+
+# -- what a check has at hand -----------------------------------------------------------
+
+class Grading:
+    """The running lab and the student's servers, shared by the checks of one submission."""
+
+    def __init__(self, lab: Lab, files: set):
+        self.lab = lab
+        self.files = files
+        self._servers: Dict[str, Background] = {}
+        self._starts: Dict[str, str] = {}      # file -> why it could not start
+
+    # the student's servers, started once on the host `student`
+    def student_server(self, file: str) -> Background:
+        if file in self._starts:
+            raise Failed(f"{file} could not be started earlier: {self._starts[file]}")
+        server = self._servers.get(file)
+        if server is None:
+            try:
+                server = self.lab.start(STUDENT_HOST, f"python3 -u {file} < /dev/null {CAP}",
+                                        ready_port=PORT, udp=file.startswith("UDP"), ready_timeout=15)
+            except LabError as exc:
+                self._starts[file] = str(exc)
+                raise Failed(f"{file} did not listen on port {PORT}: {exc}") from None
+            self._servers[file] = server
+        if not server.running:
+            result = server.wait(0)
+            raise Failed(f"{file} is no longer running (it ended earlier, exit {result.exit_code}):\n"
+                         f"{_tail(result.stdout + result.stderr)}")
+        return server
+
+    def restart_student_server(self, file: str) -> Background:
+        old = self._servers.pop(file, None)
+        if old is not None:
+            old.stop()
+        return self.student_server(file)
+
+    def stop_all(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+    # running clients
+    def our_client(self, kind: str, hosts: List[str], message: str = LINE, timeout: float = CLIENT_TIMEOUT,
+                   extra: str = "") -> Dict[str, Result]:
+        cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 3 {extra} {shlex.quote(message)}"
+        return self.lab.run_many(hosts, lambda host: cmd, timeout=timeout)
+
+    def student_client(self, file: str, hosts: List[str], message: str = LINE,
+                       timeout: float = CLIENT_TIMEOUT) -> Dict[str, Result]:
+        cmd = lambda host: f"printf '%s\\n' {shlex.quote(message)} | python3 -u {file} {CAP}"  # noqa: E731
+        return self.lab.run_many(hosts, cmd, timeout=timeout, env=SERVER_ENV)
+
+    def lab_server(self, cmd: str, udp: bool = False) -> Background:
+        """One of our programs (or nc) listening on port 12000 of the host ``server``."""
+        return self.lab.start("server", cmd, ready_port=PORT, udp=udp, ready_timeout=15)
+
+
+def _tail(text: str, limit: int = 1500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _received(result: Result) -> Optional[str]:
+    return (result.json or {}).get("received")
+
+
+def expect_replies(results: Dict[str, Result], want: Callable[[str, Result], bool], what: str) -> str:
+    bad = {host: r for host, r in results.items() if not want(host, r)}
+    if bad:
+        lines = []
+        for host, r in sorted(bad.items()):
+            how = "timed out" if r.timed_out else f"exit {r.exit_code}"
+            seen = _received(r)
+            seen = repr(seen) if seen is not None else (r.json or {}).get("error") or _tail(r.stdout + r.stderr, 300)
+            lines.append(f"{host}: {how}, got {seen}")
+        raise Failed(f"{what}; {len(bad)} of {len(results)} did not:\n" + "\n".join(lines))
+    return f"{what}: all {len(results)} did"

@@ -1,0 +1,120 @@
+"""`lab grade` on real containers: the lecture's programs get full marks, a server that
+forgets .upper() loses exactly the reply checks, hostile programs cost their points and
+never the grader, and a robust submission passes the robust level."""
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conftest import LAB, LECTURE
+from test_grading import submission_with_a_bug
+
+REPLY_CHECKS = {"tcp_server_replies_in_upper_case", "udp_server_replies_in_upper_case"}
+
+
+def lab_grade(folder, tmp_path, *args, timeout=900):
+    gs, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+    done = subprocess.run([str(LAB), "grade", str(folder), "--gradescope", str(gs), "--junit", str(junit), *args],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(gs.read_text()), ET.parse(junit).getroot(), done.stdout
+
+
+def lost(results):
+    return {t["name"] for t in results["tests"] if t["score"] < t["max_score"]}
+
+
+def test_the_lecture_programs_get_full_marks(tmp_path):
+    code, results, junit, out = lab_grade(LECTURE, tmp_path)
+    assert code == 0 and lost(results) == set(), out
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
+    assert isinstance(results["execution_time"], int) and results["execution_time"] > 0
+    for test in results["tests"]:   # Gradescope's fields, with a one-sentence description
+        assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+        assert test["output"].split("\n")[0].endswith(".")
+    assert junit.get("failures") == "0" and len(junit.findall("testcase")) == len(results["tests"])
+
+
+def test_a_server_that_forgets_upper_loses_exactly_the_reply_checks(tmp_path):
+    code, results, junit, out = lab_grade(submission_with_a_bug(tmp_path / "alice"), tmp_path)
+    assert code == 1 and lost(results) == {"tcp_server_replies_in_upper_case"}, out
+    (tcp,) = [t for t in results["tests"] if t["name"] == "tcp_server_replies_in_upper_case"]
+    assert "got 'hello from the grader'" in tcp["output"] and tcp["score"] == 0
+    assert [c.get("name") for c in junit.iter("testcase") if c.find("failure") is not None] == \
+        ["tcp_server_replies_in_upper_case"]
+
+
+HOSTILE = {
+    # never listens, floods its output
+    "TCPServer.py": "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+    # crashes at once
+    "UDPServer.py": "raise SystemExit('I give up')\n",
+    # hangs forever without reading its input
+    "TCPClient.py": "import time\ntime.sleep(3600)\n",
+    # floods, then hangs
+    "UDPClient.py": "import time\nprint('y' * 10_000_000, flush=True)\ntime.sleep(3600)\n",
+}
+
+
+def test_hanging_flooding_and_crashing_programs_cost_their_points_not_the_grader(tmp_path):
+    folder = tmp_path / "mallory"
+    folder.mkdir()
+    for name, text in HOSTILE.items():
+        (folder / name).write_text(text)
+    code, results, junit, out = lab_grade(folder, tmp_path, timeout=600)
+    assert code == 1 and results["score"] == 0, out
+    assert all(t["status"] == "failed" for t in results["tests"])
+    assert max(len(t["output"]) for t in results["tests"]) < 20_000   # outputs are capped
+    (crash,) = [t for t in results["tests"] if t["name"] == "udp_server_replies_in_upper_case"]
+    assert "I give up" in crash["output"]
+
+
+def test_a_submission_missing_files_gets_zero_for_their_checks_only(tmp_path):
+    folder = tmp_path / "bob"
+    folder.mkdir()
+    (folder / "UDPServer.py").write_text((LECTURE / "UDPServer.py").read_text())
+    code, results, _junit, out = lab_grade(folder, tmp_path)
+    passed = {t["name"] for t in results["tests"] if t["score"] == t["max_score"]}
+    assert passed == {"udp_server_replies_in_upper_case", "udp_server_answers_several_clients",
+                      "udp_server_works_with_nc"}, out
+    assert all("no " in t["output"] for t in results["tests"] if t["name"] not in passed)
+
+
+ROBUST_UDP_CLIENT = """from socket import *
+import os, sys
+serverName = os.environ.get('SERVER_NAME', 'server')
+serverPort = int(os.environ.get('SERVER_PORT', 12000))
+clientSocket = socket(AF_INET, SOCK_DGRAM)
+clientSocket.settimeout(1.0)
+message = input('Input lowercase sentence:')
+for attempt in range(15):
+    clientSocket.sendto(message.encode(), (serverName, serverPort))
+    try:
+        modifiedMessage, serverAddress = clientSocket.recvfrom(2048)
+        break
+    except timeout:
+        continue
+else:
+    sys.exit('no reply after 15 tries')
+print(modifiedMessage.decode())
+"""
+
+
+def robust_submission(folder: Path) -> Path:
+    """The lecture's programs, with the two fixes the robust level asks for."""
+    folder.mkdir()
+    for program in LECTURE.glob("*.py"):
+        (folder / program.name).write_text(program.read_text())
+    (folder / "UDPClient.py").write_text(ROBUST_UDP_CLIENT)
+    server = folder / "TCPServer.py"
+    text = server.read_text()
+    server.write_text(text.replace("serverSocket.bind(", "serverSocket.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)\n"
+                                                         "serverSocket.bind("))
+    return folder
+
+
+def test_the_robust_level_gives_a_robust_submission_full_marks(tmp_path):
+    code, results, _junit, out = lab_grade(robust_submission(tmp_path / "carol"), tmp_path,
+                                           "--level", "robust")
+    assert code == 0 and lost(results) == set(), out

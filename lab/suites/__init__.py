@@ -1,0 +1,1 @@
+"""Test suites shipped with socketlab, run with `pytest --pyargs lab.suites.NAME`."""

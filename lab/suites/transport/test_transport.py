@@ -94,10 +94,10 @@ def test_a_partition_stalls_tcp_which_recovers_and_udp_loses_what_was_sent(lab):
         # Cut once both are sending: the TCP connection is up, the UDP socket exists.
         wait_for(lab, "client1", "ss -Htn state established dport = :12000")
         wait_for(lab, "client2", "ss -Huan")   # udp-measure's socket (the only one there)
-        began = time.monotonic()
         with lab.partition("clients", "servers"):
+            began = time.monotonic()      # the cut is in force from here ...
             time.sleep(cut_s)
-        cut = time.monotonic() - began
+            cut = time.monotonic() - began  # ... to here at least (healing starts after)
         t = transfer.wait(90).json
         u = probe.wait(90).json
     assert t["sha256_match"] is True, t
@@ -106,7 +106,7 @@ def test_a_partition_stalls_tcp_which_recovers_and_udp_loses_what_was_sent(lab):
 
 
 def test_an_iterative_server_makes_slow_clients_queue_a_concurrent_one_does_not(lab):
-    service_s, n = 0.5, 4
+    service_s, n = 1.5, 4
     times = {}
     for mode, port in (("iterative", 12001), ("concurrent", 12002)):
         server = lab.start("server", f"tcp-server --mode {mode} --port {port} --backlog 16 "
@@ -117,9 +117,10 @@ def test_an_iterative_server_makes_slow_clients_queue_a_concurrent_one_does_not(
         server.stop()
         assert r.stdout.count('"received": "HI"') == n, r
         times[mode] = r.elapsed
-    # One at a time, the last of n waits for all n services; all at once, none waits for another.
+    # One at a time, the command lasts all n services; all at once, about one (plus start-up:
+    # four Pythons starting at once on a busy machine take up to a second or so).
     assert times["iterative"] >= n * service_s, times
-    assert times["concurrent"] < (n - 1) * service_s, times
+    assert times["concurrent"] < 2 * service_s, times
 
 
 class _nothing:

@@ -431,10 +431,28 @@ def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str
     name = name or lab_name()
     work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"socketlab-{name}-"))
     work.mkdir(parents=True, exist_ok=True)
-    dlab = DockerLab.plan(scenario.topology.lab_spec(name), work)
-    try:
-        dlab.up(progress=progress)
-    except BaseException:
-        remove_lab(name)
-        raise
+    dlab = _up(scenario.topology.lab_spec(name), work, progress)
     return Lab(dlab, work.resolve(), max_output, per_segment)
+
+
+def _up(spec, work: Path, progress, attempts: int = 6) -> DockerLab:
+    """Plan and bring up, again after a random pause if another process took our subnets
+    first: pytest-xdist workers start labs at the same moment, choose the same free
+    subnets and collide in step (DockerLab's own retries then fail together)."""
+    import random
+    import docker.errors
+    for attempt in range(1, attempts + 1):
+        dlab = DockerLab.plan(spec, work)
+        try:
+            dlab.up(progress=progress)
+            return dlab
+        except docker.errors.APIError as exc:
+            remove_lab(spec.lab)
+            if "overlaps" not in str(exc) or attempt == attempts:
+                raise
+            progress("subnets taken by another lab meanwhile: choosing again")
+            time.sleep(random.uniform(0.1, 1.0) * attempt)   # out of step with the other process
+        except BaseException:
+            remove_lab(spec.lab)
+            raise
+    raise AssertionError("unreachable")

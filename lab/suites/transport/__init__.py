@@ -1,7 +1,7 @@
 """The transport-behaviour suite: what TCP and UDP do under loss, reordering, duplication,
 delay, bandwidth limits and partitions, measured on one lab of real containers.
 
-    pytest --pyargs lab.suites.transport            # about three minutes on 2 cores
+    pytest --pyargs lab.suites.transport            # about two minutes on 2 cores
     pytest --pyargs lab.suites.transport -k loss    # a part of it
 
 Counts are judged with exact binomial intervals at 99.9 % (lab/scenario/stats.py);

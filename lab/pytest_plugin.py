@@ -169,7 +169,16 @@ def pytest_collect_file(file_path, parent):
         return None
     config = parent.config
     enabled = config.getoption("socketlab_scenarios") or config.getini("socketlab_scenarios")
-    if not enabled and "scenarios" not in file_path.parent.parts:
+    if not enabled and "scenarios" not in _folders_under_root(file_path, config.rootpath):
         return None
     from .pytest_scenarios import ScenarioFile
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _folders_under_root(path: Path, root: Path) -> tuple:
+    """The folder names from pytest's root down to ``path`` (a checkout that itself lies
+    in some ``scenarios`` folder does not turn every YAML file into a scenario)."""
+    try:
+        return (root.name, *path.parent.relative_to(root).parts)
+    except ValueError:
+        return path.parent.parts

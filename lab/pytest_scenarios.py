@@ -53,6 +53,8 @@ class ScenarioItem(pytest.Item):
             report = run_scenario(self.scenario, opts)
         finally:
             self.add_report_section("call", "socketlab progress", "\n".join(self.progress))
+        if report.skipped:
+            pytest.skip(f"{self.scenario.name}: {report.skipped}")
         if not report.passed:
             raise ScenarioFailed(report)
 

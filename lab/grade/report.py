@@ -6,25 +6,28 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .. import ui
 from .run import GradeReport
 
-MARKS = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "missing": "[yellow]–[/yellow]"}
+MARKS = {"passed": ("✓", "green"), "failed": ("✗", "red"), "missing": ("–", "yellow")}
 
 
 def print_report(report: GradeReport) -> None:
-    table = Table(title=f"{report.submission} ({report.level} level): {report.score:g} / "
-                        f"{report.max_score:g} points  ({report.duration_s:.0f} s)", title_justify="left")
+    # What a student's program printed is shown literally (ui.printable: no markup, no controls).
+    table = Table(title=ui.styled(f"{report.submission} ({report.level} level): ",
+                                  (f"{report.score:g} / {report.max_score:g} points", "bold"),
+                                  f"  ({report.duration_s:.0f} s)"), title_justify="left")
     table.add_column("")
     table.add_column("check", no_wrap=True)
     table.add_column("points", no_wrap=True)
     table.add_column("what it checks / what was seen", overflow="fold")
     for r in report.results:
-        seen = "" if r.status == "passed" else "\n" + escape(_short(r.output, 400))
-        table.add_row(MARKS[r.status], r.name, f"{r.score:g}/{r.max_score:g}", escape(r.description) + seen)
+        seen = "" if r.status == "passed" else "\n" + _short(r.output, 400)
+        table.add_row(Text(*MARKS[r.status]), r.name, f"{r.score:g}/{r.max_score:g}",
+                      Text(ui.printable(r.description + seen, newlines=True)))
     ui.out.print(table)
 
 

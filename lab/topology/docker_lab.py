@@ -25,7 +25,7 @@ import docker.errors
 import docker.types
 
 from .. import engine, labels
-from ..errors import LabError
+from ..errors import LabEnvironmentError, LabError
 from ..images import definition
 from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
 from . import model
@@ -163,10 +163,10 @@ class DockerLab:
         try:
             image = self.c.images.get(definition.HOST_IMAGE)
         except docker.errors.ImageNotFound:
-            raise LabError(f"the image {definition.HOST_IMAGE} is not in the engine", hint="run `lab images build`") from None
+            raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} is not in the engine", hint="run `lab images build`") from None
         built_from = image.labels.get(definition.PROGRAMS_LABEL)  # none: built by compose, trusted
         if built_from and built_from != definition.programs_digest(definition.context_files()):
-            raise LabError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
+            raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
                            hint="run `lab images build` (it rebuilds only what changed)")
 
     def _create_networks(self, progress) -> None:

@@ -67,3 +67,16 @@ def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig):
     finally:
         up.kill()
         remove_lab(name)
+
+
+def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path):
+    import os
+    name = lab_name("noimg")
+    env = {**os.environ, "SOCKETLAB_IMAGE": "socketlab-host:no-such-image"}
+    done = lab_cli("up", "--name", name, "--work", tmp_path, env=env,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = done.communicate(timeout=120)
+    assert done.returncode == 3, err
+    assert "socketlab-host:no-such-image is not in the engine" in err and "lab images build" in err
+    assert "Traceback" not in err
+    assert not find_containers(name) and not find_networks(name)

@@ -287,9 +287,9 @@ def measure_duplicate(bench: Bench, case: Case) -> Row:
 
 def engine_queue(bench: Bench) -> str:
     """The engine's queue number for LINK, as its stats name it."""
-    for link in bench.router.plan.engine_config["links"]:
-        if link["link"] == str(LINK):
-            return str(link["queue"])
+    queue = bench.router.engine_queues.get(str(LINK))
+    if queue is not None:
+        return str(queue)
     raise BenchError(f"the engine has no queue for {LINK}")
 
 

@@ -42,6 +42,14 @@ class Link:
     def __str__(self) -> str:
         return f"{self.src}->{self.dst}"
 
+    @classmethod
+    def parse(cls, text: str) -> "Link":
+        """The inverse of ``str``: ``"clients->servers"``."""
+        src, arrow, dst = text.partition("->")
+        if not arrow:
+            raise ValueError(f"{text!r} is not a directed link like 'clients->servers'")
+        return cls(src.strip(), dst.strip())
+
 
 @dataclass(frozen=True)
 class GilbertElliott:
@@ -190,3 +198,94 @@ class Capabilities:
     def why_not(self, ability: str) -> str:
         """The probe's error text for a missing ability, for error messages."""
         return self.errors.get(ability, "not probed")
+
+
+# -- the router's state, and how one change moves it -------------------------------------
+
+State = Mapping[Link, Impairment]   # every impaired link -> its full impairment; others: none
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of what the router does, as ``lab impair``, a scenario step or compose's
+    environment asks for it.  Applied by ``next_state`` in this order: ``clear_all``,
+    ``clear``, ``impair``, ``partition``, ``heal`` (and ``heal_all``).
+
+    ``impair`` gives each link its new impairment; a partition in force on that link stays
+    (impairing a cut link changes what it does once healed).  ``partition``/``heal`` cut
+    and restore links and keep their other impairments for after the heal.
+    """
+
+    impair: Mapping[Link, Impairment] = field(default_factory=dict)
+    partition: tuple = ()
+    heal: tuple = ()
+    clear: tuple = ()
+    clear_all: bool = False
+    heal_all: bool = False      # heal every partitioned link
+
+    @classmethod
+    def replace_all(cls, state: "State") -> "Change":
+        """The change that makes ``state`` (partitions included) the whole new state."""
+        return cls(impair=dict(state), clear_all=True,
+                   partition=tuple(link for link, imp in state.items() if imp.partition))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"impair": state_to_list(self.impair), "partition": [str(l) for l in self.partition],
+                "heal": [str(l) for l in self.heal], "clear": [str(l) for l in self.clear],
+                "clear_all": self.clear_all, "heal_all": self.heal_all}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Change":
+        return cls(impair=state_from_list(data.get("impair", [])),
+                   partition=tuple(Link.parse(t) for t in data.get("partition", [])),
+                   heal=tuple(Link.parse(t) for t in data.get("heal", [])),
+                   clear=tuple(Link.parse(t) for t in data.get("clear", [])),
+                   clear_all=bool(data.get("clear_all", False)),
+                   heal_all=bool(data.get("heal_all", False)))
+
+
+def next_state(state: State, change: Change) -> Dict[Link, Impairment]:
+    """The state after ``change``: the one place that says how a change moves the router
+    (the scenario validator, ``lab run``, and the router's agent all use it)."""
+    new: Dict[Link, Impairment] = {} if change.clear_all else dict(state)
+    for link in change.clear:
+        new.pop(link, None)
+    for link, imp in change.impair.items():
+        kept = new.get(link, Impairment()).partition
+        new[link] = Impairment(**{**_values(imp), "partition": kept})
+    for link in change.partition:
+        new[link] = Impairment(**{**_values(new.get(link, Impairment())), "partition": True})
+    healed = [link for link, imp in new.items() if imp.partition] if change.heal_all else []
+    for link in tuple(change.heal) + tuple(healed):
+        new[link] = Impairment(**{**_values(new.get(link, Impairment())), "partition": False})
+    return {link: imp for link, imp in sorted(new.items(), key=lambda kv: (kv[0].src, kv[0].dst))
+            if not imp.is_empty()}
+
+
+def _values(imp: Impairment) -> Dict[str, Any]:
+    return {f.name: getattr(imp, f.name) for f in fields(imp)}
+
+
+def impairment_to_dict(imp: Impairment) -> Dict[str, Any]:
+    """The fields that are set, as JSON-able data (``Impairment.from_dict`` reads it back)."""
+    out: Dict[str, Any] = {}
+    for f in fields(imp):
+        value = getattr(imp, f.name)
+        if value is None or (f.name == "partition" and not value):
+            continue
+        out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+    return out
+
+
+def state_to_list(state: State) -> list:
+    """[{"link": "clients->servers", field: value, ...}, ...]: a state as JSON-able data."""
+    return [{"link": str(link), **impairment_to_dict(imp)} for link, imp in state.items()]
+
+
+def state_from_list(items) -> Dict[Link, Impairment]:
+    out: Dict[Link, Impairment] = {}
+    for item in items:
+        values = dict(item)
+        link = Link.parse(values.pop("link"))
+        out[link] = Impairment.from_dict(values)
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -19,11 +20,15 @@ import time
 from pathlib import Path
 
 READY_FILE = Path("/run/socketlab-router-ready")
+NETWORKS_FILE = Path("/run/socketlab-impair/networks.json")   # read by impair_agent
+IMPAIR_VAR = "SOCKETLAB_IMPAIR"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="host-role", description=__doc__.splitlines()[0])
     roles = parser.add_subparsers(dest="role", required=True)
-    roles.add_parser("router", help="become the router between the lab networks")
+    router = roles.add_parser("router", help="become the router between the lab networks")
+    router.add_argument("--network", action="append", default=[], metavar="NAME=SUBNET",
+                        help="a lab network's name and subnet (for impair-agent); repeat for each")
     server = roles.add_parser("server", help="run the uppercase TCP and UDP servers")
     server.add_argument("--port", type=int, default=12000)
     server.add_argument("--tcp-mode", choices=["iterative", "concurrent"], default="concurrent")
@@ -36,7 +41,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if args.role == "router":
-            return run_router()
+            return run_router(args.network)
         if args.role == "idle":
             signal.pause()
             return 0
@@ -71,7 +76,23 @@ def gateway_plan(interfaces: list[dict]) -> list[list[str]]:
     return commands
 
 
-def run_router() -> int:
+def network_names(items: list[str]) -> dict:
+    """["clients=10.77.1.0/24", ...] -> {"clients": "10.77.1.0/24"}; ValueError if malformed."""
+    names = {}
+    for item in items:
+        name, _, subnet = item.partition("=")
+        if not name or not subnet:
+            raise ValueError(f"--network {item!r}: expected NAME=SUBNET")
+        names[name] = str(ipaddress.ip_network(subnet))
+    return names
+
+
+def run_router(networks: list[str]) -> int:
+    try:
+        names = network_names(networks)
+    except ValueError as exc:
+        print(f"host-role router: {exc}", file=sys.stderr, flush=True)
+        return 2
     interfaces = json.loads(_run(["ip", "-j", "-4", "addr"]))
     for cmd in gateway_plan(interfaces):
         _run(cmd)
@@ -82,6 +103,19 @@ def run_router() -> int:
         f"{i['ifname']}={a['local']}/{a['prefixlen']}"
         for i in json.loads(_run(["ip", "-j", "-4", "addr"])) if i["ifname"] != "lo"
         for a in i.get("addr_info", [])[:1])
+    if names:
+        NETWORKS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        NETWORKS_FILE.write_text(json.dumps(names, sort_keys=True) + "\n")
+    if os.environ.get(IMPAIR_VAR, "").strip():
+        # Compose's class lab: impairments from the environment, applied before the
+        # router reports ready (so the server and clients start on the impaired network).
+        done = subprocess.run([sys.executable, "-m", "lab.programs.impair_agent", "from-env"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            message = done.stderr.strip().splitlines()[-1:] or [f"impair-agent exit {done.returncode}"]
+            print(f"router: {message[0]}", file=sys.stderr, flush=True)
+            return 2
+        print(f"router: {IMPAIR_VAR} in force: {os.environ[IMPAIR_VAR].strip()}", flush=True)
     READY_FILE.write_text(summary + "\n")  # compose's healthcheck looks for it
     print(f"router ready: {summary}", flush=True)
     signal.pause()

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import HealStep, ImpairStep, PartitionStep, Scenario
+from ..scenario import RouterStep, Scenario
 from ..ui import printable
 
 SIZE_IN = (10, 4)
@@ -59,7 +59,7 @@ def impairment_changes(scenario: Scenario, applied: dict | None = None) -> list[
     the same time share one label. ``applied``: step name -> (began, finished), if known."""
     out: list[Change] = []
     for step in scenario.steps:
-        if isinstance(step, (ImpairStep, PartitionStep, HealStep)):
+        if isinstance(step, RouterStep):
             change = Change(step.at_s, f"{step.kind} {links_label(step.impairments)}",
                             (applied or {}).get(step.name))
             if out and out[-1].at_s == step.at_s:

@@ -21,12 +21,11 @@ from pathlib import Path
 
 from ..errors import LabEnvironmentError
 from ..impairments import backends
-from ..impairments.model import Capabilities, Impairment, Link
+from ..impairments.model import Capabilities, Change, Impairment, Link, next_state
 from ..impairments.router import EngineDied, RouterImpairmentError
 from ..report import plots
 from ..report.model import ExpectationResult, RunReport
-from ..scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, Scenario, SignalStep,
-                        WaitStep)
+from ..scenario import HostStep, RouterStep, RunStep, Scenario, SignalStep, WaitStep
 from ..topology.docker_lab import DockerLab
 from . import oom
 from .artifacts import RunFolder, safe_name
@@ -60,23 +59,13 @@ def lab_name_for(scenario: Scenario) -> str:
 
 def impairment_states(scenario: Scenario) -> list[dict[Link, Impairment]]:
     """Every state the router will be in: at t=0, then after each changing step."""
-    state = dict(scenario.impairments)
-    states = [dict(state)]
+    state = next_state({}, Change.replace_all(scenario.impairments))
+    states = [state]
     for step in scenario.steps:
-        if isinstance(step, (ImpairStep, PartitionStep, HealStep)):
-            state = merge_state(state, step.impairments)
-            states.append(dict(state))
+        if isinstance(step, RouterStep):
+            state = next_state(state, step.change)
+            states.append(state)
     return states
-
-
-def merge_state(state: dict[Link, Impairment], changes) -> dict[Link, Impairment]:
-    new = dict(state)
-    for link, imp in changes.items():
-        if imp.is_empty():
-            new.pop(link, None)
-        else:
-            new[link] = imp
-    return new
 
 
 def check_plans(scenario: Scenario, caps: Capabilities) -> dict[str, dict[str, str]]:
@@ -100,9 +89,11 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
 
     say = opts.progress
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if scenario.impairments or any(isinstance(s, (ImpairStep, PartitionStep, HealStep)) for s in scenario.steps):
+    probe = None   # the kernel is probed once per lab: here, and the router's agent keeps it
+    if scenario.impairments or any(isinstance(s, RouterStep) for s in scenario.steps):
         say("probing the kernel's impairment abilities …")
-        backend_table = check_plans(scenario, Capabilities.from_probe(probe_kernel()))
+        probe = probe_kernel()
+        backend_table = check_plans(scenario, Capabilities.from_probe(probe))
     else:
         backend_table = {}
     folder = RunFolder(opts.runs_dir, scenario.name)
@@ -118,7 +109,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     try:
         say(f"bringing up lab {report.lab} …")
         lab.up(progress=say)
-        router = RouterImpairments(lab, seed=opts.seed)
+        router = RouterImpairments(lab, seed=opts.seed, caps=probe)
         router.apply(dict(scenario.impairments))
         if scenario.capture:
             router.start_capture()
@@ -236,7 +227,6 @@ class Timeline:
 
     def __init__(self, scenario: Scenario, lab: DockerLab, router, say):
         self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
-        self.state = dict(scenario.impairments)
         self.processes: dict[tuple[str, str], StepProcess] = {}
         self.applied: dict[str, tuple[float, float]] = {}   # impairment step -> when applied (from t0)
         self.t0 = 0.0
@@ -292,11 +282,10 @@ class Timeline:
             self._start(step, event.host)
         elif event.action == "gate":
             self._wait_ready(step)
-        elif isinstance(step, (ImpairStep, PartitionStep, HealStep)):
-            self.state = merge_state(self.state, step.impairments)
+        elif isinstance(step, RouterStep):
             self.log(f"{step.name}: {step.kind} {', '.join(str(l) for l in step.impairments)}")
             began = self.now()
-            self.router.apply(dict(self.state))
+            self.router.change(step.change)
             self.applied[step.name] = (began, self.now())
         elif isinstance(step, SignalStep):
             for target in step.targets:

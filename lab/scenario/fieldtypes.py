@@ -10,12 +10,13 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import units
 from .problems import Path, Problem, format_path
 from .units import describe
-from .yamlpos import Document
+if TYPE_CHECKING:  # the image imports this module without PyYAML
+    from .yamlpos import Document
 
 
 class _Invalid:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
-from ..impairments.model import Impairment, Link
+from ..impairments.model import Change, Impairment, Link, impairment_to_dict
 from ..topology.model import LabSpec, Limits
 from .expect import Expectation, Position
 
@@ -67,13 +67,7 @@ class Topology:
 
 
 def impairment_dict(link: Link, imp: Impairment) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"link": str(link)}
-    for f in fields(imp):
-        value = getattr(imp, f.name)
-        if value is None or (f.name == "partition" and not value):
-            continue
-        out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
-    return out
+    return {"link": str(link), **impairment_to_dict(imp)}
 
 
 @dataclass(frozen=True)
@@ -119,23 +113,45 @@ class RunStep(Step):
 
 
 @dataclass(frozen=True)
-class ImpairStep(Step):
-    impairments: Mapping[Link, Impairment]    # every link it changes -> its full new state
+class RouterStep(Step):
+    """A step that changes the router (impair, partition, heal): ``change`` says how, for
+    ``impairments.model.next_state``; ``impairments`` is every link it touches with that
+    link's full new impairment (for reports and plots)."""
+
+    impairments: Mapping[Link, Impairment]
+
+    @property
+    def change(self) -> Change:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ImpairStep(RouterStep):
     kind: ClassVar[str] = "impair"
 
+    @property
+    def change(self) -> Change:
+        return Change(impair=self.impairments)
+
 
 @dataclass(frozen=True)
-class PartitionStep(Step):
+class PartitionStep(RouterStep):
     links: Tuple[Link, ...]
-    impairments: Mapping[Link, Impairment]    # the same links' new state (partition=True)
     kind: ClassVar[str] = "partition"
 
+    @property
+    def change(self) -> Change:
+        return Change(partition=self.links)
+
 
 @dataclass(frozen=True)
-class HealStep(Step):
+class HealStep(RouterStep):
     links: Tuple[Link, ...]
-    impairments: Mapping[Link, Impairment]    # the same links' new state (partition=False)
     kind: ClassVar[str] = "heal"
+
+    @property
+    def change(self) -> Change:
+        return Change(heal=self.links)
 
 
 @dataclass(frozen=True)

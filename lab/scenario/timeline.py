@@ -7,10 +7,9 @@ A mixin of the builder in validate.py (it uses its ``error``, ``links``, ``impai
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, List, Optional
 
-from ..impairments.model import Impairment
+from ..impairments.model import Change, Impairment, next_state
 from . import results
 from .fieldtypes import INVALID, did_you_mean, valid
 from .model import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, SignalStep, Step, WaitStep,
@@ -83,10 +82,8 @@ class TimelineRules:
         imp = self.impairment(entry, path)
         if links is None or imp is None:
             return None
-        changes = {}
-        for link in links:
-            changes[link] = dataclasses.replace(imp, partition=link in self.partitioned)
-            self.state[link] = changes[link]
+        self.state = next_state(self.state, Change(impair={link: imp for link in links}))
+        changes = {link: self.state.get(link, Impairment()) for link in links}
         return ImpairStep, dict(impairments=frozen_map(changes))
 
     def step_partition(self, s, path, step_path, heal: bool = False):
@@ -94,26 +91,27 @@ class TimelineRules:
         if links is None:
             return None
         index = step_path[1]
-        changes, wrong = {}, []
+        changed, wrong = [], []
         for link in links:
             if heal and link not in self.partitioned:
                 wrong.append(str(link))
             elif not heal and link in self.partitioned:
                 wrong.append(f"{link} (by steps[{self.partitioned[link]}])")
             else:
-                changes[link] = dataclasses.replace(self.state.get(link, Impairment()), partition=not heal)
-        if not changes:         # a pair heals (or cuts) whichever direction needs it
+                changed.append(link)
+        if not changed:         # a pair heals (or cuts) whichever direction needs it
             self.error(path, f"{' and '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} "
                              + ("not partitioned at this time" if heal else "already partitioned"))
-        for link, imp in changes.items():
-            self.state[link] = imp
+            return None
+        change = Change(heal=tuple(changed)) if heal else Change(partition=tuple(changed))
+        self.state = next_state(self.state, change)
+        for link in changed:
             if heal:
                 self.partitioned.pop(link, None)
             else:
                 self.partitioned[link] = index
-        if not changes:
-            return None
-        return (HealStep if heal else PartitionStep), dict(links=tuple(changes), impairments=frozen_map(changes))
+        changes = {link: self.state.get(link, Impairment()) for link in changed}
+        return (HealStep if heal else PartitionStep), dict(links=tuple(changed), impairments=frozen_map(changes))
 
     def step_heal(self, s, path, step_path):
         return self.step_partition(s, path, step_path, heal=True)

@@ -12,9 +12,9 @@ from pathlib import Path as FilePath
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import LabError
-from ..impairments.model import GilbertElliott, Impairment, Link
+from ..impairments.model import Impairment, Link
 from ..topology.model import Limits
-from . import spec, yamlpos
+from . import impairment, spec, yamlpos
 from .expect import Position
 from .expect_rules import ExpectRules
 from .fieldtypes import INVALID, Checker, did_you_mean, valid
@@ -25,7 +25,6 @@ from .timeline import TimelineRules
 MAX_FILE_BYTES = 1 << 20
 _RESERVED_HOST = re.compile(r"^(?:router|server|clients|client[0-9]+)$")
 # Impairment's attribute names -> the scenario's keys (for its error messages).
-_IMPAIRMENT_KEYS = {"delay_ms": "delay", "jitter_ms": "jitter", "rate_kbit": "rate", "queue_limit": "queue"}
 
 
 def load_file(path: Union[str, FilePath]) -> Scenario:
@@ -211,25 +210,10 @@ class _Builder(TimelineRules, ExpectRules):
         ge = entry["gemodel"]
         if ge is not None and not valid(*ge.values()):
             return None
-        ms = lambda s: None if s is None else s * 1000.0  # noqa: E731
         try:
-            return Impairment(
-                loss=entry["loss"], loss_correlation=entry["loss_correlation"],
-                gemodel=None if ge is None else GilbertElliott(
-                    p=ge["p"], r=ge["r"],
-                    one_minus_h=100.0 if ge["one_minus_h"] is None else ge["one_minus_h"],
-                    one_minus_k=0.0 if ge["one_minus_k"] is None else ge["one_minus_k"]),
-                delay_ms=ms(entry["delay"]), jitter_ms=ms(entry["jitter"]),
-                duplicate=entry["duplicate"], corrupt=entry["corrupt"], reorder=entry["reorder"],
-                rate_kbit=entry["rate"], queue_limit=entry["queue"])
-        except ValueError as exc:
-            message = str(exc)
-            for attr, key in _IMPAIRMENT_KEYS.items():
-                message = re.sub(rf"\b{attr}\b", key, message)
-            words = re.findall(r"[a-z_]+", message)
-            where = next((w for w in words if w in spec.IMPAIRMENT_FIELDS and w != "link"
-                          and entry.get(w) is not None), None)
-            self.error(path + (where,) if where else path, message)
+            return impairment.build(entry)
+        except impairment.EntryError as exc:
+            self.error(path + (exc.key,) if exc.key else path, str(exc))
             return None
 
     def build_initial_impairments(self) -> Dict[Link, Impairment]:

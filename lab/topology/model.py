@@ -217,8 +217,10 @@ class LabSpec:
             raise LabError(f"need {len(names)} subnets, got {len(subnets)}")
         networks = tuple(Network(n, s) for n, s in zip(names, subnets))
         by_name = {n.name: n for n in networks}
+        # The router learns its networks' names from its command (its impair-agent uses them).
+        router_command = ("host-role", "router", *(f"--network={n.name}={n.subnet}" for n in networks))
         hosts = [Host("router", "router", tuple((n.name, n.address(2)) for n in networks),
-                      ("host-role", "router"), ("router ready",)),
+                      router_command, ("router ready",)),
                  Host("server", "server", (("servers", by_name["servers"].address(SERVER_OFFSET)),),
                       self.server_command, self.server_ready)]
         for i, (name, net) in enumerate(sorted(self.extra_hosts.items())):

@@ -5,7 +5,7 @@ from lab.impairments.model import Impairment, Link
 from lab.report.model import ExpectationResult, RunReport
 from lab.report.render import junit_xml
 from lab.runner.processes import Outcome, last_json_object, result_of, split_status
-from lab.runner.run import impairment_states, merge_state
+from lab.runner.run import impairment_states
 from lab.runner.schedule import end_of_waits, events
 from lab.scenario import load_text
 
@@ -59,11 +59,6 @@ def test_impairment_states_follow_the_steps():
     assert states[1] == {link: Impairment(loss=5.0)}
     assert states[2][link].partition and states[2][link].loss == 5.0
     assert not states[3][link].partition and states[3][link].loss == 5.0
-
-
-def test_an_empty_impairment_removes_the_link():
-    link = Link("clients", "servers")
-    assert merge_state({link: Impairment(loss=1.0)}, {link: Impairment()}) == {}
 
 
 def test_status_line_is_split_from_the_commands_stderr():

@@ -328,6 +328,13 @@ def doctor(as_json):
         sys.exit(EXIT_ENVIRONMENT)  # what failed is this machine
 
 
+from .impairments.live import heal, impair, partition  # noqa: E402  (the live network: its own module)
+from .impairments.watch import watch  # noqa: E402
+
+for _live in (impair, partition, heal, watch):
+    cli.add_command(_live)
+
+
 def _interrupt(signum, frame):
     raise Terminated
 

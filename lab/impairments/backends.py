@@ -94,6 +94,7 @@ class Plan:
     engine_config: Optional[dict] = None
     backends: Mapping[Link, Mapping[str, str]] = field(default_factory=dict)
     cut: Tuple[Tuple[str, str], ...] = ()   # (in, out) interfaces of links nftables partitions
+    tc_qdiscs: Tuple[Tuple[str, str, str], ...] = ()  # (link, device, handle): each link's own qdiscs
 
     @property
     def needs_engine(self) -> bool:
@@ -339,6 +340,7 @@ class _Builder:
     egress: Dict[str, List[Tuple[Link, Impairment, List[str]]]] = field(default_factory=dict)
     engine_links: List[dict] = field(default_factory=list)
     nfqueue_rules: List[Tuple[str, ...]] = field(default_factory=list)
+    tc_qdiscs: List[Tuple[str, str, str]] = field(default_factory=list)  # (link, dev, handle)
 
     def add_link(self, link: Link, imp: Impairment, kinds: Mapping[str, str], queue: int) -> None:
         """Record one link; ``queue`` is its engine queue number, if it needs the engine."""
@@ -348,10 +350,13 @@ class _Builder:
         for kind, backend in kinds.items():
             by_backend.setdefault(backend, []).append(kind)
 
+        # Each rule counts what it does, named by its comment ("KIND LINK"): `lab watch`
+        # reads the counters back per link and kind.
         if NFT_DROP in by_backend:
-            self.nft_rules.append(f"{match} drop")
+            self.nft_rules.append(f"{match} counter drop comment {_nft_quoted(f'partition {link}')}")
         if NFT_NUMGEN in by_backend:
-            self.nft_rules.append(f"{match} {_numgen_match(imp.loss)}drop")
+            self.nft_rules.append(f"{match} {_numgen_match(imp.loss)}counter drop "
+                                  f"comment {_nft_quoted(f'loss {link}')}")
         tc_kinds = by_backend.get(NETEM, []) + by_backend.get(HTB, []) + by_backend.get(TBF, [])
         if tc_kinds:
             into_dst = self.egress.setdefault(dst_if, [])
@@ -364,8 +369,9 @@ class _Builder:
         if NFT_DUP in by_backend:
             # The copy is routed to the packet's own destination, out of B's interface.
             # "{family}" is filled in per table: dup needs to know the address family.
-            self.nft_rules.append(f"{match} {_numgen_match(imp.duplicate)}"
-                                  f"dup to {{family}} daddr device {_nft_quoted(dst_if)}")
+            self.nft_rules.append(f"{match} {_numgen_match(imp.duplicate)}counter "
+                                  f"dup to {{family}} daddr device {_nft_quoted(dst_if)} "
+                                  f"comment {_nft_quoted(f'duplicate {link}')}")
         if ENGINE in by_backend or self.ctx.per_segment:
             entry = _engine_link(link, imp, by_backend.get(ENGINE, []), queue)
             if tc_kinds and self.uses_htb and self.ctx.caps.nft_meta_priority:
@@ -412,6 +418,7 @@ class _Builder:
                 leaf = netem_args(imp, netem_kinds)
             else:
                 leaf = ["pfifo", "limit", str(imp.queue_limit or DEFAULT_QUEUE_LIMIT)]
+            self.tc_qdiscs.append((str(_link), dst_if, f"{minor:x}:"))
             commands.append(_tc("qdisc", "add", "dev", dst_if, "parent", _classid(minor),
                                 "handle", f"{minor:x}:", *leaf))
         return commands
@@ -419,6 +426,9 @@ class _Builder:
     def _root_tree(self, dst_if: str, links) -> List[Command]:
         """No htb: only valid with one link into the interface, whose qdisc is the root."""
         (_link, imp, netem_kinds), = links  # _Context guarantees a single source here
+        self.tc_qdiscs.append((str(_link), dst_if, "1:"))
+        if imp.rate_kbit and netem_kinds:
+            self.tc_qdiscs.append((str(_link), dst_if, "10:"))
         if imp.rate_kbit:
             commands = [_tc("qdisc", "replace", "dev", dst_if, "root", "handle", "1:",
                             *tbf_args(imp.rate_kbit, imp.queue_limit))]
@@ -519,4 +529,4 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     cut = tuple((ifnames[link.src], ifnames[link.dst])
                 for link, kinds in backends.items() if kinds.get("partition") == NFT_DROP)
     return Plan(apply=tuple(apply), clear=tuple(clear), engine_config=engine_config,
-                backends=backends, cut=cut)
+                backends=backends, cut=cut, tc_qdiscs=tuple(builder.tc_qdiscs))

@@ -229,6 +229,7 @@ class Agent:
         engine_links = (new.engine_config or {}).get("links", [])
         self.data["engine_links"] = [e["link"] for e in engine_links]
         self.data["engine_queues"] = {e["link"]: e["queue"] for e in engine_links}
+        self.data["tc_qdiscs"] = [list(q) for q in new.tc_qdiscs]
         if not new.needs_engine and self.data["engine"] is not None:
             info, self.data["engine"] = self.data["engine"], None
             self.save()
@@ -252,7 +253,7 @@ class Agent:
                 self.reset()
             except CommandFailed:
                 pass
-        self.data.update(state=[], plan=None, backends={}, engine_links=[], engine_queues={},
+        self.data.update(state=[], plan=None, backends={}, engine_links=[], engine_queues={}, tc_qdiscs=[],
                          stopped_engines=[])
         died = None
         info, self.data["engine"] = self.data["engine"], None
@@ -340,7 +341,9 @@ class Agent:
         stats = None
         if info is not None and engine.alive(info["pid"]):
             stats = engine.stats(info, ENGINE_TIMEOUT_S, self._links_of_engine())
-        return router_counters.read(self.ifnames, stats, self.data.get("backends", {}))
+        partitioned = [str(link) for link, imp in self.state.items() if imp.partition]
+        return router_counters.read(self.ifnames, stats, self.data.get("backends", {}),
+                                    [tuple(q) for q in self.data.get("tc_qdiscs", [])], partitioned)
 
 
 # -- the router's interfaces, qdiscs and tables ----------------------------------------------

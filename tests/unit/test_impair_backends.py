@@ -47,7 +47,7 @@ def test_loss_without_netem_is_an_nft_numgen_rule():
         "table ip socketlab {\n"
         "\tchain impair {\n"
         "\t\ttype filter hook forward priority filter + 10; policy accept;\n"
-        '\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 200000 drop\n'
+        '\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 200000 counter drop comment "loss clients->servers"\n'
         "\t}\n"
         "}\n"
         "table ip6 socketlab {}\n"
@@ -55,7 +55,7 @@ def test_loss_without_netem_is_an_nft_numgen_rule():
         "table ip6 socketlab {\n"
         "\tchain impair {\n"
         "\t\ttype filter hook forward priority filter + 10; policy accept;\n"
-        '\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 200000 drop\n'
+        '\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 200000 counter drop comment "loss clients->servers"\n'
         "\t}\n"
         "}\n")
     assert argvs(p.clear) == ["nft delete table ip socketlab", "nft delete table ip6 socketlab"]
@@ -64,8 +64,8 @@ def test_loss_without_netem_is_an_nft_numgen_rule():
 def test_partition_drops_both_directions():
     p = plan({C2S: Impairment(partition=True), S2C: Impairment(partition=True)}, IFNAMES,
              NO_NETEM)
-    assert '\t\tiifname "eth0" oifname "eth1" drop\n' in p.apply[0].stdin
-    assert '\t\tiifname "eth1" oifname "eth0" drop\n' in p.apply[0].stdin
+    assert '\t\tiifname "eth0" oifname "eth1" counter drop comment "partition clients->servers"\n' in p.apply[0].stdin
+    assert '\t\tiifname "eth1" oifname "eth0" counter drop comment "partition servers->clients"\n' in p.apply[0].stdin
 
 
 def test_delay_without_netem_goes_to_the_engine():
@@ -107,8 +107,8 @@ def test_one_queue_per_engine_link_from_queue_base():
 def test_duplicate_by_nft_unless_the_engine_already_handles_the_link():
     alone = plan({C2S: Impairment(duplicate=5)}, IFNAMES, NO_NETEM)
     assert alone.backends[C2S] == {"duplicate": "nftables dup"}
-    assert ('\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 50000 '
-            'dup to ip daddr device "eth1"\n') in alone.apply[0].stdin
+    assert ('\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 50000 counter '
+            'dup to ip daddr device "eth1" comment "duplicate clients->servers"\n') in alone.apply[0].stdin
     assert 'dup to ip6 daddr device "eth1"' in alone.apply[0].stdin
     # nft's copy would skip the engine's delay, so the engine makes it.
     delayed = plan({C2S: Impairment(duplicate=5, delay_ms=10)}, IFNAMES, NO_NETEM)

@@ -1,0 +1,111 @@
+"""The router's own counters, per directed link, for `lab watch` (standard library only;
+``impair_agent counters`` calls ``read``).  Nothing is estimated: every number is a
+kernel or engine counter.
+
+* forwarded packets/bytes: an accounting table (``ip socketlab_account``) counts, in
+  postrouting, what each link hands to its egress interface (after nftables' drops and
+  the engine's verdicts, before the egress qdisc).  Created on first use and kept, so
+  counters only grow; a reader takes differences.
+* dropped by partition / by loss, duplicated: the counter of each impairment rule in
+  ``ip socketlab`` (backends.py names each rule "KIND LINK" in its comment).
+* dropped by the queue: the drops of the link's own tc qdiscs (``tc -s``; with netem
+  these include netem's own loss).
+* the engine's links: its per-queue counters (dropped, duplicated, delayed, reordered,
+  corrupted).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Dict, Optional
+
+ACCOUNT_TABLE = "socketlab_account"
+FIELDS = ("forwarded_packets", "forwarded_bytes", "dropped_partition", "dropped_loss",
+          "dropped_queue", "duplicated", "delayed", "reordered", "corrupted")
+
+
+def _run(argv, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True)
+
+
+def accounting_ruleset(ifnames: Dict[str, str]) -> str:
+    lines = [f"table ip {ACCOUNT_TABLE} {{", "\tchain forwarded {",
+             "\t\ttype filter hook postrouting priority filter; policy accept;"]
+    for src, src_if in sorted(ifnames.items()):
+        for dst, dst_if in sorted(ifnames.items()):
+            if src != dst:
+                lines.append(f'\t\tiifname "{src_if}" oifname "{dst_if}" counter '
+                             f'comment "forwarded {src}->{dst}"')
+    return "\n".join(lines + ["\t}", "}"]) + "\n"
+
+
+def ensure_accounting(ifnames: Dict[str, str]) -> None:
+    if _run(["nft", "list", "table", "ip", ACCOUNT_TABLE]).returncode == 0:
+        return
+    done = _run(["nft", "-f", "-"], accounting_ruleset(ifnames))
+    if done.returncode != 0:
+        raise OSError(f"nft: cannot add the accounting table: {done.stderr.strip()}")
+
+
+def rule_counters(table: str) -> Dict[str, Dict[str, int]]:
+    """comment -> {"packets", "bytes"} of every counting rule of ``ip TABLE`` (empty if none)."""
+    done = _run(["nft", "-j", "list", "table", "ip", table])
+    if done.returncode != 0:
+        return {}
+    found = {}
+    for item in json.loads(done.stdout).get("nftables", []):
+        rule = item.get("rule")
+        if not rule or "comment" not in rule:
+            continue
+        for expr in rule.get("expr", []):
+            if isinstance(expr, dict) and "counter" in expr:
+                counter = expr["counter"]
+                found[rule["comment"]] = {"packets": counter["packets"], "bytes": counter["bytes"]}
+    return found
+
+
+def qdisc_drops(devices) -> Dict[tuple, int]:
+    """(device, handle) -> packets dropped, for every qdisc on ``devices``."""
+    drops = {}
+    for dev in sorted(set(devices)):
+        done = _run(["tc", "-s", "-j", "qdisc", "show", "dev", dev])
+        if done.returncode != 0 or not done.stdout.strip():
+            continue
+        for qdisc in json.loads(done.stdout):
+            drops[(dev, qdisc.get("handle", ""))] = int(qdisc.get("drops", 0))
+    return drops
+
+
+def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[str, Dict[str, str]],
+         tc_qdiscs=(), partitioned=()) -> dict:
+    """{"time": seconds (monotonic), "links": {link: {field: count}}} for every directed link."""
+    ensure_accounting(ifnames)
+    now = time.monotonic()
+    forwarded = rule_counters(ACCOUNT_TABLE)
+    impaired = rule_counters("socketlab")
+    drops = qdisc_drops(dev for _link, dev, _handle in tc_qdiscs)
+    links = {}
+    for src in sorted(ifnames):
+        for dst in sorted(ifnames):
+            if src == dst:
+                continue
+            link = f"{src}->{dst}"
+            row = dict.fromkeys(FIELDS, 0)
+            row["forwarded_packets"] = forwarded.get(f"forwarded {link}", {}).get("packets", 0)
+            row["forwarded_bytes"] = forwarded.get(f"forwarded {link}", {}).get("bytes", 0)
+            row["dropped_partition"] = impaired.get(f"partition {link}", {}).get("packets", 0)
+            row["dropped_loss"] = impaired.get(f"loss {link}", {}).get("packets", 0)
+            row["duplicated"] = impaired.get(f"duplicate {link}", {}).get("packets", 0)
+            row["dropped_queue"] = sum(drops.get((dev, handle), 0)
+                                       for owner, dev, handle in tc_qdiscs if owner == link)
+            links[link] = row
+    for queue in ((engine_stats or {}).get("queues") or {}).values():
+        row = links.get(queue.get("link"))
+        if row is None:
+            continue
+        cut = queue["link"] in partitioned
+        row["dropped_partition" if cut else "dropped_loss"] += queue.get("dropped", 0)
+        for name in ("duplicated", "delayed", "reordered", "corrupted"):
+            row[name] += queue.get(name, 0)
+    return {"time": now, "links": links, "backends": backends}

@@ -1,0 +1,223 @@
+"""Changing a running lab's network: `lab impair`, `lab partition`/`lab heal`, `lab watch`,
+on a lab made by `lab up`, through the installed `lab` command as an instructor runs it.
+
+Each test starts from a router with nothing in force (the `clean` fixture clears it and
+checks, through the router's own agent, that nothing is left).  Counts are checked
+against exact binomial intervals (test_impairments' helpers; this file's checks are few
+enough that its Bonferroni level covers them too).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import LAB, lab_name, run_json
+from lab.impairments.router import RouterImpairments
+from lab.topology.docker_lab import find_host, remove_lab
+from test_impairments import assert_binomial
+
+LAB_NAME = lab_name("live")
+
+
+def lab(*args, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(LAB), *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    if check:
+        assert done.returncode == 0, done.stderr + done.stdout
+    return done
+
+
+def impair(*args, check: bool = True) -> subprocess.CompletedProcess:
+    return lab("impair", "--lab", LAB_NAME, *args, check=check)
+
+
+def shown() -> dict:
+    return json.loads(impair("--show", "--json").stdout)
+
+
+def in_force() -> dict:
+    """link -> its impairment fields, as --show --json says."""
+    return {item["link"]: item["impairment"] for item in shown()["links"]}
+
+
+@pytest.fixture(scope="module")
+def live():
+    remove_lab(LAB_NAME)
+    try:
+        lab("up", "--name", LAB_NAME, "--clients", "1")
+        yield RouterImpairments(container=find_host("router", LAB_NAME))
+    finally:
+        remove_lab(LAB_NAME)
+
+
+@pytest.fixture
+def clean(live):
+    impair("--clear")
+    yield live
+    impair("--clear")
+    assert live.leftovers() == []
+
+
+def udp(count: int, rate: float = 5000) -> dict:
+    from lab.topology.docker_lab import exec_in
+    host = find_host("client1", LAB_NAME)
+    done = exec_in(host, ["udp-measure", "--host", "server", "--count", str(count), "--rate", f"{rate:g}",
+                          "--wait", "1"])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["error"] is None and result["sent"] == count, result
+    return result
+
+
+def tcp(nbytes: int, timeout: float = 60) -> dict:
+    from lab.topology.docker_lab import exec_in
+    done = exec_in(find_host("client1", LAB_NAME),
+                   ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- every kind, live -------------------------------------------------------------------------
+
+def test_loss_is_applied_live_within_the_binomial_interval(clean):
+    impair("clients -> servers", "--loss", "20%")
+    assert shown()["links"][0]["backends"] == {"loss": "nftables numgen"}
+    result = udp(10_000)
+    assert_binomial(result["received"], result["sent"], 0.8, "delivery with 20 % live loss one way")
+
+
+def test_delay_and_jitter_are_applied_live(clean):
+    base = udp(1000, rate=1000)["rtt_ms"]
+    impair("clients -> servers", "--delay", "40ms", "--jitter", "5ms")
+    result = udp(1000, rate=1000)
+    rtt = result["rtt_ms"]
+    assert result["received"] == 1000, result
+    # The documented tolerance (test_impairments): the base path's spread, the engine's
+    # millisecond granularity, the median's sampling error at 4 sd.
+    tolerance = (base["p99"] - base["p50"]) + 1.0 + 4 * 5 / 1000 ** 0.5
+    assert abs(rtt["p50"] - base["p50"] - 40) <= tolerance, (rtt, base)
+    assert rtt["min"] >= 35 and rtt["max"] - rtt["min"] >= 5, rtt
+
+
+def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean):
+    impair("clients -> servers", "--duplicate", "10%")
+    result = udp(5000)
+    assert_binomial(result["duplicated"], result["sent"], 0.10, "live duplicates")
+
+    impair("clients -> servers", "--corrupt", "10%")
+    assert in_force() == {"clients->servers": {"corrupt": 10.0}}   # replaced, not added
+    result = udp(5000)
+    # A corrupted request fails the server's UDP checksum: it shows as a loss.
+    assert_binomial(result["lost"], result["sent"], 0.10, "live corruption (seen as loss)")
+
+    impair("clients -> servers", "--delay", "20ms", "--reorder", "25%", "--seed", "3")
+    assert udp(2000, rate=2000)["reordered"] > 0
+
+    impair("clients -> servers", "--gemodel", "5%,50%")
+    backends = shown()["links"][0]["backends"]
+    assert backends == {"correlated_loss": "nfqueue engine"}
+    result = udp(5000)
+    assert 0 < result["lost"] < result["sent"], result
+
+    impair("clients -> servers", "--loss", "10%", "--loss-correlation", "50%")
+    assert udp(5000)["lost"] > 0
+
+
+def test_rate_and_queue_bound_tcp_live(clean):
+    impair("clients <-> servers", "--rate", "4mbit", "--queue", "50")
+    assert set(in_force()) == {"clients->servers", "servers->clients"}
+    result = tcp(1_200_000)
+    assert result["error"] is None and result["sha256_match"], result
+    # Unlimited, this path carries gigabits; limited, the payload stays under the rate
+    # (the start of the transfer fills the queue and htb's burst: a few percent).
+    assert 2.0 < result["goodput_mbps"] <= 4.0, result
+
+
+# --- state in the router ----------------------------------------------------------------------
+
+def test_show_is_true_after_a_sequence_of_changes_and_clear(clean):
+    impair("clients -> servers", "--loss", "5%")
+    impair("servers -> clients", "--delay", "10ms")          # another link: the first stays
+    lab("partition", "--lab", LAB_NAME, "clients", "servers")
+    assert in_force() == {"clients->servers": {"loss": 5.0, "partition": True},
+                          "servers->clients": {"delay_ms": 10.0, "partition": True}}
+    lab("heal", "--lab", LAB_NAME)                             # every cut link
+    assert in_force() == {"clients->servers": {"loss": 5.0}, "servers->clients": {"delay_ms": 10.0}}
+    # A second, independent reader (another shell) sees the same: the router holds it.
+    assert RouterImpairments(container=find_host("router", LAB_NAME)).show()["state"] == [
+        {"link": "clients->servers", "loss": 5.0}, {"link": "servers->clients", "delay_ms": 10.0}]
+    impair("--clear", "clients -> servers")
+    assert in_force() == {"servers->clients": {"delay_ms": 10.0}}
+    impair("--clear")
+    assert in_force() == {}
+    assert clean.leftovers() == []
+
+
+def test_bad_values_are_refused_and_nothing_changes(clean):
+    impair("clients -> servers", "--loss", "5%")
+    before = shown()
+    for args, line in [
+        (["clients -> servers", "--loss", "120%"], "lab impair: --loss: 120% is over 100%"),
+        (["clients -> servers", "--jitter", "5ms"], "lab impair: --jitter: jitter needs delay"),
+        (["clients -> servers", "--rate", "1MB"], "lab impair: --rate: '1MB': unknown rate unit"),
+        (["clients -> nowhere", "--loss", "1%"], "lab impair: link clients->nowhere: the router has no interface"),
+    ]:
+        done = impair(*args, check=False)
+        assert done.returncode == 2, done
+        assert done.stderr.startswith(line) and done.stderr.count("\n") == 1, done.stderr
+    assert shown() == before
+
+
+def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
+    impair("clients <-> servers", "--rate", "4mbit")          # 1 MB takes about 2 s
+    nbytes, outcome = 1_000_000, {}
+    worker = threading.Thread(target=lambda: outcome.update(tcp(nbytes, timeout=90)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while clean.counters()["links"]["clients->servers"]["forwarded_bytes"] < 100_000:
+            assert time.monotonic() < deadline, "the transfer never started"
+            time.sleep(0.05)  # polling a condition with a deadline
+        lab("partition", "--lab", LAB_NAME, "clients", "servers")
+        cut = clean.counters()["links"]["clients->servers"]
+        # While cut, the router drops what TCP retransmits, and forwards nothing.
+        deadline = time.monotonic() + 30
+        while clean.counters()["links"]["clients->servers"]["dropped_partition"] == 0:
+            assert time.monotonic() < deadline, "no retransmission reached the cut"
+            time.sleep(0.1)  # polling a condition with a deadline
+        assert clean.counters()["links"]["clients->servers"]["forwarded_packets"] == cut["forwarded_packets"]
+        assert worker.is_alive(), outcome
+        lab("heal", "--lab", LAB_NAME, "clients", "servers")
+    finally:
+        worker.join(120)
+    assert outcome["error"] is None and outcome["sha256_match"] is True, outcome
+    assert outcome["bytes_acknowledged"] == nbytes, outcome
+
+
+# --- lab watch --------------------------------------------------------------------------------
+
+def test_watch_json_counts_match_what_udp_measure_saw(clean):
+    impair("clients -> servers", "--loss", "20%")
+    watch = subprocess.Popen([str(LAB), "watch", "--lab", LAB_NAME, "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(watch.stdout.readline())
+        assert {row["link"] for row in first["links"]} == {"clients->servers", "servers->clients"}
+        result = udp(3000)
+        expected = {"forwarded_packets": result["received"], "dropped_loss": result["sent"] - result["received"]}
+        deadline = time.monotonic() + 30
+        while True:
+            line = json.loads(watch.stdout.readline())
+            row = next(r for r in line["links"] if r["link"] == "clients->servers")
+            if row["forwarded_packets"] + row["dropped_loss"] >= result["sent"]:
+                break
+            assert time.monotonic() < deadline, row
+        assert {k: row[k] for k in expected} == expected, (row, result)
+        back = next(r for r in line["links"] if r["link"] == "servers->clients")
+        assert back["forwarded_packets"] == result["received"], (back, result)
+        assert line["backends"] == {"clients->servers": {"loss": "nftables numgen"}}
+    finally:
+        watch.terminate()
+        watch.wait(10)

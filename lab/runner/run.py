@@ -34,6 +34,7 @@ from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
+ENGINE_CHECK_S = 1.0   # between looks at the engine during play (changes and the end look too)
 
 
 @dataclass
@@ -240,11 +241,14 @@ class Timeline:
 
     def play(self) -> None:
         self.t0 = time.monotonic()
+        checked = 0.0
         for event in events(self.scenario):
             delay = event.at_s - self.now()
             if delay > 0:
                 time.sleep(delay)  # the schedule: wait for the event's time
-            self.router.check_alive()
+            if time.monotonic() - checked >= ENGINE_CHECK_S:   # an exec when the engine runs
+                self.router.check_alive()
+                checked = time.monotonic()
             self._do(event)
 
     def finish(self) -> None:

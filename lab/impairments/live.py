@@ -12,7 +12,6 @@ as ``lab impair: --loss: 120% is over 100%`` with exit status 2, and nothing cha
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Dict, List, Optional
 
@@ -66,8 +65,7 @@ def find_router(lab_name: Optional[str]):
 def router_for(lab_name: Optional[str], seed: Optional[int] = None):
     from .router import RouterImpairments
     name, container = find_router(lab_name)
-    backend = os.environ.get("SOCKETLAB_BACKEND") or None
-    return name, RouterImpairments(container=container, seed=seed, backend=backend)
+    return name, RouterImpairments(container=container, seed=seed)   # reads SOCKETLAB_BACKEND
 
 
 def send(command: str, router, change: Change) -> dict:

@@ -23,6 +23,7 @@ unknown until ``clear``), ``EngineDied``/``EngineError``, ``UnsupportedImpairmen
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import Callable, Dict, List, Mapping, Optional
 
@@ -31,7 +32,7 @@ from ..topology.docker_lab import ExecResult, exec_in
 from .backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
 from .errors import EngineDied, EngineError, RouterCommandError, RouterImpairmentError
-from .model import Change, Impairment, Link, State, state_from_list, state_to_list
+from .model import Change, Impairment, Link, State, state_from_list
 from .router_exec import RouterShell
 
 __all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "EngineError",
@@ -51,6 +52,8 @@ class RouterImpairments:
         if networks is None and lab is not None:
             networks = {net.name: str(net.subnet) for net in lab.topology.networks}
         self.shell = RouterShell(self.container)
+        if backend is None:   # SOCKETLAB_BACKEND=fallback: plan without netem (as `lab doctor` shows)
+            backend = os.environ.get("SOCKETLAB_BACKEND") or None
         self.options = {"seed": seed, "per_segment": per_segment or None, "backend": backend}
         self.networks = dict(networks or {})
         self._caps = caps

@@ -114,7 +114,7 @@ def run_commands(commands) -> None:
 def _empty() -> dict:
     return {"state": [], "plan": None, "options": {}, "dirty": False, "engine": None,
             "generation": 0, "death_reported": False, "default_qdiscs": None,
-            "stopped_engines": []}
+            }
 
 
 class Agent:
@@ -206,7 +206,7 @@ class Agent:
             self.data["death_reported"] = True
             self.save()
             raise engine.EngineDied(engine.death_message(info, self._links_of_engine()))
-        self.data["stopped_engines"] = []
+        stopped: List[dict] = []
         if new.needs_engine:
             if info is None:
                 self.data["generation"] += 1
@@ -233,9 +233,9 @@ class Agent:
         if not new.needs_engine and self.data["engine"] is not None:
             info, self.data["engine"] = self.data["engine"], None
             self.save()
-            self.data["stopped_engines"] = [engine.stop(info, ENGINE_TIMEOUT_S)]
+            stopped.append(engine.stop(info, ENGINE_TIMEOUT_S))
         self.save()
-        return self.show()
+        return {**self.show(), "stopped_engines": stopped}
 
     def clear(self) -> dict:
         """Remove every impairment and stop the engine; afterwards nothing is left, or this
@@ -253,14 +253,14 @@ class Agent:
                 self.reset()
             except CommandFailed:
                 pass
-        self.data.update(state=[], plan=None, backends={}, engine_links=[], engine_queues={}, tc_qdiscs=[],
-                         stopped_engines=[])
+        self.data.update(state=[], plan=None, backends={}, engine_links=[], engine_queues={}, tc_qdiscs=[])
+        stopped: List[dict] = []
         died = None
         info, self.data["engine"] = self.data["engine"], None
         if info is not None:
             if engine.alive(info["pid"]):
                 try:
-                    self.data["stopped_engines"] = [engine.stop(info, ENGINE_TIMEOUT_S)]
+                    stopped.append(engine.stop(info, ENGINE_TIMEOUT_S))
                 except engine.EngineError as exc:
                     died = exc
             elif not self.data["death_reported"]:
@@ -277,7 +277,7 @@ class Agent:
             raise AgentError("impairments left on the router after clear: " + "; ".join(left))
         if died is not None:
             raise died
-        return self.show()
+        return {**self.show(), "stopped_engines": stopped}
 
     def reset(self) -> None:
         """Remove whatever impairment rules exist, by looking (not from a plan)."""
@@ -319,7 +319,6 @@ class Agent:
         return {"state": self.data["state"], "backends": self.data.get("backends", {}),
                 "engine": {"pid": info["pid"], "running": engine.alive(info["pid"])} if info else None,
                 "dirty": self.data["dirty"], "ifnames": self._ifnames_or_none(),
-                "stopped_engines": self.data.get("stopped_engines", []),
                 "options": self.data["options"], "engine_queues": self.data.get("engine_queues", {})}
 
     def _ifnames_or_none(self):

@@ -171,7 +171,8 @@ def test_bad_values_are_refused_and_nothing_changes(clean):
 
 
 def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
-    impair("clients <-> servers", "--rate", "4mbit")          # 1 MB takes about 2 s
+    # 1 MB at 1 Mbit/s takes about 8 s: time enough for the `lab partition` to come mid-way.
+    impair("clients <-> servers", "--rate", "1mbit")
     nbytes, outcome = 1_000_000, {}
     worker = threading.Thread(target=lambda: outcome.update(tcp(nbytes, timeout=90)))
     worker.start()
@@ -187,8 +188,8 @@ def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
         while clean.counters()["links"]["clients->servers"]["dropped_partition"] == 0:
             assert time.monotonic() < deadline, "no retransmission reached the cut"
             time.sleep(0.1)  # polling a condition with a deadline
+        assert worker.is_alive(), outcome   # the transfer is stalled, not done
         assert clean.counters()["links"]["clients->servers"]["forwarded_packets"] == cut["forwarded_packets"]
-        assert worker.is_alive(), outcome
         lab("heal", "--lab", LAB_NAME, "clients", "servers")
     finally:
         worker.join(120)

@@ -53,3 +53,21 @@ def test_link_parse_is_str_inverse():
 def test_heal_all_heals_every_cut_link_and_keeps_the_rest():
     state = {C2S: Impairment(loss=3, partition=True), S2C: Impairment(partition=True)}
     assert next_state(state, Change(heal_all=True)) == {C2S: Impairment(loss=3)}
+
+
+def test_the_agent_plans_without_netem_when_the_fallback_backend_is_asked():
+    from lab.impairments.model import Capabilities
+    from lab.programs.impair_agent import InputError, backend_caps
+    caps = Capabilities(netem=True, nft=True)
+    assert backend_caps(caps, None).netem and backend_caps(caps, "auto").netem
+    assert not backend_caps(caps, "fallback").netem
+    with pytest.raises(InputError):
+        backend_caps(caps, "netem-please")
+
+
+def test_the_router_role_reads_its_networks_names():
+    from lab.programs.host_role import network_names
+    assert network_names(["clients=10.77.1.0/24", "servers=10.77.2.0/24"]) == {
+        "clients": "10.77.1.0/24", "servers": "10.77.2.0/24"}
+    with pytest.raises(ValueError):
+        network_names(["clients"])

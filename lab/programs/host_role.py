@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 READY_FILE = Path("/run/socketlab-router-ready")
-NETWORKS_FILE = Path("/run/socketlab-impair/networks.json")   # read by impair_agent
-IMPAIR_VAR = "SOCKETLAB_IMPAIR"
+IMPAIR_VAR = "SOCKETLAB_IMPAIR"   # impair_agent.ENV_VAR
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="host-role", description=__doc__.splitlines()[0])
@@ -103,9 +102,10 @@ def run_router(networks: list[str]) -> int:
         f"{i['ifname']}={a['local']}/{a['prefixlen']}"
         for i in json.loads(_run(["ip", "-j", "-4", "addr"])) if i["ifname"] != "lo"
         for a in i.get("addr_info", [])[:1])
-    if names:
-        NETWORKS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        NETWORKS_FILE.write_text(json.dumps(names, sort_keys=True) + "\n")
+    if names:  # impair-agent reads them
+        from lab.programs.agent_router import NETWORKS_FILE
+        Path(NETWORKS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        Path(NETWORKS_FILE).write_text(json.dumps(names, sort_keys=True) + "\n")
     if os.environ.get(IMPAIR_VAR, "").strip():
         # Compose's class lab: impairments from the environment, applied before the
         # router reports ready (so the server and clients start on the impaired network).

@@ -33,51 +33,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
-import ipaddress
 import json
 import os
 import shlex
-import subprocess
 import sys
 from typing import Dict, List, Optional
 
-from lab.impairments.backends import (NFT_GUARD_TABLE, NFT_TABLE, Command, Plan, UnsupportedImpairment,
-                                      plan, transition)
+from lab.impairments.backends import Command, Plan, UnsupportedImpairment, plan, transition
 from lab.impairments.model import Capabilities, Change, next_state, state_from_list, state_to_list
 from lab.programs import agent_engine as engine
+from lab.programs.agent_router import (NETWORKS_FILE, WORK_DIR, AgentError, CommandFailed, InputError, StateUnknown,
+                                       Unsupported, discover_ifnames, nft_tables, read_networks, root_qdiscs, run,
+                                       run_commands)
 
-WORK_DIR = "/run/socketlab-impair"
 STATE_FILE = f"{WORK_DIR}/agent.json"
 CAPS_FILE = f"{WORK_DIR}/caps.json"
-NETWORKS_FILE = f"{WORK_DIR}/networks.json"
 LOCK_FILE = f"{WORK_DIR}/lock"
 ENGINE_TIMEOUT_S = 15.0
 ENV_VAR = "SOCKETLAB_IMPAIR"
-
-
-class AgentError(Exception):
-    kind = "agent"
-
-
-class InputError(AgentError):
-    kind = "input"
-
-
-class Unsupported(AgentError):
-    kind = "unsupported"
-
-
-class StateUnknown(AgentError):
-    kind = "state"
-
-
-class CommandFailed(AgentError):
-    kind = "command"
-
-    def __init__(self, argv: List[str], exit_code: int, stderr: str):
-        self.argv, self.exit_code, self.stderr = argv, exit_code, stderr
-        super().__init__(f"router command failed (exit {exit_code}): {shlex.join(argv)}\n    "
-                         f"{stderr.strip() or '(no output)'}")
 
 
 def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
@@ -88,25 +61,6 @@ def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
     if backend not in (None, "", "auto"):
         raise InputError(f"backend {backend!r}: expected auto or fallback")
     return caps
-
-
-# -- running commands in this router ---------------------------------------------------------
-
-def run(argv: List[str], stdin: Optional[str] = None) -> str:
-    if stdin is not None:  # nft -f -: the ruleset goes through a file
-        path = f"{WORK_DIR}/ruleset.nft"
-        with open(path, "w") as f:
-            f.write(stdin)
-        argv = [path if a == "-" else a for a in argv]
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise CommandFailed(list(argv), done.returncode, done.stderr or done.stdout)
-    return done.stdout
-
-
-def run_commands(commands) -> None:
-    for command in commands:
-        run(list(command.argv), command.stdin)
 
 
 # -- the agent -------------------------------------------------------------------------------
@@ -343,51 +297,6 @@ class Agent:
         partitioned = [str(link) for link, imp in self.state.items() if imp.partition]
         return router_counters.read(self.ifnames, stats, self.data.get("backends", {}),
                                     [tuple(q) for q in self.data.get("tc_qdiscs", [])], partitioned)
-
-
-# -- the router's interfaces, qdiscs and tables ----------------------------------------------
-
-def read_networks() -> Dict[str, str]:
-    try:
-        with open(NETWORKS_FILE) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise AgentError("this router does not know its networks' names (started without "
-                         "`host-role router --network NAME=SUBNET`: a lab from an older "
-                         "socketlab? recreate it)") from None
-
-
-def discover_ifnames(networks: Dict[str, str]) -> Dict[str, str]:
-    """network name -> this router's interface on it, from its addresses."""
-    interfaces = json.loads(run(["ip", "-j", "-4", "addr", "show"]))
-    found: Dict[str, str] = {}
-    for name, subnet_text in sorted(networks.items()):
-        subnet = ipaddress.ip_network(subnet_text)
-        names = sorted({i["ifname"] for i in interfaces for a in i.get("addr_info", [])
-                        if a.get("family") == "inet" and ipaddress.ip_address(a["local"]) in subnet})
-        if len(names) != 1:
-            raise AgentError(f"the router has {len(names) or 'no'} interface(s) on network {name} "
-                             f"({subnet}): {names or 'none'}")
-        found[name] = names[0]
-    return found
-
-
-def root_qdiscs(ifnames) -> Dict[str, str]:
-    kinds = {}
-    for ifname in ifnames:
-        qdiscs = json.loads(run(["tc", "-j", "qdisc", "show", "dev", ifname]) or "[]")
-        roots = [q["kind"] for q in qdiscs if q.get("root")]
-        kinds[ifname] = roots[0] if roots else ""
-    return kinds
-
-
-def nft_tables() -> List[tuple]:
-    tables = []
-    for line in run(["nft", "list", "tables"]).splitlines():
-        words = line.split()
-        if len(words) == 3 and words[0] == "table" and words[2] in (NFT_TABLE, NFT_GUARD_TABLE):
-            tables.append((words[1], words[2]))
-    return tables
 
 
 def _write_json(path: str, data) -> None:

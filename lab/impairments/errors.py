@@ -10,6 +10,11 @@ class RouterImpairmentError(LabEnvironmentError):
     """Something went wrong applying impairments on the router (the environment: exit 3)."""
 
 
+class ImpairmentRefused(LabError):
+    """The router's agent refused a change as input (an unknown network, a bad value):
+    nothing changed.  Exit 2, like any bad input."""
+
+
 class RouterCommandError(RouterImpairmentError):
     """A command in the router exited non-zero.  The router may be half-changed."""
 

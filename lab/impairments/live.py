@@ -72,14 +72,12 @@ def send(command: str, router, change: Change) -> dict:
     """Send one change; input the router refuses (an unknown network, an impairment this
     kernel cannot apply) is exit 2 with nothing changed, like a bad value."""
     from .backends import UnsupportedImpairment
-    from .errors import RouterImpairmentError, RouterCommandError, EngineError
+    from .errors import ImpairmentRefused
     try:
         return router.change(change)
     except UnsupportedImpairment as exc:
         fail(command, f"this router cannot apply it: {exc}")
-    except (RouterCommandError, EngineError):
-        raise
-    except RouterImpairmentError as exc:
+    except ImpairmentRefused as exc:
         fail(command, str(exc))
 
 

@@ -18,7 +18,8 @@ the router does not also hold.
 
 Errors: ``RouterCommandError`` (a command in the router failed; its state is then
 unknown until ``clear``), ``EngineDied``/``EngineError``, ``UnsupportedImpairment``
-(this kernel cannot; nothing changed), ``RouterImpairmentError`` for the rest.
+(this kernel cannot; nothing changed), ``ImpairmentRefused`` (bad input: an unknown
+network; nothing changed), ``RouterImpairmentError`` for the rest.
 """
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ from ..errors import add_note
 from ..topology.docker_lab import ExecResult, exec_in
 from .backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
-from .errors import EngineDied, EngineError, RouterCommandError, RouterImpairmentError
+from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
 from .model import Change, Impairment, Link, State, state_from_list
 from .router_exec import RouterShell
 
-__all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "EngineError",
+__all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",
            "EngineDied", "UnsupportedImpairment", "AGENT"]
 
 AGENT = "impair-agent"
@@ -231,5 +232,5 @@ def _error(answer: dict) -> Exception:
         return RouterCommandError(answer.get("argv") or [],
                                   ExecResult(answer.get("exit_code", 1), "", answer.get("stderr", "")))
     if kind == "input":
-        return RouterImpairmentError(message)
+        return ImpairmentRefused(message)
     return RouterImpairmentError(message)

@@ -219,9 +219,10 @@ def test_loss_below_numgen_resolution_is_an_error_not_zero():
 def test_loss_and_duplication_of_100_percent_match_every_packet():
     # nftables refuses `numgen random mod 1000000 < 1000000` (the value must be below the modulus).
     p = plan({C2S: Impairment(loss=100)}, IFNAMES, NO_NETEM)
-    assert '\t\tiifname "eth0" oifname "eth1" drop\n' in p.apply[0].stdin and "numgen" not in p.apply[0].stdin
+    assert ('\t\tiifname "eth0" oifname "eth1" counter drop comment "loss clients->servers"\n' in p.apply[0].stdin
+            and "numgen" not in p.apply[0].stdin)
     p = plan({C2S: Impairment(duplicate=100)}, IFNAMES, NO_NETEM)
-    assert 'iifname "eth0" oifname "eth1" dup to ip daddr device "eth1"' in p.apply[0].stdin
+    assert 'iifname "eth0" oifname "eth1" counter dup to ip daddr device "eth1"' in p.apply[0].stdin
 
 
 def test_full_plan_orders_nft_then_tc_then_iptables_and_clears_in_reverse():

@@ -41,9 +41,9 @@ def fail(command: str, message: str) -> None:
 
 def find_router(lab_name: Optional[str]):
     """The router container of ``lab_name``, or of the only lab that is up."""
-    from ..engine import LABEL, LABEL_LAB
     from ..errors import LabError
-    from ..topology.docker_lab import LABEL_HOST, find_containers
+    from ..labels import LABEL, LABEL_HOST, LABEL_LAB
+    from ..topology.docker_lab import find_containers
     labs: Dict[str, List] = {}
     for ctr in find_containers(lab_name):
         if ctr.status == "running" and ctr.labels.get(LABEL) == "1":

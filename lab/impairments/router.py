@@ -61,6 +61,7 @@ class RouterImpairments:
         self.progress = progress
         self._lock = threading.RLock()
         self._answer: dict = {}
+        self._ifnames: Optional[Dict[str, str]] = None
         self.engine_final_stats: List[dict] = []   # the exit line of every engine stopped
         self._capture: Optional[Capture] = None
 
@@ -95,6 +96,8 @@ class RouterImpairments:
     def _keep(self, answer: dict) -> None:
         if "state" in answer:
             self._answer = answer
+        if answer.get("ifnames"):
+            self._ifnames = dict(answer["ifnames"])   # fixed for the router's life
         self.engine_final_stats += answer.get("stopped_engines") or []
 
     def change(self, change: Change) -> dict:
@@ -164,7 +167,11 @@ class RouterImpairments:
 
     @property
     def ifnames(self) -> Dict[str, str]:
-        return dict(self.show()["ifnames"] or {})
+        """network -> the router's interface on it (known after any answer; kept, so it
+        can be read after the lab is gone)."""
+        if self._ifnames is None:
+            self.show()
+        return dict(self._ifnames or {})
 
     @property
     def engine_pid(self) -> Optional[int]:

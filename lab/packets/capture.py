@@ -34,4 +34,4 @@ def router_capture(lab, directory: str) -> Iterator[RouterCapture]:
         try:
             result.pcaps = router.stop_capture()
         finally:
-            router.run(["rm", "-rf", directory])
+            router.shell.run(["rm", "-rf", directory])

@@ -10,11 +10,11 @@ import math
 import time
 from typing import Dict, List, Tuple
 
-from ..impairments.model import Impairment, Link
+from ..impairments.model import Change, Impairment, Link, next_state
 from ..packets import analysis, ladder
 from ..packets.fates import Window, windows
 from ..report import html
-from ..scenario import HealStep, ImpairStep, PartitionStep, Scenario
+from ..scenario import RouterStep, Scenario
 from .artifacts import RunFolder, safe_name
 
 SETTLE_S = 0.5     # a step's last packets (FIN, ACK) cross the router just after it ends
@@ -23,12 +23,11 @@ SETTLE_S = 0.5     # a step's last packets (FIN, ACK) cross the router just afte
 def impairment_windows(scenario: Scenario, applied: Dict[str, Tuple[float, float]], t0_epoch: float) -> List[Window]:
     """The impairments in force over the run, in epoch seconds: the scenario's t=0 state
     (put in place before the capture started), then each change when the router applied it."""
-    from .run import merge_state
-    state: Dict[Link, Impairment] = dict(scenario.impairments)
+    state: Dict[Link, Impairment] = next_state({}, Change.replace_all(scenario.impairments))
     changes = [(-math.inf, -math.inf, dict(state))]
-    steps = [s for s in scenario.steps if isinstance(s, (ImpairStep, PartitionStep, HealStep)) and s.name in applied]
+    steps = [s for s in scenario.steps if isinstance(s, RouterStep) and s.name in applied]
     for step in sorted(steps, key=lambda s: applied[s.name][0]):
-        state = merge_state(state, step.impairments)
+        state = next_state(state, step.change)
         began, finished = applied[step.name]
         changes.append((t0_epoch + began, t0_epoch + finished, dict(state)))
     return windows(changes)

@@ -7,6 +7,7 @@ Two paths to the same image:
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -98,11 +99,7 @@ def _offline_base() -> BuiltImage:
     if not shutil.which("mmdebstrap"):
         raise LabError("mmdebstrap is not installed, and the offline build needs it",
                        hint="sudo apt-get install mmdebstrap")
-    sources = d.debian_sources(_host_apt_sources())
-    if not sources:
-        raise LabError(f"no Debian {d.SUITE} entries in this host's apt sources "
-                       f"({APT_SOURCE_DIR}), so there is no mirror to build from",
-                       hint="build where a registry is reachable, or on a Debian bookworm host")
+    sources = _debian_sources()
     with tempfile.TemporaryDirectory(prefix="socketlab-base-") as tmp:
         sources_file = Path(tmp) / "host.sources"
         sources_file.write_text(sources)
@@ -115,6 +112,21 @@ def _offline_base() -> BuiltImage:
                      'CMD ["bash"]', "LABEL org.socketlab=1"])
     img = c.images.get(tag)
     return BuiltImage(tag, img.id, img.attrs["Size"], time.monotonic() - started, "imported")
+
+
+def _debian_sources() -> str:
+    """Where the offline build gets Debian bookworm from: the mirror named in
+    SOCKETLAB_DEBIAN_MIRROR, else the host's own Debian entries (any release)."""
+    named = os.environ.get(d.MIRROR_ENV, "").strip()
+    if named:
+        return d.mirror_sources(named)
+    sources = d.debian_sources(_host_apt_sources())
+    if not sources:
+        raise LabError(f"no Debian entries in this host's apt sources ({APT_SOURCE_DIR}), "
+                       "so there is no mirror to build the image from",
+                       hint=f"name a Debian mirror: {d.MIRROR_ENV}=URI lab images build "
+                            "(or build where a registry is reachable)")
+    return sources
 
 
 def _host_apt_sources() -> dict[str, str]:

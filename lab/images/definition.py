@@ -159,20 +159,61 @@ def parse_one_line_sources(text: str) -> list[AptSource]:
     return sources
 
 
-def debian_sources(files: dict[str, str], suite: str = SUITE) -> str:
-    """The host's apt entries for this Debian suite, as one deb822 text.
+# Debian's release names (and aliases): an entry naming one of these is a Debian
+# mirror, whatever release the host runs. Ubuntu's and others' suites are not.
+DEBIAN_SUITES = frozenset({
+    "stretch", "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
+    "oldoldstable", "oldstable", "stable", "testing", "unstable",
+})
+# The environment variable that names a Debian mirror where the host has none.
+MIRROR_ENV = "SOCKETLAB_DEBIAN_MIRROR"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
-    `files` maps a sources file's name to its text. Entries of other suites or
+
+def suite_for(host_suite: str, suite: str) -> str | None:
+    """The suite of `suite`'s release that plays the role `host_suite` plays for its
+    own release, or None when it has no counterpart (or is not Debian's):
+    trixie -> bookworm, trixie-updates -> bookworm-updates, trixie-security (and
+    buster's `buster/updates`) -> bookworm-security. Backports, proposed-updates and
+    experimental are left out: the image is made of the release itself."""
+    release, sep, pocket = host_suite.replace("/updates", "-security").partition("-")
+    if release not in DEBIAN_SUITES:
+        return None
+    if not sep:
+        return suite
+    if pocket in ("updates", "security"):
+        return f"{suite}-{pocket}"
+    return None
+
+
+def debian_sources(files: dict[str, str], suite: str = SUITE) -> str:
+    """The host's Debian apt entries, moved to `suite`, as one deb822 text.
+
+    `files` maps a sources file's name to its text. Any Debian entry counts
+    whatever release the host runs (a trixie host builds the bookworm image from
+    its own mirror); its URIs and keys are kept, only the suite changes. Entries of
     other vendors' repositories are left out: the image needs only Debian main.
     """
-    chosen = []
+    chosen: list[AptSource] = []
     for name, text in sorted(files.items()):
         parsed = parse_deb822_sources(text) if name.endswith(".sources") else parse_one_line_sources(text)
         for src in parsed:
-            suites = tuple(s for s in src.suites if s == suite or s.startswith(suite + "-"))
-            if suites and "main" in src.components:
-                chosen.append(AptSource(src.uris, suites, ("main",), src.signed_by))
+            if "main" not in src.components:
+                continue
+            suites = tuple(dict.fromkeys(
+                s for s in (suite_for(host, suite) for host in src.suites) if s))
+            entry = AptSource(src.uris, suites, ("main",), src.signed_by)
+            if suites and entry not in chosen:
+                chosen.append(entry)
     return "\n".join(src.deb822() for src in chosen)
+
+
+def mirror_sources(uri: str, suite: str = SUITE, keyring: str = DEBIAN_KEYRING) -> str:
+    """Sources for a Debian mirror named by hand (SOCKETLAB_DEBIAN_MIRROR), for hosts
+    whose own apt sources have none (Ubuntu, Fedora...)."""
+    src = AptSource((uri,), (suite, f"{suite}-updates"), ("main",),
+                    keyring if Path(keyring).is_file() else "")
+    return src.deb822()
 
 
 def mmdebstrap_argv(pkgs: list[str], filters: list[str], sources_file: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import docker.errors
 import docker.types
+import docker.utils
 
 from .. import engine, labels
 from ..errors import LabEnvironmentError, LabError
@@ -215,10 +216,13 @@ class DockerLab:
         ipam = docker.types.IPAMConfig(pool_configs=[
             docker.types.IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway))])
         name = network_name(self.topology.lab, net.name)
+        # CheckDuplicate makes Engines before 25 (API 1.44) refuse a second network of
+        # the same name; newer ones always do and ignore (and deprecate) the field.
+        older = docker.utils.version_lt(self.c.api.api_version, "1.44")
         try:
             created = self.c.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, ipam=ipam,
-                                             check_duplicate=True,
-                                             labels=labels.lab_labels(self.topology.lab, self.instance, self.owner))
+                                             labels=labels.lab_labels(self.topology.lab, self.instance, self.owner),
+                                             **({"check_duplicate": True} if older else {}))
         except docker.errors.APIError as exc:
             raise _name_taken(self.topology.lab, exc) or exc
         self.network_ids[name] = created.id

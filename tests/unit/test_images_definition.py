@@ -38,6 +38,28 @@ def test_one_line_sources_are_read_too():
     assert "buster" not in text and "Signed-By: /k.gpg" in text
 
 
+def test_a_host_of_another_release_builds_bookworm_from_its_own_mirror():
+    trixie = DEB822.replace("bookworm", "trixie") + (
+        "\nTypes: deb\nURIs: http://mirror.example/debian\nSuites: trixie-backports\nComponents: main\n")
+    text = d.debian_sources({"debian.sources": trixie})
+    assert "trixie" not in text
+    assert "URIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n" in text
+    assert "URIs: http://mirror.example/debian-security\nSuites: bookworm-security\n" in text
+    assert "backports" not in text and "other.example" not in text
+    old = d.debian_sources({"sources.list": "deb http://m.example/debian-security buster/updates main\n"})
+    assert "Suites: bookworm-security\n" in old
+
+
+def test_other_vendors_suites_are_not_debian():
+    assert d.debian_sources({"sources.list": "deb http://archive.example/ubuntu jammy main\n"}) == ""
+
+
+def test_a_mirror_named_by_hand_gets_the_bookworm_suites():
+    text = d.mirror_sources("http://m.example/debian", keyring="/nonexistent")
+    assert "URIs: http://m.example/debian\nSuites: bookworm bookworm-updates\n" in text
+    assert "Signed-By" not in text
+
+
 def test_package_list_and_filters_are_the_shared_files():
     pkgs = d.packages()
     for needed in ("python3", "iproute2", "nftables", "iptables", "tcpdump", "iperf3", "procps",

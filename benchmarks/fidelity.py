@@ -1,6 +1,6 @@
 """Impairment fidelity: what each backend is configured to do vs what a client observes.
 
-    .venv/bin/python benchmarks/fidelity.py [--json] [--quick]
+    .venv/bin/python benchmarks/fidelity.py [--json] [--quick] [--backends auto,fallback]
 
 Brings up its own lab (client1 -> router -> server, named ``bench-fid-<pid>``), measures
 the unimpaired RTT first, then applies one impairment at a time on clients -> servers
@@ -14,6 +14,13 @@ times with tolerances derived from the baseline's own spread, TCP goodput agains
 payload share of the configured rate.  The engine runs unseeded, so every run is a fresh
 sample.  There are seven binomial checks: one of them falls outside its interval by
 chance in about one run in fifteen, so run again before blaming a backend.
+
+Backends: on a kernel with netem the cases run twice, with the kernel's best backends
+(netem) and with the fallbacks (SOCKETLAB_BACKEND=fallback: nftables, the NFQUEUE
+engine), and the table shows each case's rows side by side.  Reorder and corrupt are
+measured from the client's view (plus the engine's own counts when it does the work).
+A case that fails to measure is a row saying why, and the exit status is 1; a number
+outside its acceptance range is a row marked ✗ (chance, see above), exit status 0.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from rich.table import Table
 from lab import ui
 from lab.errors import LabError
 from lab.impairments import Impairment, Link, UnsupportedImpairment
+from lab.impairments.model import BACKEND_ENV
 from lab.impairments.router import RouterImpairments
 from lab.scenario.stats import acceptance_interval, clopper_pearson
 from lab.topology.docker_lab import DockerLab
@@ -60,6 +68,8 @@ class Row:
     ok: Optional[bool]
     samples: str
     data: dict = field(default_factory=dict)
+    mode: str = "auto"     # SOCKETLAB_BACKEND for this row: auto (kernel's best) or fallback
+    error: str = ""        # why the case could not be measured
 
 
 @dataclass
@@ -285,12 +295,11 @@ def measure_duplicate(bench: Bench, case: Case) -> Row:
                      "result": result})
 
 
-def engine_queue(bench: Bench) -> str:
-    """The engine's queue number for LINK, as its stats name it."""
+def engine_queue(bench: Bench) -> Optional[str]:
+    """The engine's queue number for LINK, as its stats name it; None when the engine
+    does not handle LINK (netem does the work)."""
     queue = bench.router.engine_queues.get(str(LINK))
-    if queue is not None:
-        return str(queue)
-    raise BenchError(f"the engine has no queue for {LINK}")
+    return None if queue is None else str(queue)
 
 
 def measure_reorder(bench: Bench, case: Case) -> Row:
@@ -301,20 +310,22 @@ def measure_reorder(bench: Bench, case: Case) -> Row:
     is the direct view of r; both must be in their intervals."""
     r, delay = case.impairment.reorder / 100, case.impairment.delay_ms
     queue = engine_queue(bench)
-    before = bench.router.engine_stats()["queues"][queue]
+    before = bench.router.engine_stats()["queues"][queue] if queue else None
     result = udp_measure(bench, case.amount(bench.quick), case.pps, UDP_WAIT_S + delay / 1000)
-    after = bench.router.engine_stats()["queues"][queue]
     n, reordered = result["sent"], result["reordered"]
     k = math.ceil(delay / 1000 * case.pps) - 1
     expected = (1 - r) * (1 - (1 - r) ** k)
     lo, hi, udp_ok = binomial_check(reordered, n, expected)
-    at_once, seen = after["reordered"] - before["reordered"], after["seen"] - before["seen"]
-    e_lo, e_hi, engine_ok = binomial_check(at_once, seen, r)
-    return row(bench, case,
-               observed=f"{pct(reordered / n)} reordered "
-                        f"(engine: {pct(at_once / seen)} sent at once)",
-               accepted=f"{pct_range(lo / n, hi / n)} (model {pct(expected)}; "
-                        f"engine {pct_range(e_lo / seen, e_hi / seen)})",
+    observed, accepted = f"{pct(reordered / n)} reordered", f"{pct_range(lo / n, hi / n)} (model {pct(expected)}"
+    at_once = seen = e_lo = e_hi = None
+    engine_ok = True
+    if queue:  # the engine's own view: the share it sent at once is r
+        after = bench.router.engine_stats()["queues"][queue]
+        at_once, seen = after["reordered"] - before["reordered"], after["seen"] - before["seen"]
+        e_lo, e_hi, engine_ok = binomial_check(at_once, seen, r)
+        observed += f" (engine: {pct(at_once / seen)} sent at once)"
+        accepted += f"; engine {pct_range(e_lo / seen, e_hi / seen)}"
+    return row(bench, case, observed=observed, accepted=accepted + ")",
                ok=udp_ok and engine_ok, samples=f"{n:,} UDP",
                data={"configured": r, "delay_ms": delay, "followers_k": k,
                      "expected_reordered": expected, "observed_reordered": reordered / n,
@@ -330,9 +341,13 @@ def measure_corrupt(bench: Bench, case: Case) -> Row:
     application.  The server's UDP InErrors counter shows where they went."""
     p = case.impairment.corrupt / 100
     queue = engine_queue(bench)
-    before, engine_before = server_udp_counters(bench), bench.router.engine_stats()["queues"][queue]
+
+    def engine_counts() -> dict:
+        return bench.router.engine_stats()["queues"][queue] if queue else {"corrupted": 0, "seen": 0}
+
+    before, engine_before = server_udp_counters(bench), engine_counts()
     result = udp_measure(bench, case.amount(bench.quick), case.pps)
-    after, engine_after = server_udp_counters(bench), bench.router.engine_stats()["queues"][queue]
+    after, engine_after = server_udp_counters(bench), engine_counts()
     n, back = result["sent"], result["received"]
     errors = after["InErrors"] - before["InErrors"]
     checksum_errors = after["InCsumErrors"] - before["InCsumErrors"]
@@ -345,8 +360,8 @@ def measure_corrupt(bench: Bench, case: Case) -> Row:
                data={"configured": p, "observed_loss": (n - back) / n,
                      "accept_received": [lo, hi], "server_udp_errors": errors,
                      "server_checksum_errors": checksum_errors,
-                     "engine_corrupted": engine_after["corrupted"] - engine_before["corrupted"],
-                     "engine_seen": engine_after["seen"] - engine_before["seen"],
+                     "engine_corrupted": (engine_after["corrupted"] - engine_before["corrupted"]) if queue else None,
+                     "engine_seen": (engine_after["seen"] - engine_before["seen"]) if queue else None,
                      "result": result})
 
 
@@ -398,31 +413,67 @@ CASES = [
 # --- running it --------------------------------------------------------------------------
 
 
-def run_case(bench: Bench, case: Case, number: int) -> Row:
-    ui.progress(f"[{number}/{len(CASES)}] {case.kind} {describe(case.impairment)}")
+def run_case(bench: Bench, case: Case, number: int, mode: str) -> Row:
+    """One case; a failure to measure it is a row saying why (the next cases still run)."""
+    ui.progress(f"[{number}/{len(CASES)}] {mode}: {case.kind} {describe(case.impairment)}")
     started = time.monotonic()
-    bench.router.apply({LINK: case.impairment} if case.impairment else {})
-    result = case.measure(bench, case)
+    try:
+        bench.router.apply({LINK: case.impairment} if case.impairment else {})
+        result = case.measure(bench, case)
+    except (LabError, UnsupportedImpairment, docker.errors.DockerException, KeyError, TypeError,
+            ValueError, ZeroDivisionError) as exc:
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        ui.progress(f"      could not measure: {message}")
+        try:
+            backend = row(bench, case, observed="", accepted="", ok=False, samples="").backend
+        except Exception:  # noqa: BLE001 - the router may be what failed
+            backend = "?"
+        return Row(case.kind, backend, describe(case.impairment), f"error: {message}", "", False, "",
+                   mode=mode, error=message)
+    result.mode = mode
     mark = {True: "ok", False: "OUTSIDE", None: ""}[result.ok]
     ui.progress(f"      {result.observed}  {mark}  ({time.monotonic() - started:.1f} s)")
     return result
 
 
-def measure_all(lab: DockerLab, quick: bool) -> list:
+def measure_all(lab: DockerLab, quick: bool, mode: str) -> list:
+    """Every case with SOCKETLAB_BACKEND=mode (read when the router probes its kernel)."""
+    os.environ[BACKEND_ENV] = mode
     with RouterImpairments(lab, progress=ui.progress) as router:
+        if mode == "fallback" and not router.caps.netem and "fallback" not in router.caps.why_not("netem"):
+            raise LabError("internal: SOCKETLAB_BACKEND=fallback was not applied")
         bench = Bench(lab, router, quick)
-        return [run_case(bench, case, i) for i, case in enumerate(CASES, 1)]
+        return [run_case(bench, case, i, mode) for i, case in enumerate(CASES, 1)]
 
 
-def run_all(quick: bool) -> list:
-    """Bring up the lab, measure, remove it."""
+def modes_for(lab: DockerLab, asked: Optional[list]) -> list:
+    """The backend modes to run: as asked, else both where the kernel has netem (the
+    fallbacks are what a kernel without it uses), else only the kernel's own."""
+    if asked:
+        return asked
+    os.environ[BACKEND_ENV] = "auto"
+    with RouterImpairments(lab) as router:
+        return ["auto", "fallback"] if router.caps.netem else ["auto"]
+
+
+def run_all(quick: bool, modes: Optional[list] = None) -> list:
+    """Bring up the lab, measure in each mode, remove it.  Rows of one case sit together."""
     spec = LabSpec(lab=f"bench-fid-{os.getpid() % 100000}", clients=1,
                    client_command=("host-role", "client", "--no-demo"))
     ui.progress(f"bringing up lab {spec.lab} (client1 -> router -> server)")
-    with DockerLab.plan(spec) as lab:
-        rows = measure_all(lab, quick)
-        ui.progress(f"removing lab {spec.lab}")
-    return rows
+    saved = os.environ.get(BACKEND_ENV)
+    try:
+        with DockerLab.plan(spec) as lab:
+            modes = modes_for(lab, modes)
+            ui.progress(f"backend modes: {', '.join(modes)}")
+            by_mode = [measure_all(lab, quick, mode) for mode in modes]
+            ui.progress(f"removing lab {spec.lab}")
+    finally:
+        if saved is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = saved
+    return [r for rows in zip(*by_mode) for r in rows]
 
 
 def print_table(rows: list, title: str) -> None:
@@ -432,16 +483,17 @@ def print_table(rows: list, title: str) -> None:
                           "90 % of the payload share (1448/1514) of the rate, up to one 64 KiB "
                           "GSO packet early",
                   caption_justify="left")
-    for name in ("kind", "backend", "configured"):
-        table.add_column(name, no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("backend")
+    table.add_column("configured", no_wrap=True)
     table.add_column("observed")
     table.add_column("accepted")
     table.add_column("ok", no_wrap=True)
     table.add_column("samples", no_wrap=True, justify="right")
     marks = {True: "✓", False: "✗", None: ""}
     for r in rows:
-        table.add_row(r.kind, r.backend, r.configured, r.observed, r.accepted, marks[r.ok],
-                      r.samples)
+        backend = r.backend if r.backend != "-" else f"- ({r.mode})"
+        table.add_row(r.kind, backend, r.configured, r.observed, r.accepted, marks[r.ok], r.samples)
     ui.out.print(table)
 
 
@@ -453,12 +505,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer samples: about half a minute (full: under two minutes)")
+                        help="fewer samples: about half a minute (full: under two minutes) per mode")
+    parser.add_argument("--backends", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
+                        help="modes to run, from auto,fallback (default: both where the kernel has "
+                             "netem, else auto)")
     args = parser.parse_args()
+    for mode in args.backends or []:
+        if mode not in ("auto", "fallback"):
+            parser.error(f"--backends: unknown mode {mode!r} (auto, fallback)")
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C
     started = time.monotonic()
     try:
-        rows = run_all(args.quick)
+        rows = run_all(args.quick, args.backends)
     except (LabError, UnsupportedImpairment, docker.errors.DockerException) as exc:
         ui.err.print(f"[bold red]fidelity: error:[/bold red] {exc}", soft_wrap=True)
         if getattr(exc, "hint", ""):
@@ -477,7 +535,10 @@ def main() -> int:
         failed = sum(r.ok is False for r in rows)
         ui.out.print(f"{sum(r.ok is True for r in rows)} of {sum(r.ok is not None for r in rows)} "
                      f"within their acceptance range" + (f"; {failed} outside" if failed else ""))
-    return 0
+    errors = [r for r in rows if r.error]
+    for r in errors:
+        ui.err.print(f"fidelity: {r.mode} {r.kind} {r.configured}: not measured: {r.error}", soft_wrap=True)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

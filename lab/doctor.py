@@ -7,6 +7,7 @@ that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -84,8 +85,10 @@ def check_compose() -> list[Check]:
     if not found:
         return [Check("compose", "warn", "neither `docker compose` (v2) nor `docker-compose` (v1) is installed",
                       "only needed for the class lab's compose.yaml: apt-get install docker-compose")]
-    words = {"v2": "use `docker compose up`", "v1": "use `docker-compose up`",
-             "v2-standalone": "use `docker-compose up`"}
+    words = {"v2": "Compose v2: use `docker compose up`",
+             "v1": "Compose v1: use `docker-compose up`; run `down` before `up` again after changes "
+                   "(v1 can crash with KeyError: 'ContainerConfig' recreating containers on Engine 25+)",
+             "v2-standalone": "Compose v2 (standalone binary): use `docker-compose up`"}
     return [Check(f"compose {kind}", "ok", f"{version}: {words[kind]}") for kind, version in found.items()]
 
 
@@ -128,6 +131,48 @@ def probe_kernel() -> dict:
     return json.loads(output[-1])
 
 
+def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/lib/modules"),
+                 loaded: Path = Path("/proc/modules")) -> Check:
+    """Is tc netem used, and if not, why: the kernel has none, has it as a module that
+    did not load, or SOCKETLAB_BACKEND chose the fallbacks. The module files are
+    looked up for the kernel this program runs on, which is the engine's for a
+    local Docker Engine (not for Docker Desktop's or a remote engine's VM)."""
+    from .impairments.model import BACKEND_ENV
+    if caps.netem:
+        return Check("netem", "ok", "tc netem works in this kernel: it applies loss, delay, jitter, "
+                     "duplicate, corrupt and reorder")
+    why = caps.why_not("netem")
+    if BACKEND_ENV in why:
+        return Check("netem", "info", f"present, not used: {BACKEND_ENV}=fallback chose the fallback backends",
+                     f"unset {BACKEND_ENV} to use netem")
+    kernel = kernel or os.uname().release
+    moddir = modules_root / kernel
+    dep = moddir / "modules.dep"
+    has_module = dep.is_file() and "/sch_netem.ko" in dep.read_text(errors="replace")
+    is_loaded = loaded.is_file() and any(
+        line.startswith("sch_netem ") for line in loaded.read_text(errors="replace").splitlines())
+    if has_module and not is_loaded:
+        return Check("netem", "warn", f"kernel {kernel} has sch_netem as a module, but it is not loaded "
+                     f"(and did not load on demand): fallback backends are used ({why})",
+                     "sudo modprobe sch_netem, then lab doctor again")
+    return Check("netem", "info", f"no sch_netem in kernel {kernel}: fallback backends are used "
+                 f"(nftables, tc htb/tbf, the NFQUEUE engine) ({why})",
+                 "none needed; for netem, a kernel with CONFIG_NET_SCH_NETEM")
+
+
+def _backend_reason(kind: str, backend: str, caps) -> str:
+    from .impairments import backends as b
+    if backend == b.NETEM:
+        return "netem in the kernel"
+    if kind == "rate":
+        return "per-link shaping (netem is not used for rate)"
+    if kind == "partition":
+        return "a drop rule, swapped atomically"
+    if b.NETEM in backend:
+        return ""
+    return "netem not usable here" if not caps.netem else "netem cannot be applied per link"
+
+
 def check_kernel() -> list[Check]:
     from .impairments.backends import describe_backends
     from .impairments.model import Capabilities
@@ -137,10 +182,13 @@ def check_kernel() -> list[Check]:
         return [Check("kernel probe", "fail", f"the probe container failed: {exc}")]
     abilities = {"netem": caps.netem, "nftables numgen": caps.nft_numgen, "nftables dup": caps.nft_dup,
                  "NFQUEUE": caps.iptables_nfqueue, "tc tbf": caps.tc_tbf, "tc htb": caps.tc_htb}
-    checks = [Check("kernel", "info", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abilities.items()))]
+    checks = [Check("kernel", "info", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abilities.items())),
+              netem_status(caps)]
     for kind, backend in describe_backends(caps).items():
         bad = backend.startswith("unavailable")
-        checks.append(Check(f"impairment {kind}", "warn" if bad else "ok", backend,
+        reason = "" if bad else _backend_reason(kind, backend, caps)
+        checks.append(Check(f"impairment {kind}", "warn" if bad else "ok",
+                            backend + (f": {reason}" if reason else ""),
                             "scenarios using it will be refused before they start" if bad else ""))
     return checks
 

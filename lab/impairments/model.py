@@ -1,12 +1,13 @@
 """What an impairment is, which link it sits on, and what the router's kernel can do.
 
-Pure data: no Docker, no I/O.  Percentages are 0-100 (as tc-netem takes them),
-times are milliseconds, rates kbit/s, queue lengths packets.  ``None`` or 0 means
-"not set" everywhere.
+Pure data: no Docker, no I/O (bar reading SOCKETLAB_BACKEND, see ``backend_choice``).
+Percentages are 0-100 (as tc-netem takes them), times are milliseconds, rates
+kbit/s, queue lengths packets.  ``None`` or 0 means "not set" everywhere.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional
 
@@ -162,6 +163,16 @@ class Impairment:
 KINDS = ("partition", "loss", "correlated_loss", "duplicate", "corrupt", "delay", "reorder", "rate")
 
 
+# SOCKETLAB_BACKEND: "auto" (the best the kernel has) or "fallback" (never netem).
+BACKEND_ENV = "SOCKETLAB_BACKEND"
+BACKEND_CHOICES = ("auto", "fallback")
+
+
+def backend_choice() -> str:
+    """The one place that reads SOCKETLAB_BACKEND."""
+    return os.environ.get(BACKEND_ENV, "").strip().lower() or "auto"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What the router's kernel and tools can do, as measured by ``lab.programs.kernel_probe``."""
@@ -182,12 +193,25 @@ class Capabilities:
     errors: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_probe(cls, probe: Mapping[str, Any]) -> "Capabilities":
+    def from_probe(cls, probe: Mapping[str, Any], backend: Optional[str] = None) -> "Capabilities":
         """Read the probe's JSON object.  A missing ability counts as absent; a key this
-        version does not know is kept out (a newer probe may test more things)."""
+        version does not know is kept out (a newer probe may test more things).
+
+        ``backend`` (default: the SOCKETLAB_BACKEND environment variable, else "auto")
+        set to "fallback" hides netem from the choice, so a netem kernel uses the
+        backends of a kernel without it (nftables, tc htb/tbf, the NFQUEUE engine):
+        for tests and benchmarks of both paths, and for users who want to compare.
+        """
         flags = {f.name for f in fields(cls)} - {"errors"}
         values = {name: bool(probe.get(name, False)) for name in flags}
-        return cls(errors=dict(probe.get("errors", {})), **values)
+        errors = dict(probe.get("errors", {}))
+        choice = backend_choice() if backend is None else backend
+        if choice not in BACKEND_CHOICES:
+            raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKEND_CHOICES)}, got {choice!r}")
+        if choice == "fallback" and values["netem"]:
+            values["netem"] = False
+            errors["netem"] = f"the kernel has it, but {BACKEND_ENV}=fallback chose the fallback backends"
+        return cls(errors=errors, **values)
 
     @property
     def nfqueue_engine(self) -> bool:

@@ -83,3 +83,22 @@ def test_capabilities_missing_keys_count_as_absent():
     caps = Capabilities.from_probe({"nft": True, "some_future_ability": True})
     assert caps.nft and not caps.tc_htb and not caps.nfqueue_engine
     assert caps.why_not("tc_htb") == "not probed"
+
+
+def test_socketlab_backend_fallback_hides_netem_and_says_why(monkeypatch):
+    from lab.impairments.model import Capabilities
+    probe = {"netem": True, "nft": True, "nft_numgen": True}
+    monkeypatch.delenv("SOCKETLAB_BACKEND", raising=False)
+    assert Capabilities.from_probe(probe).netem
+    monkeypatch.setenv("SOCKETLAB_BACKEND", "fallback")
+    caps = Capabilities.from_probe(probe)
+    assert not caps.netem and caps.nft_numgen
+    assert "SOCKETLAB_BACKEND=fallback" in caps.why_not("netem")
+    assert Capabilities.from_probe(probe, backend="auto").netem
+
+
+def test_socketlab_backend_rejects_unknown_values():
+    import pytest
+    from lab.impairments.model import Capabilities
+    with pytest.raises(ValueError, match="SOCKETLAB_BACKEND must be one of auto, fallback"):
+        Capabilities.from_probe({}, backend="netem-please")

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Runs as root in the VM at boot (socketlab-job.service starts it from the 9p share
+# `job`, mounted at /mnt/job). Everything it prints goes to the host through the
+# virtio port org.socketlab.job; the command's exit status goes to /mnt/job/status,
+# then the VM powers off, which ends QEMU.
+job=/mnt/job
+exec >/dev/virtio-ports/org.socketlab.job 2>&1
+finish() { echo "$1" >"$job/status.tmp" && mv "$job/status.tmp" "$job/status"; sync; poweroff -f; }
+say() { printf '[vm] %s\n' "$*"; }
+
+# User-mode networking (QEMU's -nic user): fixed addresses, no DHCP client needed.
+ip link set lo up
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+echo "nameserver 10.0.2.3" >/etc/resolv.conf
+# The host's extra trusted CAs (pip reaches PyPI through the host's network).
+if ls "$job"/ca/*.crt >/dev/null 2>&1; then
+    cp "$job"/ca/*.crt /usr/local/share/ca-certificates/ && update-ca-certificates >/dev/null 2>&1
+fi
+
+say "unpacking the checkout into /root/socketlab"
+rm -rf /root/socketlab && mkdir -p /root/socketlab
+tar -xf "$job/checkout.tar" -C /root/socketlab || finish 125
+
+say "waiting for the Docker Engine"
+i=0
+until docker info >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -le 180 ] || { say "dockerd did not start in 180 s"; finish 125; }
+    sleep 1
+done
+if [ -f "$job/images.tar" ]; then
+    say "loading the host's images ($(du -m "$job/images.tar" | cut -f1) MB)"
+    docker load -q -i "$job/images.tar" || finish 125
+    while read -r from to; do docker tag "$from" "$to" || finish 125; done <"$job/retag"
+fi
+
+cd /root/socketlab
+say "$(uname -sr), $(docker version -f 'Docker {{.Server.Version}}'), $(docker compose version 2>/dev/null || echo 'no Compose v2'), $(python3 -V)"
+say "running: $(cat "$job/command.txt")"
+export HOME=/root PYTHONUNBUFFERED=1 CI="${CI:-}"
+[ -f "$job/env" ] && . "$job/env"
+bash "$job/command.sh" </dev/null
+finish $?

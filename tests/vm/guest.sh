@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs as root in the VM at boot (socketlab-job.service starts it from the 9p share
-# `job`, mounted at /mnt/job). Everything it prints goes to the host through the
-# virtio port org.socketlab.job; the command's exit status goes to /mnt/job/status,
-# then the VM powers off, which ends QEMU.
+# `job`, mounted at /mnt/job). Everything it prints goes to /mnt/job/output, which
+# the host follows; the command's exit status goes to /mnt/job/status, then the VM
+# powers off, which ends QEMU.
 job=/mnt/job
-exec >/dev/virtio-ports/org.socketlab.job 2>&1
+echo "socketlab: guest.sh started" >/dev/console
+exec >>"$job/output" 2>&1
 finish() { echo "$1" >"$job/status.tmp" && mv "$job/status.tmp" "$job/status"; sync; poweroff -f; }
 say() { printf '[vm] %s\n' "$*"; }
 

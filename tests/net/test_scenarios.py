@@ -8,6 +8,17 @@ from conftest import ROOT, lab_run_json
 from lab.topology.docker_lab import find_containers, find_networks
 
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+# Scenarios whose expectations are about timing, so that a machine much slower than
+# the scenario assumes (emulation, TCG) fails them without anything being wrong:
+# partition-and-heal expects TCP to stall for most of a 3 s cut, and under TCG the
+# cut itself took ~7 s to be in force. The `timing` marker lets CI's VM stage leave
+# them out, saying so; everywhere else they run.
+TIMING = {"partition-and-heal"}
+
+
+def scenario_param(path):
+    marks = [pytest.mark.timing] if path.stem in TIMING else []
+    return pytest.param(path, id=path.stem, marks=marks)
 
 
 def test_scenarios_are_shipped():
@@ -19,7 +30,7 @@ def failed_expectations(report: dict) -> list[str]:
             for e in report["expectations"] if not e["passed"]]
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [scenario_param(p) for p in SHIPPED])
 def test_shipped_scenario_passes_its_own_expectations(path, tmp_path):
     code, [report], stderr = lab_run_json([path], tmp_path)
     assert (code, report["errors"], failed_expectations(report)) == (0, [], []), stderr[-3000:]

@@ -313,7 +313,7 @@ def measure_reorder(bench: Bench, case: Case) -> Row:
     before = bench.router.engine_stats()["queues"][queue] if queue else None
     result = udp_measure(bench, case.amount(bench.quick), case.pps, UDP_WAIT_S + delay / 1000)
     n, reordered = result["sent"], result["reordered"]
-    k = math.ceil(delay / 1000 * case.pps) - 1
+    k = math.ceil(delay / 1000 * min(case.pps, result["send_rate_pps"])) - 1  # as really sent
     expected = (1 - r) * (1 - (1 - r) ** k)
     lo, hi, udp_ok = binomial_check(reordered, n, expected)
     observed, accepted = f"{pct(reordered / n)} reordered", f"{pct_range(lo / n, hi / n)} (model {pct(expected)}"

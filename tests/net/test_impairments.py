@@ -227,7 +227,9 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
     before = imp.engine_stats()["queues"]["0"] if on_engine else None
     result = udp(lab, count, rate=rate, wait=1.0)
     assert result["received"] == count, result
-    k = math.ceil(delay / 1000 * rate) - 1
+    # k from the rate the client really sent at: a slow (emulated) machine falls short
+    # of the rate asked for, and fewer followers within the delay means fewer overtakes.
+    k = math.ceil(delay / 1000 * min(rate, result["send_rate_pps"])) - 1
     assert_binomial(result["reordered"], count, (1 - r) * (1 - (1 - r) ** k), "reordered datagrams")
     if on_engine:
         # Cross-check with the engine's own decisions: requests it sent at once are exactly

@@ -249,7 +249,9 @@ def test_engine_duplicates_on_a_delayed_link(lab, engine_imp):
     p, imp = 0.10, engine_imp
     imp.apply({C2S: Impairment(delay_ms=5, duplicate=p * 100)})
     assert imp.backends["clients->servers"]["duplicate"] == B.ENGINE
-    result = udp(lab, 4000, rate=4000)
+    # 1000/s, not faster: the engine is Python in the router, and on a slow (emulated)
+    # machine a faster stream overflows its queue, which is loss, not what is tested here.
+    result = udp(lab, 4000, rate=1000)
     assert result["received"] == 4000, result
     assert_binomial(result["duplicated"], result["received"], p, "engine duplicates")
 

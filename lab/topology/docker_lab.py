@@ -218,7 +218,8 @@ class DockerLab:
         name = network_name(self.topology.lab, net.name)
         # CheckDuplicate makes Engines before 25 (API 1.44) refuse a second network of
         # the same name; newer ones always do and ignore (and deprecate) the field.
-        older = docker.utils.version_lt(self.c.api.api_version, "1.44")
+        api_version = getattr(getattr(self.c, "api", None), "api_version", None)
+        older = api_version is None or docker.utils.version_lt(api_version, "1.44")
         try:
             created = self.c.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, ipam=ipam,
                                              labels=labels.lab_labels(self.topology.lab, self.instance, self.owner),

@@ -8,7 +8,7 @@ kbit/s, queue lengths packets.  ``None`` or 0 means "not set" everywhere.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Mapping, Optional
 
 
@@ -204,14 +204,18 @@ class Capabilities:
         """
         flags = {f.name for f in fields(cls)} - {"errors"}
         values = {name: bool(probe.get(name, False)) for name in flags}
-        errors = dict(probe.get("errors", {}))
-        choice = backend_choice() if backend is None else backend
+        caps = cls(errors=dict(probe.get("errors", {})), **values)
+        return caps.for_backend(backend_choice() if backend is None else backend)
+
+    def for_backend(self, choice: str) -> "Capabilities":
+        """These abilities as planning may use them: "fallback" hides netem, so a netem
+        kernel uses the backends of a kernel without it; "auto" changes nothing."""
         if choice not in BACKEND_CHOICES:
             raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKEND_CHOICES)}, got {choice!r}")
-        if choice == "fallback" and values["netem"]:
-            values["netem"] = False
-            errors["netem"] = f"the kernel has it, but {BACKEND_ENV}=fallback chose the fallback backends"
-        return cls(errors=errors, **values)
+        if choice == "fallback" and self.netem:
+            why = f"the kernel has it, but {BACKEND_ENV}=fallback chose the fallback backends"
+            return replace(self, netem=False, errors={**self.errors, "netem": why})
+        return self
 
     @property
     def nfqueue_engine(self) -> bool:

@@ -24,7 +24,6 @@ network; nothing changed), ``RouterImpairmentError`` for the rest.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from typing import Callable, Dict, List, Mapping, Optional
 
@@ -33,7 +32,7 @@ from ..topology.docker_lab import ExecResult, exec_in
 from .backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
 from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
-from .model import Change, Impairment, Link, State, state_from_list
+from .model import Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
 
 __all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",
@@ -54,7 +53,7 @@ class RouterImpairments:
             networks = {net.name: str(net.subnet) for net in lab.topology.networks}
         self.shell = RouterShell(self.container)
         if backend is None:   # SOCKETLAB_BACKEND=fallback: plan without netem (as `lab doctor` shows)
-            backend = os.environ.get("SOCKETLAB_BACKEND") or None
+            backend = backend_choice()
         self.options = {"seed": seed, "per_segment": per_segment or None, "backend": backend}
         self.networks = dict(networks or {})
         self._caps = caps

@@ -31,7 +31,6 @@ Network names: ``host-role router --network NAME=SUBNET`` records them at start
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fcntl
 import json
 import os
@@ -55,12 +54,11 @@ ENV_VAR = "SOCKETLAB_IMPAIR"
 
 def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
     """The abilities planning may use: ``backend="fallback"`` forbids netem (the CLI passes
-    $SOCKETLAB_BACKEND on)."""
-    if backend == "fallback":
-        return dataclasses.replace(caps, netem=False)
-    if backend not in (None, "", "auto"):
-        raise InputError(f"backend {backend!r}: expected auto or fallback")
-    return caps
+    $SOCKETLAB_BACKEND on, read by ``model.backend_choice``)."""
+    try:
+        return caps.for_backend(backend or "auto")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 # -- the agent -------------------------------------------------------------------------------

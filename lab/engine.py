@@ -10,12 +10,15 @@ from .errors import LabEnvironmentError
 
 # The label keys and filters of what socketlab creates are in labels.py.
 
+# Connections each client keeps to the engine: scenario runs stream many execs at once,
+# and a lab's bring-up follows every host's output at once (more than the default 10).
+POOL_SIZE = 64
+
 
 @functools.lru_cache(maxsize=1)
 def client() -> docker.DockerClient:
     try:
-        # Scenario runs stream many execs at once: keep more connections than the default 10.
-        c = docker.from_env(timeout=120, max_pool_size=64)
+        c = docker.from_env(timeout=120, max_pool_size=POOL_SIZE)
         c.ping()
     except docker.errors.DockerException as exc:
         raise LabEnvironmentError(
@@ -30,5 +33,5 @@ def client() -> docker.DockerClient:
 def stream_client() -> docker.APIClient:
     """A low-level client for long output streams: a step may print nothing for
     minutes (a server waiting for clients), longer than the normal request timeout."""
-    return docker.from_env(timeout=7 * 24 * 3600, max_pool_size=64,
+    return docker.from_env(timeout=7 * 24 * 3600, max_pool_size=POOL_SIZE,
                            version=client().api.api_version).api

@@ -13,9 +13,12 @@ together never fail for that race, whatever process made them (no shared lock ne
 """
 from __future__ import annotations
 
+import codecs
+import functools
 import ipaddress
 import random
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ import docker.types
 import docker.utils
 
 from .. import engine, labels
+from ..concurrency import run_all
 from ..errors import LabEnvironmentError, LabError
 from ..images import definition
 from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
@@ -137,20 +141,26 @@ class DockerLab:
     # --- bring-up and tear-down -------------------------------------------
 
     def up(self, progress=lambda msg: None, ready_timeout: float = 60.0) -> None:
-        """Create networks and hosts, start them in order. On any failure or Ctrl-C, remove all."""
+        """Create networks and hosts, start them in order. On any failure or Ctrl-C, remove all.
+
+        The order: router and servers start together (the router is everyone's gateway),
+        then, once both have printed their ready lines, every other host at once (a
+        client's demo goes through the router to the server). Creating, starting and
+        waiting are concurrent API calls (run_all); readiness comes from each host's
+        followed log stream, not from polling."""
         try:
             self._check_image()
             self._create_networks(progress)
             engine_cpus = int(self.c.info().get("NCPU") or 1)
-            for host in self.topology.hosts:
-                self._create_container(host, engine_cpus)
-            # Router first (it is everyone's gateway), then servers, then the rest.
-            order = sorted(self.topology.hosts, key=lambda h: {"router": 0, "server": 1}.get(h.role, 2))
-            for host in order:
-                progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
-                self.container(host.name).start()
-                if host.ready:
-                    self.wait_for_output(host.name, host.ready, ready_timeout)
+            run_all(functools.partial(self._create_container, host, engine_cpus) for host in self.topology.hosts)
+            first = [h for h in self.topology.hosts if h.role in ("router", "server")]
+            rest = [h for h in self.topology.hosts if h not in first]
+            for group in (first, rest):
+                for host in group:
+                    progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
+                run_all(functools.partial(self.c.api.start, container_name(self.topology.lab, h.name))
+                        for h in group)
+                self.wait_for_outputs({h.name: h.ready for h in group if h.ready}, ready_timeout)
         except BaseException:
             self.down()
             raise
@@ -268,8 +278,76 @@ class DockerLab:
                 raise LabError(f"{host} did not become ready (waiting for {lines}); its output:\n    {tail}")
             time.sleep(0.1)  # polling a condition with a deadline, not hoping
 
+    def wait_for_outputs(self, lines_of: dict[str, tuple[str, ...]], timeout: float) -> None:
+        """Wait until each host has printed every one of its lines (all hosts at once, bounded)."""
+        await_lines({container_name(self.topology.lab, host): lines for host, lines in lines_of.items()},
+                    timeout, prefix=network_name(self.topology.lab, ""))
+
     def exec(self, host: str, argv: list[str], user: str = "") -> ExecResult:
         return exec_in(self.container(host), argv, user)
+
+
+class OutputWatch:
+    """Follows containers' output streams until each has printed its lines.
+
+    `stop()` (from any thread) closes every stream, also one opened after it, so a
+    follower blocked on a quiet host returns at once: at the deadline, or when another
+    follower failed. What a follower keeps is bounded (the unmatched lines and a tail).
+    """
+
+    TAIL_CHARS = 4096
+
+    def __init__(self):
+        self.api = engine.stream_client()   # a quiet host is not a request timeout
+        self._lock = threading.Lock()
+        self._streams: list = []
+        self.stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+
+    def follow(self, container: str, lines: tuple[str, ...], label: str, timeout: float) -> None:
+        stream = self.api.logs(container, stream=True, follow=True)
+        with self._lock:
+            self._streams.append(stream)
+            stopped = self.stopped
+        if stopped:
+            stream.close()
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        missing, tail = list(lines), ""
+        keep = max(map(len, lines), default=0) + self.TAIL_CHARS
+        try:
+            for chunk in stream:
+                text = tail + decode(chunk)
+                missing = [line for line in missing if line not in text]
+                if not missing:
+                    stream.close()
+                    return
+                tail = text[-keep:]
+        except Exception:
+            if not self.stopped:   # a stream closed under a read may raise anything: that is stop()
+                raise
+        why = f"within {timeout:g} s" if self.stopped else "before it exited"
+        shown = "\n    ".join(tail.splitlines()[-8:])
+        raise LabError(f"{label} did not become ready {why} (waiting for {tuple(missing)}); its output:\n    {shown}")
+
+
+def await_lines(lines_of: dict[str, tuple[str, ...]], timeout: float, prefix: str = "") -> None:
+    """Wait until each container (name or id) has printed every one of its lines, following
+    all their output streams at once; the first one that exits or times out is the error."""
+    watch = OutputWatch()
+    timer = threading.Timer(timeout, watch.stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        run_all((functools.partial(watch.follow, ctr, lines, ctr.removeprefix(prefix), timeout)
+                 for ctr, lines in lines_of.items()), workers=engine.POOL_SIZE, abort=watch.stop)
+    finally:
+        timer.cancel()
 
 
 def _name_taken(lab: str, exc: docker.errors.APIError) -> LabError | None:
@@ -354,27 +432,26 @@ def remove_matching(filters: dict) -> tuple[int, int]:
     """
     api = engine.client().api
     n_containers = n_networks = 0
+
+    def remove(call, item_id: str, still_busy: str) -> int:
+        try:
+            call(item_id)
+            return 1
+        except docker.errors.NotFound:
+            return 0
+        except docker.errors.APIError as exc:
+            if still_busy not in str(exc):  # e.g. a container still leaving: next round
+                raise
+            return 0
+
+    remove_container = functools.partial(api.remove_container, force=True, v=True)
     for _ in range(5):
         containers = api.containers(all=True, filters=filters)
-        for ctr in containers:
-            try:
-                api.remove_container(ctr["Id"], force=True, v=True)
-                n_containers += 1
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                if "already in progress" not in str(exc):
-                    raise
+        n_containers += sum(run_all(functools.partial(remove, remove_container, ctr["Id"], "already in progress")
+                                    for ctr in containers))
         networks = api.networks(filters=filters)
-        for net in networks:
-            try:
-                api.remove_network(net["Id"])
-                n_networks += 1
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                if "active endpoints" not in str(exc):  # a container still leaving: next round
-                    raise
+        n_networks += sum(run_all(functools.partial(remove, api.remove_network, net["Id"], "active endpoints")
+                                  for net in networks))
         if not containers and not networks:
             break
     return n_containers, n_networks

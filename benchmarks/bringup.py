@@ -32,8 +32,7 @@ def one_round(name: str, clients: int) -> tuple[float, float]:
     started = time.monotonic()
     try:
         lab.up()
-        for client in lab.topology.clients:
-            lab.wait_for_output(client.name, ("demo done",), timeout=DEMO_TIMEOUT_S)
+        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients}, DEMO_TIMEOUT_S)
         up_s = time.monotonic() - started
     finally:
         removing = time.monotonic()

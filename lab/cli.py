@@ -102,8 +102,11 @@ def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_js
     spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))
     lab = DockerLab.plan(spec, Path(work_dir), ephemeral=False)
     lab.up(progress=ui.progress)
-    for client in lab.topology.clients:
-        lab.wait_for_output(client.name, ("demo done",), timeout=90)
+    try:  # the demos are part of bringing the lab up: Ctrl-C or a failed demo leaves nothing
+        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients}, timeout=90)
+    except BaseException:
+        lab.down()
+        raise
     if as_json:
         ui.print_json(view.topology_dict(lab.topology))
         return

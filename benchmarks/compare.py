@@ -38,7 +38,7 @@ from lab import engine, ui
 from lab.errors import LabError
 from lab.impairments import Impairment, Link
 from lab.impairments.router import RouterImpairments
-from lab.topology.docker_lab import DockerLab, remove_lab
+from lab.topology.docker_lab import DockerLab, await_lines, container_name, remove_lab
 from lab.topology.model import LabSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,16 +81,10 @@ def _compose_clients() -> list:
         f"com.docker.compose.project={COMPOSE_PROJECT}", "com.docker.compose.service=client"]})
 
 
-def _wait_demos(logs_of, count: int) -> None:
-    """Until `count` clients have printed 'demo done' (polled, with a deadline)."""
-    deadline = time.monotonic() + DEMO_TIMEOUT_S
-    while True:
-        done = sum("demo done" in text for text in logs_of())
-        if done >= count:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"only {done} of {count} clients finished their demo in {DEMO_TIMEOUT_S} s")
-        time.sleep(0.2)
+def _wait_demos(containers: list[str]) -> None:
+    """Until each container (name or id) has printed 'demo done': the same wait, followed
+    output streams, for both sides, so the waiting costs them the same."""
+    await_lines({ctr: ("demo done",) for ctr in containers}, DEMO_TIMEOUT_S)
 
 
 def compose_round(clients: int, work: Path) -> tuple[float, float]:
@@ -100,7 +94,10 @@ def compose_round(clients: int, work: Path) -> tuple[float, float]:
     started = time.monotonic()
     try:
         _compose(["up", "-d", "--scale", f"client={clients}"], work)
-        _wait_demos(lambda: [c.logs().decode(errors="replace") for c in _compose_clients()], clients)
+        found = [c.id for c in _compose_clients()]
+        if len(found) != clients:
+            raise LabError(f"compose made {len(found)} clients, not {clients}")
+        _wait_demos(found)
         up_s = time.monotonic() - started
     finally:
         removing = time.monotonic()
@@ -115,7 +112,7 @@ def lab_round(clients: int) -> tuple[float, float]:
     started = time.monotonic()
     try:
         lab.up()
-        _wait_demos(lambda: [lab.logs(c.name) for c in lab.topology.clients], clients)
+        _wait_demos([container_name(lab.topology.lab, c.name) for c in lab.topology.clients])
         up_s = time.monotonic() - started
     finally:
         removing = time.monotonic()

@@ -45,8 +45,7 @@ def class_lab(tmp_path_factory):
     copy_lecture_programs(work)
     lab = DockerLab.plan(LabSpec(lab=lab_name("class"), clients=2), work)
     with lab:
-        for client in lab.topology.clients:
-            lab.wait_for_output(client.name, ("demo done",), timeout=90)
+        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients}, timeout=90)
         yield lab
 
 

@@ -80,3 +80,26 @@ def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path)
     assert "socketlab-host:no-such-image is not in the engine" in err and "lab images build" in err
     assert "Traceback" not in err
     assert not find_containers(name) and not find_networks(name)
+
+
+def test_ten_clients_come_up_concurrently_and_leave_nothing(tmp_path):
+    """Concurrent bring-up keeps the order that matters: every client's demo went through
+    the router to the server (so both were ready before it ran), and `lab down` removes all."""
+    name = lab_name("ten")
+    up = lab_cli("up", "--name", name, "--clients", "10", "--work", str(tmp_path),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = up.communicate(timeout=300)
+        assert up.returncode == 0, err
+        assert len(find_containers(name)) == 12 and len(find_networks(name)) == 2
+        for i in range(1, 11):
+            ctr = next(c for c in find_containers(name) if c.name == f"{name}-client{i}")
+            log = ctr.logs().decode()
+            assert "OVER TCP" in log and "OVER UDP" in log and "demo done" in log, log
+        down = lab_cli("down", name, stderr=subprocess.PIPE, text=True)
+        down.communicate(timeout=120)
+        assert down.returncode == 0
+        assert find_containers(name) == [] and find_networks(name) == []
+    finally:
+        up.kill()
+        remove_lab(name)

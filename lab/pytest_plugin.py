@@ -21,8 +21,9 @@ Scenario files are collected as tests too (one item per file, failing with its
 expectations table): any ``*.yaml`` under a folder named ``scenarios``, or every
 ``*.yaml`` with ``--socketlab-scenarios`` or ini ``socketlab_scenarios = true``.
 
-Lab names hold the process id, so pytest-xdist workers never collide; everything is
-labelled, so `lab down` (or the next reaper) removes what a killed run left.
+Labs are DockerLab's ephemeral labs under random names, so pytest-xdist workers never
+collide, and the next `lab` command reaps what a killed run left.  With
+``--socketlab-keep`` they are made without an owner, so a kept lab stays until `lab down`.
 """
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ class LabFactory:
         if kwargs.get("work") is None:
             work = self.config.getoption("socketlab_work")
             kwargs["work"] = Path(work) if work else self.tmp_path_factory.mktemp("socketlab-work")
+        if self.config.getoption("socketlab_keep"):
+            kwargs.setdefault("ephemeral", False)   # a kept lab must outlive this process
         lab = open_lab(**kwargs)
         self.labs.append(lab)
         return lab

@@ -14,23 +14,27 @@
         cap.pcaps                                          # router interface -> pcap bytes
 
 `open_lab` takes what a scenario's `topology` takes (clients, server, tcp_mode, networks,
-hosts, capture), checked by the scenario format itself, so a mistake reads like one in a
+hosts, limits), checked by the scenario format itself, so a mistake reads like one in a
 scenario file.  Impairment fields are the scenario's too (loss="20%", delay="50ms",
-rate="1mbit", ...), parsed by its validator.
+rate="1mbit", ...), parsed by its validator.  Labs are DockerLab's ephemeral labs: owned
+by this process (reaped by any later `lab` command if it dies), on subnets the engine
+arbitrates between processes, under a random name.
 
 Every program runs under the image's `step-exec` (its own process group, a timeout
 inside the host), with each output stream capped in memory (runner/processes.py), so a
 hostile program costs its own result, never the caller.
 
-The router's impairments change in ONE place, ``_RouterAdapter``: everything here
-goes through it (the router's API is being reshaped; at that merge only it changes).
+The router's impairments change in ONE place, ``_RouterAdapter``, and only as a
+``model.Change`` sent to the router's agent: the same state model, ``next_state``, as
+``lab impair`` and ``lab run``; a block's exit makes the state from before whole again.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import re
+import secrets
+import string
 import tempfile
 import time
 from contextlib import contextmanager
@@ -41,18 +45,20 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 import yaml
 
 from .errors import LabError
-from .impairments.model import Impairment, Link
+from .impairments.model import Change, Impairment, Link, State
 from .runner.processes import OUTPUT_CAP, StepProcess, last_json_object
 from .scenario import ScenarioError, load_text
-from .topology.docker_lab import DockerLab, remove_lab
+from .topology.docker_lab import DockerLab
 
 DEFAULT_TIMEOUT_S = 120.0
-_counter = itertools.count(1)
 
 
 def lab_name(prefix: str = "p") -> str:
-    """A lab name unique on this machine: prefix, pid (one per xdist worker), a counter."""
-    return f"{prefix}-{os.getpid() % 1000000}-{next(_counter)}"[:24]
+    """``prefix`` + 8 random letters/digits: unique among labs started at the same moment
+    by any process, whatever its pid namespace (xdist workers, CI jobs in containers on
+    one engine).  A clash anyway is refused by ``DockerLab.plan``, never shared."""
+    token = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    return f"{prefix}{token}"[:24]
 
 
 # -- results ---------------------------------------------------------------------------
@@ -157,12 +163,16 @@ def _check(text: str, what: str):
 
 
 def topology_fields(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str] = None,
-                    networks=(), hosts: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-    """The scenario `topology` mapping for these arguments (hosts: name -> network)."""
+                    networks=(), hosts: Optional[Mapping[str, str]] = None,
+                    limits: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The scenario `topology` mapping for these arguments (hosts: name -> network;
+    limits: the scenario's ``{pids, memory, cpus}``)."""
     out: Dict[str, Any] = {"clients": clients, "server": server, "networks": list(networks),
                            "hosts": {name: {"network": net} for name, net in (hosts or {}).items()}}
     if tcp_mode is not None:
         out["tcp_mode"] = tcp_mode
+    if limits is not None:
+        out["limits"] = dict(limits)
     return out
 
 
@@ -175,21 +185,22 @@ def parse_impairment(link: str, fields: Mapping[str, Any], networks=()) -> Dict[
     return dict(scenario.impairments)
 
 
-def merge(state: Mapping[Link, Impairment], changes: Mapping[Link, Impairment]) -> Dict[Link, Impairment]:
-    """``state`` with each changed link's fields set on top of what it had (pure)."""
-    new = dict(state)
+def on_top(state: State, changes: Mapping[Link, Impairment]) -> Change:
+    """The Change that sets each changed link's given fields on top of what it has in
+    ``state`` (pure; ``next_state(state, on_top(state, changes))`` is the result)."""
+    impair = {}
     for link, imp in changes.items():
         given = {f.name: getattr(imp, f.name) for f in dataclasses.fields(imp)
                  if getattr(imp, f.name) not in (None, False)}
-        new[link] = dataclasses.replace(new.get(link, Impairment()), **given)
-    return {link: imp for link, imp in new.items() if not imp.is_empty()}
+        impair[link] = dataclasses.replace(state.get(link, Impairment()), **given)
+    return Change(impair=impair)
 
 
 # -- the router: the one adapter ---------------------------------------------------------
 
 class _RouterAdapter:
-    """The only code here that touches the router's impairment API: a state (link ->
-    Impairment, links left out have none) in force, captures, cleanup.
+    """The only code here that touches the router's impairment API: Changes to the state
+    in force (link -> Impairment, links left out have none), captures, cleanup.
 
     ``per_segment``: every impaired link goes through the router's userspace engine,
     which splits TCP's 64 KiB GSO packets, so "20 % loss" is 20 % of wire packets for TCP
@@ -200,12 +211,23 @@ class _RouterAdapter:
         from .impairments.router import RouterImpairments
         self._router = RouterImpairments(dlab, per_segment=per_segment)
 
+        self._asked = False
+
     @property
     def state(self) -> Dict[Link, Impairment]:
+        """What is in force; the router is asked once, then each change's answer says it."""
+        if not self._asked:
+            self._router.show()
+            self._asked = True
         return dict(self._router.state)
 
-    def apply(self, state: Mapping[Link, Impairment]) -> None:
-        self._router.apply(dict(state))
+    def change(self, change: Change) -> None:
+        self._router.change(change)
+        self._asked = True
+
+    def restore(self, state: State) -> None:
+        """Make ``state`` the whole state again (partitions included)."""
+        self.change(Change.replace_all(state))
 
     def start_capture(self) -> None:
         self._router.start_capture()
@@ -350,14 +372,14 @@ class Lab:
         return self.router.state if self._router is not None else {}
 
     @contextmanager
-    def _state(self, new: Mapping[Link, Impairment]) -> Iterator[None]:
+    def _changed(self, change: Change) -> Iterator[None]:
         before = self.router.state
-        self.router.apply(new)
+        self.router.change(change)
         try:
             yield
         finally:
             if not self.closed:
-                self.router.apply(before)
+                self.router.restore(before)
 
     def impair(self, link: str = "clients <-> servers", **fields: Any):
         """Context manager: set the scenario-style ``fields`` (loss="20%", delay="50ms",
@@ -365,7 +387,7 @@ class Lab:
         on ``link`` ('a -> b' one way, 'a <-> b' both) on top of what it has; the state
         from before is back when the block ends."""
         changes = parse_impairment(link, fields, [n for n in self.networks if n not in ("clients", "servers")])
-        return self._state(merge(self.router.state, changes))
+        return self._changed(on_top(self.router.state, changes))
 
     def partition(self, a: str = "clients", b: str = "servers", both: bool = True):
         """Context manager: drop everything between networks ``a`` and ``b`` (a -> b only
@@ -373,9 +395,8 @@ class Lab:
         for net in (a, b):
             if net not in self.networks:
                 raise LabError(f"partition: no network {net!r}; networks: {', '.join(self.networks)}")
-        links = [Link(a, b), Link(b, a)] if both else [Link(a, b)]
-        state = self.router.state
-        return self._state(merge(state, {link: Impairment(partition=True) for link in links}))
+        links = (Link(a, b), Link(b, a)) if both else (Link(a, b),)
+        return self._changed(Change(partition=links))
 
     @contextmanager
     def capture(self) -> Iterator[Capture]:
@@ -417,42 +438,25 @@ class Lab:
 def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str] = None,
              networks=(), hosts: Optional[Mapping[str, str]] = None, work=None,
              name: Optional[str] = None, max_output: int = OUTPUT_CAP,
-             per_segment: bool = True, progress=lambda message: None) -> Lab:
+             per_segment: bool = True, limits: Optional[Mapping[str, Any]] = None,
+             ephemeral: bool = True, progress=lambda message: None) -> Lab:
     """Bring up a lab and return it running (the caller closes it).
 
     clients, server ('uppercase' | 'idle'), tcp_mode ('concurrent' | 'iterative'),
     networks (extra network names), hosts (extra host name -> network) are a scenario's
-    `topology`; ``work`` is the folder mounted as /work on every host (default: a new
+    `topology`, and so are ``limits`` (per host: ``{"pids": 256, "memory": "256MiB",
+    "cpus": 0.5}``; left out: the engine's defaults, as for `lab up`); ``work`` is the folder mounted as /work on every host (default: a new
     empty temporary folder); ``name`` defaults to a unique one.  ``per_segment``
     (default) impairs TCP per wire packet, not per GSO burst (see _RouterAdapter);
-    False is faster where only UDP matters."""
-    topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts)
+    False is faster where only UDP matters.  ``ephemeral=False`` makes a lab no reaper
+    removes once this process ends (for ``--socketlab-keep``: only ``lab down`` does)."""
+    topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts, limits)
     scenario = _check(_scenario_text(topo_fields), "socketlab(...)")
     name = name or lab_name()
     work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"socketlab-{name}-"))
     work.mkdir(parents=True, exist_ok=True)
-    dlab = _up(scenario.topology.lab_spec(name), work, progress)
+    # Ephemeral (DockerLab's default); up() picks other subnets if another process took
+    # ours first, and removes what it made (by its own instance) if it fails.
+    dlab = DockerLab.plan(scenario.topology.lab_spec(name), work, ephemeral=ephemeral)
+    dlab.up(progress=progress)
     return Lab(dlab, work.resolve(), max_output, per_segment)
-
-
-def _up(spec, work: Path, progress, attempts: int = 6) -> DockerLab:
-    """Plan and bring up, again after a random pause if another process took our subnets
-    first: pytest-xdist workers start labs at the same moment, choose the same free
-    subnets and collide in step (DockerLab's own retries then fail together)."""
-    import random
-    import docker.errors
-    for attempt in range(1, attempts + 1):
-        dlab = DockerLab.plan(spec, work)
-        try:
-            dlab.up(progress=progress)
-            return dlab
-        except docker.errors.APIError as exc:
-            remove_lab(spec.lab)
-            if "overlaps" not in str(exc) or attempt == attempts:
-                raise
-            progress("subnets taken by another lab meanwhile: choosing again")
-            time.sleep(random.uniform(0.1, 1.0) * attempt)   # out of step with the other process
-        except BaseException:
-            remove_lab(spec.lab)
-            raise
-    raise AssertionError("unreachable")

@@ -49,17 +49,6 @@ def class_lab(tmp_path_factory):
         yield lab
 
 
-@pytest.fixture(scope="session")
-def idle_lab(tmp_path_factory):
-    """A lab whose server runs nothing, with the lecture programs in /work."""
-    work = tmp_path_factory.mktemp("work")
-    copy_lecture_programs(work)
-    spec = LabSpec(lab=lab_name("idle"), clients=1, server_command=("host-role", "idle"),
-                   client_command=("host-role", "idle"))
-    with DockerLab.plan(spec, work) as lab:
-        yield lab
-
-
 def lab_cli(*args, **kwargs) -> subprocess.Popen:
     """`lab ARGS...` in a subprocess, through the installed console script."""
     return subprocess.Popen([str(LAB), *map(str, args)], **kwargs)
@@ -127,7 +116,7 @@ def run_json(lab, host, argv):
 def _no_leftovers():
     yield
     # Whatever happened, leave no lab of this test session behind.
-    for tag in ("class", "idle"):
+    for tag in ("class",):
         remove_lab(lab_name(tag))
 
 

@@ -3,46 +3,29 @@
 Each direction runs on its own lab: a server that closes first leaves TIME_WAIT on
 port 12000, and a TIME_WAIT left by a socket without SO_REUSEADDR (the lecture
 server's) blocks the next bind() on that port for a minute, even one with it."""
-import time
-
 import pytest
 
-from conftest import run_json
+from conftest import copy_lecture_programs
 
 
-def start_in_background(lab, host, argv) -> int:
-    """Start argv on host without waiting; returns its pid there."""
-    result = lab.exec(host, ["sh", "-c", 'cd /work; exec "$@" >/tmp/bg.log 2>&1 & echo $!', "sh", *argv])
-    return int(result.stdout)
-
-
-def wait_listening(lab, host, proto, port=12000, timeout=20.0):
-    flag = "-ltn" if proto == "tcp" else "-lun"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if str(port) in lab.exec(host, ["ss", "-H", flag, f"sport = :{port}"]).stdout:
-            return
-        time.sleep(0.1)  # polling a condition with a deadline
-    log = lab.exec(host, ["cat", "/tmp/bg.log"]).stdout
-    pytest.fail(f"nothing listens on {proto}/{port} on {host}; its output: {log}")
-
-
-def stop(lab, host, pid):
-    lab.exec(host, ["kill", str(pid)])
-    # Wait (bounded) until the process is gone, so the port is free for the next test.
-    lab.exec(host, ["timeout", "10", "sh", "-c", f"while kill -0 {pid} 2>/dev/null; do sleep 0.05; done"])
+@pytest.fixture(scope="module")
+def idle_lab(socketlab_module, tmp_path_factory):
+    """A lab whose server runs nothing, with the lecture programs in /work."""
+    work = tmp_path_factory.mktemp("lecture")
+    copy_lecture_programs(work)
+    return socketlab_module(clients=1, server="idle", work=work)
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_our_client_against_a_lecture_server(idle_lab, proto):
     script = {"tcp": "TCPServer.py", "udp": "UDPServer.py"}[proto]
-    pid = start_in_background(idle_lab, "server", ["python3", script])
+    server = idle_lab.start("server", f"python3 {script}", ready_port=12000, udp=proto == "udp")
     try:
-        wait_listening(idle_lab, "server", proto)
-        result = run_json(idle_lab, "client1", [f"{proto}-client", "--json", "lecture interop"])
-        assert result["error"] is None and result["received"] == "LECTURE INTEROP"
+        result = idle_lab.run("client1", f"{proto}-client --json 'lecture interop'")
+        assert result.json is not None, result
+        assert result.json["error"] is None and result.json["received"] == "LECTURE INTEROP", result
     finally:
-        stop(idle_lab, "server", pid)
+        server.stop()   # returns once it has ended: the port is free for the next test
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp"])

@@ -1,7 +1,15 @@
 """The plugin's fixtures and the lab API, on real containers (module-scoped lab for speed)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lab.errors import LabError
+from lab.impairments.model import Link
+
+LAB = Path(sys.executable).parent / "lab"
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +84,32 @@ def test_partition_cuts_and_heals(lab):
         r = lab.run("client1", "tcp-client --json --timeout 1 hi")
         assert r.json["error"] == "TIMEOUT"
     assert lab.run("client1", "tcp-client --json hi").json["received"] == "HI"
+
+
+def test_impair_within_a_partition_keeps_the_cut_and_lab_impair_sees_the_same_state(lab):
+    cut = Link("clients", "servers")
+    with lab.partition("clients", "servers"):
+        with lab.impair("clients -> servers", delay="10ms"):
+            assert (lab.impairments[cut].partition, lab.impairments[cut].delay_ms) == (True, 10.0)
+            shown = subprocess.run([str(LAB), "impair", "--show", "--json", "--lab", lab.name],
+                                   capture_output=True, text=True, timeout=60)
+            assert shown.returncode == 0, shown.stderr
+            links = {item["link"]: item["impairment"] for item in json.loads(shown.stdout)["links"]}
+            assert links["clients->servers"] == {"partition": True, "delay_ms": 10.0}, links
+            assert links["servers->clients"] == {"partition": True}, links
+        # the inner block's exit restores the cut without the delay; the outer one heals
+        assert lab.impairments[cut].partition and lab.impairments[cut].delay_ms is None
+        assert lab.run("client1", "tcp-client --json --timeout 1 hi").json["error"] == "TIMEOUT"
+    assert lab.impairments == {}
+
+
+def test_limits_reach_the_engine(socketlab):
+    from lab import engine
+    small = socketlab(clients=1, server="idle", limits={"pids": 128, "memory": "256MiB", "cpus": 0.5})
+    config = engine.client().api.inspect_container(f"{small.name}-client1")["HostConfig"]
+    assert (config["PidsLimit"], config["Memory"], config["NanoCpus"]) == (128, 256 * 2 ** 20, 500_000_000)
+    with pytest.raises(LabError, match=r"limits\.pids"):
+        socketlab(clients=1, limits={"pids": 1})
 
 
 def test_capture_holds_the_exchange(lab):

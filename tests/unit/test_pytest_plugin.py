@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from lab.errors import LabError
-from lab.impairments.model import Impairment, Link
-from lab.testing import merge, parse_impairment
+from lab.impairments.model import Change, Impairment, Link, next_state
+from lab.testing import lab_name, on_top, parse_impairment
 
 USER_TESTS = '''
 import pytest
@@ -58,8 +58,20 @@ def test_impairments_parse_like_a_scenario_file():
         parse_impairment("clients -> servers", {"los": "5%"})
 
 
-def test_merge_sets_fields_on_top_and_drops_empty_links():
-    a = Link("clients", "servers")
-    state = merge({a: Impairment(delay_ms=30.0)}, {a: Impairment(loss=1.0)})
-    assert state == {a: Impairment(delay_ms=30.0, loss=1.0)}
-    assert merge({}, {a: Impairment()}) == {}
+def test_impair_sets_fields_on_top_through_the_one_state_model():
+    a, b = Link("clients", "servers"), Link("servers", "clients")
+    state = {a: Impairment(delay_ms=30.0, partition=True), b: Impairment(loss=2.0)}
+    change = on_top(state, {a: Impairment(loss=1.0)})
+    assert change.impair == {a: Impairment(delay_ms=30.0, loss=1.0, partition=True)}
+    # next_state, as `lab impair` and the router's agent apply it: the cut stays, b is untouched
+    assert next_state(state, change) == {a: Impairment(delay_ms=30.0, loss=1.0, partition=True),
+                                         b: Impairment(loss=2.0)}
+    assert next_state({}, on_top({}, {a: Impairment()})) == {}
+    # what a block's exit sends makes the state from before whole again
+    assert next_state(next_state(state, change), Change.replace_all(state)) == state
+
+
+def test_lab_names_are_random_and_valid():
+    from lab.topology.model import check_lab_name
+    names = {lab_name() for _ in range(50)}
+    assert len(names) == 50 and all(check_lab_name(n) for n in names)

@@ -1,13 +1,15 @@
 """Pure parts of running many labs at once: labels and owners (crash cleanup),
 subnet candidates (parallel bring-up), per-host limits, OOM-kill marking."""
 import ipaddress
+
+import docker.errors
 from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lab import labels
+from lab import engine, labels
 from lab.labels import Owner, owner_gone
 from lab.runner import oom
 from lab.scenario import ScenarioError, load_text
@@ -252,3 +254,35 @@ def test_a_full_pool_ends_in_one_clear_error_after_bounded_tries(monkeypatch):
     with pytest.raises(LabError, match="no 2 free /24 subnets"):
         lab._create_networks(lambda line: None)
     assert networks.created == []
+
+
+class StuckNetworkApi:
+    """An engine whose network store still counts an endpoint of a removed container."""
+
+    def __init__(self):
+        self.removals = 0
+
+    def containers(self, all, filters):
+        return []
+
+    def networks(self, filters):
+        return [{"Id": "n1", "Name": "lab-clients"}]
+
+    def remove_container(self, ctr_id, force, v):
+        raise AssertionError("there is no container to remove")
+
+    def remove_network(self, net_id):
+        self.removals += 1
+        raise docker.errors.APIError("error while removing network: network lab-clients has active endpoints")
+
+
+def test_a_network_the_engine_will_not_remove_is_said_never_left_silently(monkeypatch):
+    from lab.errors import LabEnvironmentError
+    from lab.topology import docker_lab
+    api = StuckNetworkApi()
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api))
+    monkeypatch.setattr(docker_lab.time, "sleep", lambda s: None)
+    with pytest.raises(LabEnvironmentError, match="lab-clients") as caught:
+        docker_lab.remove_matching({"label": "org.socketlab=1"})
+    assert "restart" in caught.value.hint
+    assert api.removals == 3   # no container was leaving: three looks, not the whole wait

@@ -32,7 +32,7 @@ from ..topology.docker_lab import ExecResult, exec_in
 from .backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
 from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
-from .model import Change, Impairment, Link, State, backend_choice, state_from_list
+from .model import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
 
 __all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",
@@ -158,6 +158,14 @@ class RouterImpairments:
     def backends(self) -> Dict[str, Dict[str, str]]:
         """link -> kind -> backend for the current state."""
         return dict(self._answer.get("backends") or {})
+
+    @property
+    def caps(self) -> Capabilities:
+        """What the router plans with: its kernel's abilities after the backend choice
+        (SOCKETLAB_BACKEND=fallback hides netem). Asks the router once if no answer has it."""
+        if "caps" not in self._answer:
+            self.show()
+        return Capabilities.from_probe(self._answer["caps"], backend="auto")
 
     @property
     def engine_queues(self) -> Dict[str, int]:

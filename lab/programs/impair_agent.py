@@ -271,7 +271,9 @@ class Agent:
         return {"state": self.data["state"], "backends": self.data.get("backends", {}),
                 "engine": {"pid": info["pid"], "running": engine.alive(info["pid"])} if info else None,
                 "dirty": self.data["dirty"], "ifnames": self._ifnames_or_none(),
-                "options": self.data["options"], "engine_queues": self.data.get("engine_queues", {})}
+                "options": self.data["options"], "engine_queues": self.data.get("engine_queues", {}),
+                # What planning may use here (the kernel's abilities after the backend choice).
+                "caps": {k: v for k, v in vars(self.caps).items() if k != "errors"}}
 
     def _ifnames_or_none(self):
         try:

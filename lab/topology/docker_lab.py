@@ -51,7 +51,8 @@ DNS_OPTIONS = ["timeout:1", "attempts:1"]
 # How often a lab looks again at which subnets are free before it gives up: each
 # look tries every free candidate once, so this bounds the work, not the luck.
 SUBNET_ROUNDS = 4
-# Removal looks again while something is still leaving: about 6 s in all, then says what is left.
+# Removal looks again while something is still leaving (a network's endpoints go a moment after
+# its containers, later on a busy machine): about 6 s in all, then it says what is left.
 REMOVE_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
@@ -447,7 +448,6 @@ def remove_matching(filters: dict) -> tuple[int, int]:
             return 0
 
     remove_container = functools.partial(api.remove_container, force=True, v=True)
-    networks_only = 0   # rounds in which only networks were left: no container is still leaving
     for pause in REMOVE_PAUSES_S:
         containers = api.containers(all=True, filters=filters)
         n_containers += sum(run_all(functools.partial(remove, remove_container, ctr["Id"], "already in progress")
@@ -457,9 +457,6 @@ def remove_matching(filters: dict) -> tuple[int, int]:
                                   for net in networks))
         if not containers and not networks:
             return n_containers, n_networks
-        networks_only = 0 if containers else networks_only + 1
-        if networks_only == 3:
-            break
         time.sleep(pause)  # something was still leaving: look again, a little later each time
     left = [net["Name"] for net in api.networks(filters=filters)]
     left_containers = api.containers(all=True, filters=filters)

@@ -147,7 +147,7 @@ def _stale_lab(name: str) -> None:
 
 
 def test_down_stale_removes_only_labs_whose_owner_is_gone(tmp_path):
-    stale, live, kept = lab_name("stale"), lab_name("live"), lab_name("class")
+    stale, live, kept = lab_name("stale"), lab_name("owned"), lab_name("kept")
     try:
         up = subprocess.run([str(LAB), "up", "--name", kept, "--clients", "0", "--server", "idle",
                              "--work", tmp_path], capture_output=True, text=True, timeout=120)

@@ -128,11 +128,14 @@ def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean):
 def test_rate_and_queue_bound_tcp_live(clean):
     impair("clients <-> servers", "--rate", "4mbit", "--queue", "50")
     assert set(in_force()) == {"clients->servers", "servers->clients"}
-    result = tcp(1_200_000)
+    nbytes = 1_200_000
+    result = tcp(nbytes)
     assert result["error"] is None and result["sha256_match"], result
-    # Unlimited, this path carries gigabits; limited, the payload stays under the rate
-    # (the start of the transfer fills the queue and htb's burst: a few percent).
-    assert 2.0 < result["goodput_mbps"] <= 4.0, result
+    # Unlimited, this path carries gigabits; limited, the payload stays under the rate, but
+    # for a transfer this short htb can be up to two 64 KiB GSO packets early (it charges a
+    # packet after sending it; benchmarks/fidelity.py allows the same).
+    early = 2 * 65536
+    assert 2.0 < result["goodput_mbps"] <= 4.0 * nbytes / (nbytes - early), result
 
 
 # --- state in the router ----------------------------------------------------------------------

@@ -154,6 +154,7 @@ class DockerLab:
         try:
             self._check_image()
             self._create_networks(progress)
+            self._settle_name_race()
             engine_cpus = int(self.c.info().get("NCPU") or 1)
             run_all(functools.partial(self._create_container, host, engine_cpus) for host in self.topology.hosts)
             first = [h for h in self.topology.hosts if h.role in ("router", "server")]
@@ -224,6 +225,26 @@ class DockerLab:
             raise model.no_free_subnets(len(names))
         if got != planned:
             self.topology = self.spec.build(got)
+
+    def _settle_name_race(self, timeout: float = 30.0) -> None:
+        """Two processes bringing up one lab name at the same moment can both create its
+        networks (the engine's duplicate-name check is not atomic), and a container on a
+        name two networks share cannot start ("ambiguous"). The lab whose network has the
+        smallest id wins: the other removes what it made and says the name is taken; the
+        winner waits (bounded) until the loser's networks are gone."""
+        api = self.c.api
+        for name, mine in self.network_ids.items():
+            same = [n["Id"] for n in api.networks(names=[name]) if n["Name"] == name]
+            if min(same, default=mine) != mine:
+                raise LabError(f"a lab named {self.topology.lab!r} is already up",
+                               hint=f"use another --name, or `lab down {self.topology.lab}` first")
+        deadline = time.monotonic() + timeout
+        for name, mine in self.network_ids.items():
+            while any(n["Id"] != mine for n in api.networks(names=[name]) if n["Name"] == name):
+                if time.monotonic() > deadline:
+                    raise LabEnvironmentError(f"another network named {name} did not go away",
+                                              hint=f"`lab down {self.topology.lab}`, then try again")
+                time.sleep(0.1)  # the losing process is removing its networks
 
     def _create_network(self, net: model.Network) -> None:
         ipam = docker.types.IPAMConfig(pool_configs=[

@@ -89,7 +89,7 @@ def _official_base() -> BuiltImage | None:
 def _offline_base() -> BuiltImage:
     c = engine.client()
     pkgs, filters = d.packages(), d.dpkg_filters()
-    tag = f"{d.BASE_REPOSITORY}:{d.base_tag(pkgs, filters)}"
+    tag = d.offline_base_image()
     started = time.monotonic()
     try:
         img = c.images.get(tag)

@@ -97,6 +97,11 @@ def base_tag(pkgs: list[str], filters: list[str]) -> str:
     return f"{SUITE}-{h.hexdigest()[:12]}"
 
 
+def offline_base_image() -> str:
+    """The offline base's image reference (repository:tag) for this checkout."""
+    return f"{BASE_REPOSITORY}:{base_tag(packages(), dpkg_filters())}"
+
+
 @dataclass(frozen=True)
 class AptSource:
     uris: tuple[str, ...]

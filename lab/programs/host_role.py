@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import ipaddress
 import json
 import os
@@ -145,25 +147,30 @@ def run_server(port: int, tcp_mode: str) -> int:
 def run_client(server: str, port: int, demo: bool) -> int:
     me = _my_address()
     if demo:
-        for program in ("tcp_client", "udp_client"):
-            kind = program.split("_")[0]
+        # In this process, not as `python -m` children: a class lab starts many clients
+        # at once, and two Python start-ups less per client shorten everyone's bring-up.
+        from lab.programs import tcp_client, udp_client
+        for kind, program in (("tcp", tcp_client), ("udp", udp_client)):
             print(f"client {me}: {kind.upper()} exchange with {server}:{port}", flush=True)
-            argv = [sys.executable, "-m", f"lab.programs.{program}", "--host", server,
-                    "--port", str(port), f"hello from {me} over {kind}"]
-            _retry_until_ok(argv)
+            _retry_until_ok(program.main, ["--host", server, "--port", str(port), f"hello from {me} over {kind}"])
         print(f"client {me}: demo done; this host stays up for you (open a shell on it).", flush=True)
     signal.pause()
     return 0
 
 
-def _retry_until_ok(argv: list[str], attempts: int = 20) -> None:
+def _retry_until_ok(program_main, argv: list[str], attempts: int = 20) -> None:
     """The server must be running first: retry (bounded) while it is not, show the last try."""
     for _ in range(attempts):
-        result = subprocess.run(argv, capture_output=True, text=True)
-        if result.returncode == 0:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                status = program_main(argv)
+            except SystemExit as exc:  # argparse's errors
+                status = exc.code
+        if status == 0:
             break
         time.sleep(0.5)
-    sys.stdout.write(result.stdout + result.stderr)
+    sys.stdout.write(out.getvalue())
     sys.stdout.flush()
 
 

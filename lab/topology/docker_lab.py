@@ -146,9 +146,10 @@ class DockerLab:
     def up(self, progress=lambda msg: None, ready_timeout: float = 60.0) -> None:
         """Create networks and hosts, start them in order. On any failure or Ctrl-C, remove all.
 
-        The order: router and servers start together (the router is everyone's gateway),
-        then, once both have printed their ready lines, every other host at once (a
-        client's demo goes through the router to the server). Creating, starting and
+        The order: router and servers are created and started together (the router is
+        everyone's gateway); the other hosts are created while they boot, and started all
+        at once when both have printed their ready lines (a client's demo goes through
+        the router to the server). Creating, starting and
         waiting are concurrent API calls (run_all); readiness comes from each host's
         followed log stream, not from polling."""
         try:
@@ -156,18 +157,25 @@ class DockerLab:
             self._create_networks(progress)
             self._settle_name_race()
             engine_cpus = int(self.c.info().get("NCPU") or 1)
-            run_all(functools.partial(self._create_container, host, engine_cpus) for host in self.topology.hosts)
             first = [h for h in self.topology.hosts if h.role in ("router", "server")]
             rest = [h for h in self.topology.hosts if h not in first]
-            for group in (first, rest):
-                for host in group:
-                    progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
-                run_all(functools.partial(self.c.api.start, container_name(self.topology.lab, h.name))
-                        for h in group)
-                self.wait_for_outputs({h.name: h.ready for h in group if h.ready}, ready_timeout)
+            self._create_hosts(first, engine_cpus)
+            self._start_hosts(first, progress)
+            self._create_hosts(rest, engine_cpus)       # while router and server boot
+            self.wait_for_outputs({h.name: h.ready for h in first if h.ready}, ready_timeout)
+            self._start_hosts(rest, progress)
+            self.wait_for_outputs({h.name: h.ready for h in rest if h.ready}, ready_timeout)
         except BaseException:
             self.down()
             raise
+
+    def _create_hosts(self, hosts: list[Host], engine_cpus: int) -> None:
+        run_all(functools.partial(self._create_container, host, engine_cpus) for host in hosts)
+
+    def _start_hosts(self, hosts: list[Host], progress) -> None:
+        for host in hosts:
+            progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
+        run_all(functools.partial(self.c.api.start, container_name(self.topology.lab, h.name)) for h in hosts)
 
     def down(self) -> None:
         """Remove what this lab made (by its instance label: never another process's lab

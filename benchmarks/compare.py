@@ -6,6 +6,7 @@
 |---|---|---|
 | 1 and N clients up, every demo done | `DockerLab` up | `docker compose up --scale client=N` of compose.yaml |
 | N clients down | `DockerLab` down | `docker compose down` |
+| the engine's part | the same lab, clients that only sleep: up and down | Compose's up and down above |
 | TCP client1 -> router -> server | `tcp-measure` goodput (SHA-256 at both ends) | `iperf3` on the same path |
 | TCP through a 1 ms delay | `iperf3` through the router's delay backend | `iperf3` on the kernel path |
 | delay under that load | `udp-measure` RTT p50 minus the idle p50, during the iperf3 run | the configured 1 ms |
@@ -120,6 +121,21 @@ def lab_round(clients: int) -> tuple[float, float]:
     return up_s, time.monotonic() - removing
 
 
+def idle_round(clients: int) -> tuple[float, float]:
+    """The same lab with clients that only sleep: what creating, starting and removing
+    the containers costs the engine, with no program's work in it (the floor under both
+    socketlab and Compose)."""
+    lab = DockerLab.plan(LabSpec(lab=f"{PREFIX}-idle", clients=clients, client_command=("sleep", "infinity")))
+    started = time.monotonic()
+    try:
+        lab.up()
+        up_s = time.monotonic() - started
+    finally:
+        removing = time.monotonic()
+        lab.down()
+    return up_s, time.monotonic() - removing
+
+
 def _json_line(lab: DockerLab, argv: list[str]) -> dict:
     result = lab.exec("client1", argv)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
@@ -209,6 +225,9 @@ def rows_of(results: dict, clients: int) -> list[dict]:
                              "unit": "s", "ratio": None, "target": 0.15, "ok": per_client <= 0.15})
             ref_down = med(r["compose_down"]) if r.get("compose_down") else None
             row(f"{n} clients down", med(r["lab_down"]), ref_down, "s", 0.5)
+            if r.get("idle_up"):
+                for what, key, ref in (("up", "idle_up", ref_up), ("down", "idle_down", ref_down)):
+                    row(f"  the engine's part: {n} idle clients {what} (no program runs)", med(r[key]), ref, "s", None)
     p = results.get("paths")
     if p:
         row("TCP client1 -> router -> server: tcp-measure vs iperf3", med(p["tcp_measure"]), med(p["iperf3"]),
@@ -247,12 +266,18 @@ def measure(clients: int, repeat: int, nbytes: int, with_compose: bool) -> tuple
         notes.append(f"compose rows left out: {blocked}")
     with tempfile.TemporaryDirectory(prefix="socketlab-compare-") as tmp:
         for n in sorted({1, clients}):
-            r = results["bringup"][n] = {"lab_up": [], "lab_down": [], "compose_up": [], "compose_down": []}
+            r = results["bringup"][n] = {"lab_up": [], "lab_down": [], "compose_up": [], "compose_down": [],
+                                         "idle_up": [], "idle_down": []}
             for i in range(1, repeat + 1):
                 ui.progress(f"{n} client(s), round {i} of {repeat}: lab")
                 up_s, down_s = lab_round(n)
                 r["lab_up"].append(up_s)
                 r["lab_down"].append(down_s)
+                if n > 1:
+                    ui.progress(f"{n} client(s), round {i} of {repeat}: the same lab, clients idle")
+                    up_s, down_s = idle_round(n)
+                    r["idle_up"].append(up_s)
+                    r["idle_down"].append(down_s)
                 if not blocked:
                     ui.progress(f"{n} client(s), round {i} of {repeat}: compose")
                     up_s, down_s = compose_round(n, Path(tmp))
@@ -267,7 +292,7 @@ def _interrupt(signum, frame):
 
 
 def cleanup(with_compose: bool) -> None:
-    for suffix in ("up", "tcp"):
+    for suffix in ("up", "idle", "tcp"):
         remove_lab(f"{PREFIX}-{suffix}")
     if with_compose and compose_command():
         subprocess.run([*compose_command(), "-p", COMPOSE_PROJECT, "-f", str(ROOT / "compose.yaml"), "down",

@@ -19,10 +19,8 @@ from typing import Dict, Optional
 
 import click
 
+from ..programs.router_counters import FIELDS
 from .live import LAB_OPTION, router_for
-
-FIELDS = ("forwarded_packets", "forwarded_bytes", "dropped_partition", "dropped_loss",
-          "dropped_queue", "duplicated", "delayed", "reordered", "corrupted")
 
 
 class Totals:
@@ -67,14 +65,14 @@ def table(lab: str, totals: Totals, backends: dict):
     from rich.table import Table
     t = Table(title=f"lab {lab}: the router's counters since the watch began (Ctrl-C ends)",
               title_justify="left")
-    for col in ("link", "forwarded", "bytes", "rate", "lost", "cut", "queue drops", "duplicated",
-                "delayed", "reordered", "corrupted", "impairments"):
+    for col in ("link", "forwarded", "bytes", "rate", "lost", "cut", "queue drops", "engine queue drops",
+                "duplicated", "delayed", "reordered", "corrupted", "impairments"):
         t.add_column(col, justify="left" if col in ("link", "impairments") else "right")
     for row in totals.rows():
         kinds = backends.get(row["link"], {})
         t.add_row(row["link"], str(row["forwarded_packets"]), str(row["forwarded_bytes"]),
                   _rate(row["rate_bps"]), str(row["dropped_loss"]), str(row["dropped_partition"]),
-                  str(row["dropped_queue"]), str(row["duplicated"]), str(row["delayed"]),
+                  str(row["dropped_queue"]), str(row["dropped_engine_queue"]), str(row["duplicated"]), str(row["delayed"]),
                   str(row["reordered"]), str(row["corrupted"]),
                   ", ".join(f"{k.replace('_', ' ')} ({b})" for k, b in kinds.items()) or "none")
     return t

@@ -11,7 +11,8 @@ kernel or engine counter.
 * dropped by the queue: the drops of the link's own tc qdiscs (``tc -s``; with netem
   these include netem's own loss).
 * the engine's links: its per-queue counters (dropped, duplicated, delayed, reordered,
-  corrupted).
+  corrupted), and what the kernel dropped in front of it (its NFQUEUE queue or netlink
+  socket full: ``dropped_engine_queue``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Dict, Optional
 
 ACCOUNT_TABLE = "socketlab_account"
 FIELDS = ("forwarded_packets", "forwarded_bytes", "dropped_partition", "dropped_loss",
-          "dropped_queue", "duplicated", "delayed", "reordered", "corrupted")
+          "dropped_queue", "dropped_engine_queue", "duplicated", "delayed", "reordered", "corrupted")
 
 
 def _run(argv, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
@@ -100,10 +101,14 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
             row["dropped_queue"] = sum(drops.get((dev, handle), 0)
                                        for owner, dev, handle in tc_qdiscs if owner == link)
             links[link] = row
-    for queue in ((engine_stats or {}).get("queues") or {}).values():
+    kernel = (engine_stats or {}).get("kernel") or {}
+    for number, queue in ((engine_stats or {}).get("queues") or {}).items():
         row = links.get(queue.get("link"))
         if row is None:
             continue
+        in_front = kernel.get(str(number)) or {}
+        row["dropped_engine_queue"] += (int(in_front.get("queue_full_dropped", 0))
+                                        + int(in_front.get("socket_full_dropped", 0)))
         cut = queue["link"] in partitioned
         row["dropped_partition" if cut else "dropped_loss"] += queue.get("dropped", 0)
         for name in ("duplicated", "delayed", "reordered", "corrupted"):

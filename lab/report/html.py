@@ -14,6 +14,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..packets import ladder as ladder_mod
 from ..packets import svg
+from . import drops
 from .model import RunReport
 
 CSS = """
@@ -86,6 +87,11 @@ def run_report(report: RunReport, folder: Path, ladders: Sequence[Tuple[str, lad
         parts.append(_table(["link", "impairment", "backend"],
                             [[escape(link), escape(kind), escape(backend)]
                              for link, kinds in sorted(report.backends.items()) for kind, backend in sorted(kinds.items())]))
+    rows = drops.describe(report.drops)
+    if rows:
+        parts.append("<h2>Where packets were dropped or changed</h2>")
+        parts.append(_table(["where", "what", "packets"],
+                            [[escape(where), escape(what), f"{count:,}"] for where, what, count in rows], "drops"))
     plots = sorted((folder / "plots").glob("*.png")) if (folder / "plots").is_dir() else []
     if plots:
         parts.append("<h2>Plots</h2>")

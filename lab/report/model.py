@@ -34,6 +34,9 @@ class RunReport:
     # file is invalid: exit 2), "environment" (engine, image, router: exit 3), "interrupted".
     error_kind: str = ""
     skipped: str = ""                  # why it was not run at all (another file was invalid, ...)
+    # Where packets were dropped during the steps (report/drops.py): {"router": {link: {field: n}},
+    # "hosts": {host: {"Udp.RcvbufErrors": n, ...}}}, only what moved; empty if not read.
+    drops: dict = field(default_factory=dict)
 
     @classmethod
     def not_run(cls, source: str, why: str = "", errors: list[str] = (), error_kind: str = "",

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from .. import ui
 from ..scenario.expect import PerHost
+from . import drops
 from .model import RunReport
 
 
@@ -62,6 +63,8 @@ def print_report(report: RunReport, console=None) -> None:
         ui.say(console, ("run error:", "red"), " ", error, newlines=True)
     for line in dropped_outputs(report):
         ui.say(console, ("output:", "yellow"), " ", line)
+    for where, what, count in drops.describe(report.drops):
+        ui.say(console, ("packets:", "cyan"), " ", f"{where}: {count:,} {what}")
     if report.artifacts:
         ui.say(console, f"artifacts: {report.artifacts}")
 

@@ -23,7 +23,8 @@ from ..errors import LabEnvironmentError
 from ..impairments import backends
 from ..impairments.model import Capabilities, Change, Impairment, Link, next_state
 from ..impairments.router import EngineDied, RouterImpairmentError
-from ..report import plots
+from ..concurrency import run_all
+from ..report import drops, plots
 from ..report.model import ExpectationResult, RunReport
 from ..scenario import HostStep, RouterStep, RunStep, Scenario, SignalStep, WaitStep
 from ..topology.docker_lab import DockerLab
@@ -35,6 +36,7 @@ from .schedule import Event, end_of_waits, events
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
 ENGINE_CHECK_S = 1.0   # between looks at the engine during play (changes and the end look too)
+COUNTED_HOSTS = 16     # hosts whose own counters are read (a bigger lab: those with steps, and servers)
 
 
 @dataclass
@@ -114,6 +116,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         router.apply(dict(scenario.impairments))
         if scenario.capture:
             router.start_capture()
+        counters = _read_counters(scenario, lab, router, say)
         timeline = Timeline(scenario, lab, router, say)
         # Ctrl-C or SIGTERM (KeyboardInterrupt, not an Exception) skips collecting, which
         # waits the running steps out: tearing down (below) ends them at once.
@@ -125,9 +128,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
             report.errors.append(str(exc))
             report.error_kind = "environment"
         except Exception:
-            _collect(scenario, timeline, router, lab, folder, report)  # keep what ran
+            _collect(scenario, timeline, router, lab, folder, report, counters)  # keep what ran
             raise
-        _collect(scenario, timeline, router, lab, folder, report)
+        _collect(scenario, timeline, router, lab, folder, report, counters)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:
@@ -152,10 +155,14 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
 
 
 def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, folder: RunFolder,
-             report: RunReport) -> None:
-    """Wait for the steps to end, then keep their results, outputs and captures."""
+             report: RunReport, counters: dict | None = None) -> None:
+    """Wait for the steps to end, then keep their results, outputs, drops and captures."""
     timeline.finish()
     report.results = timeline.results()
+    after = _read_counters(scenario, lab, router, timeline.say) if counters is not None else None
+    if after is not None:
+        report.drops = {"router": drops.router_deltas(counters["router"], after["router"]),
+                        "hosts": drops.host_deltas(counters["hosts"], after["hosts"])}
     for step, host in oom.mark_oom_kills(report.results, lambda h: lab.exec(h, oom.READ_COUNTER).stdout):
         timeline.log(f"{step} on {host}: killed by the kernel's OOM killer (over the host's memory limit, "
                      f"{lab.topology.limits.memory // 2**20} MiB)")
@@ -164,6 +171,29 @@ def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, f
         for name, data in router.stop_capture().items():
             folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
     _check_engine(router, report)
+
+
+def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | None:
+    """The router's per-link counters and the hosts' /proc/net/snmp (report/drops.py), or
+    None with a warning: the counters explain the results, they are not the run."""
+    hosts = [h.name for h in lab.topology.hosts if h.role != "router"]
+    if len(hosts) > COUNTED_HOSTS:
+        stepped = {host for step in scenario.steps for host in getattr(step, "hosts", ())}
+        hosts = [h.name for h in lab.topology.hosts if h.name in stepped or h.role == "server"]
+    def snmp(host: str) -> str | None:
+        try:
+            return lab.exec(host, ["cat", "/proc/net/snmp"]).stdout
+        except Exception:  # noqa: BLE001 - a host a step stopped: left out of the comparison
+            return None
+
+    try:
+        links = router.counters()["links"]
+        texts = run_all(lambda host=host: snmp(host) for host in hosts)
+    except Exception as exc:  # noqa: BLE001 - any failure to read: say so, and go on
+        say(f"warning: the drop counters could not be read ({type(exc).__name__}: {exc})")
+        return None
+    return {"router": links,
+            "hosts": {host: drops.parse_snmp(text) for host, text in zip(hosts, texts) if text is not None}}
 
 
 def _check_engine(router, report: RunReport) -> None:

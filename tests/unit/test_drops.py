@@ -1,0 +1,65 @@
+"""Where a run's packets went: the pure half (report/drops.py) and the router's field for
+the kernel's drops in front of the engine (router_counters.read)."""
+from lab.programs import router_counters
+from lab.report import drops
+from lab.report.model import RunReport
+from lab.report.render import report_text
+
+SNMP = """Ip: Forwarding DefaultTTL InReceives
+Ip: 2 64 1000
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 500 {noports} 7 480 {rcvbuf} 0 3 0 0
+UdpLite: InDatagrams NoPorts
+UdpLite: 0 0
+"""
+
+
+def snmp(rcvbuf=0, noports=0):
+    return drops.parse_snmp(SNMP.format(rcvbuf=rcvbuf, noports=noports))
+
+
+def test_parse_snmp_pairs_names_with_values():
+    counters = snmp(rcvbuf=4, noports=2)
+    assert counters["Udp.RcvbufErrors"] == 4
+    assert counters["Udp.NoPorts"] == 2
+    assert counters["Ip.InReceives"] == 1000
+    assert counters["UdpLite.InDatagrams"] == 0
+
+
+def test_host_deltas_keep_only_what_grew_on_hosts_read_both_times():
+    before = {"server": snmp(rcvbuf=4), "client1": snmp(), "gone": snmp()}
+    after = {"server": snmp(rcvbuf=19, noports=1), "client1": snmp()}
+    assert drops.host_deltas(before, after) == {"server": {"Udp.RcvbufErrors": 15, "Udp.NoPorts": 1}}
+
+
+def test_router_deltas_per_link_and_a_restarted_engine_counts_from_zero():
+    before = {"clients->servers": {"dropped_loss": 10, "duplicated": 5, "forwarded_packets": 100},
+              "servers->clients": {"dropped_loss": 0}}
+    after = {"clients->servers": {"dropped_loss": 30, "duplicated": 2, "forwarded_packets": 900},
+             "servers->clients": {"dropped_loss": 0}}
+    assert drops.router_deltas(before, after) == {"clients->servers": {"dropped_loss": 20, "duplicated": 2}}
+
+
+def test_describe_and_the_terminal_report_name_each_place():
+    report = RunReport("s", "", "s.yaml", "lab", None, "now")
+    report.drops = {"router": {"clients->servers": {"dropped_engine_queue": 12}},
+                    "hosts": {"server": {"Udp.RcvbufErrors": 3}}}
+    rows = drops.describe(report.drops)
+    assert rows == [("router clients->servers", drops.ROUTER_FIELDS["dropped_engine_queue"], 12),
+                    ("server", drops.HOST_FIELDS[("Udp", "RcvbufErrors")], 3)]
+    text = report_text(report)
+    assert "server: 3 UDP datagrams dropped: receive buffer full" in text
+    assert "router clients->servers: 12 dropped in front of the engine" in text
+    assert drops.describe({}) == []
+
+
+def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatch):
+    monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
+    monkeypatch.setattr(router_counters, "rule_counters", lambda table: {})
+    monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {})
+    stats = {"queues": {"0": {"link": "clients->servers", "dropped": 4, "delayed": 50}},
+             "kernel": {"0": {"held": 0, "queue_full_dropped": 7, "socket_full_dropped": 2}}}
+    links = router_counters.read({"clients": "eth0", "servers": "eth1"}, stats, {})["links"]
+    assert links["clients->servers"]["dropped_engine_queue"] == 9
+    assert links["clients->servers"]["dropped_loss"] == 4
+    assert links["servers->clients"]["dropped_engine_queue"] == 0

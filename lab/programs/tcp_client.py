@@ -23,6 +23,9 @@ def build_parser():
     common.add_target_args(parser, timeout=5.0)
     parser.add_argument("--repeat", type=common.positive_int, default=1, metavar="K",
                         help="send the sentence K times as K back-to-back send() calls")
+    parser.add_argument("--until-eof", action="store_true",
+                        help="read until the server closes, then close (so the server closes first "
+                             "and its side of the connection waits in TIME_WAIT)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     return parser
 
@@ -80,7 +83,7 @@ def exchange(args, result):
         sends, send_exc = send_repeated(sock, payload, args.repeat)
         result["sent"] = sentence * sends
         result["sent_bytes"] = len(payload) * sends
-        data, read_exc = read_reply(sock, len(payload) * sends, until_eof=args.repeat > 1)
+        data, read_exc = read_reply(sock, len(payload) * sends, until_eof=args.repeat > 1 or args.until_eof)
         result["rtt_ms"] = common.ms(time.monotonic() - t1)
         result["received"] = data.decode("utf-8", "replace")
         result["received_bytes"] = len(data)

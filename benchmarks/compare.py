@@ -1,6 +1,6 @@
 """socketlab against references measured in the same run, on the same machine.
 
-    .venv/bin/python benchmarks/compare.py [--clients 50] [--repeat 3] [--json] [--no-compose]
+    .venv/bin/python benchmarks/compare.py [--clients 50] [--repeat 3] [--json] [--no-compose] [--paths-only]
 
 | what | socketlab | reference |
 |---|---|---|
@@ -10,6 +10,8 @@
 | TCP client1 -> router -> server | `tcp-measure` goodput (SHA-256 at both ends) | `iperf3` on the same path |
 | TCP through a 1 ms delay | `iperf3` through the router's delay backend | `iperf3` on the kernel path |
 | delay under that load | `udp-measure` RTT p50 minus the idle p50, during the iperf3 run | the configured 1 ms |
+| jitter: TCP through 1 ms +- 0.5 ms, and the RTT spread under that load | `iperf3`; `udp-measure` p99 - min | the kernel path; 0.99 ms |
+| rate: TCP through 1000 Mbit/s and 1 ms | `iperf3` goodput | the rate's payload share (1448/1514) |
 
 Every row is the median of ``--repeat`` rounds, A and B taken in turn, so a machine that
 drifts affects both; the ratio is socketlab / reference (lower is better for times, higher
@@ -47,6 +49,9 @@ PREFIX = f"bench-cmp-{os.getpid() % 100000}"
 COMPOSE_PROJECT = f"benchcmp{os.getpid() % 100000}"
 DEMO_TIMEOUT_S = 180
 DELAY_MS = 1.0
+JITTER_MS = 0.5          # delay 1 ms +- 0.5 ms, uniform: p99 - min of the RTTs about 0.99 ms
+RATE_MBIT = 1000         # with the 1 ms delay: htb shapes, the engine delays
+PAYLOAD_SHARE = 1448 / 1514   # TCP payload of a full Ethernet frame (htb counts frames)
 
 
 # --- references: Compose ------------------------------------------------------------------
@@ -161,8 +166,8 @@ def rtt_p50(lab: DockerLab, count: int = 2000) -> float:
     return _json_line(lab, ["udp-measure", "--count", str(count), "--rate", "1000"])["rtt_ms"]["p50"]
 
 
-def loaded_rtt_p50(lab: DockerLab, seconds: int = 3) -> tuple[float, float]:
-    """(udp-measure RTT p50 during an iperf3 run, that iperf3's Mbit/s)."""
+def loaded_rtt(lab: DockerLab, seconds: int = 3) -> tuple[dict, float]:
+    """(udp-measure's rtt_ms during an iperf3 run, that iperf3's Mbit/s)."""
     lab.exec("server", ["sh", "-c", "pkill -x iperf3; iperf3 -s -1 -D"])
     script = (f"iperf3 -c server -t {seconds + 1} -J > /tmp/iperf.json & "
               f"udp-measure --count {seconds * 1000} --rate 1000 > /tmp/udp.json; wait; "
@@ -171,27 +176,40 @@ def loaded_rtt_p50(lab: DockerLab, seconds: int = 3) -> tuple[float, float]:
     objects = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     iperf = next(o for o in objects if "end" in o)
     udp = next(o for o in objects if o.get("program") == "udp-measure")
-    return udp["rtt_ms"]["p50"], iperf["end"]["sum_received"]["bits_per_second"] / 1e6
+    return udp["rtt_ms"], iperf["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
 def paths(repeat: int, nbytes: int) -> dict:
     """tcp-measure vs iperf3, and the delay backend's path vs the kernel path, in one lab."""
     spec = LabSpec(lab=f"{PREFIX}-tcp", clients=1, client_command=("host-role", "client", "--no-demo"))
     out = {"tcp_measure": [], "iperf3": [], "iperf3_delay": [], "delay_added_ms": [],
-           "iperf3_delay_loaded": []}
+           "iperf3_delay_loaded": [], "delay_spread_ms": [], "iperf3_jitter": [], "jitter_spread_ms": [],
+           "iperf3_rate": []}
+    link = Link("clients", "servers")
     with DockerLab.plan(spec) as lab, RouterImpairments(lab, progress=ui.progress) as router:
         for i in range(1, repeat + 1):
             ui.progress(f"paths, round {i} of {repeat}: kernel path")
             out["iperf3"].append(iperf3_mbps(lab))
             out["tcp_measure"].append(tcp_measure_mbps(lab, nbytes))
             idle = rtt_p50(lab)
-            router.apply({Link("clients", "servers"): Impairment(delay_ms=DELAY_MS)})
-            out["backend"] = router.backends.get("clients->servers", {}).get("delay", "?")
+            router.apply({link: Impairment(delay_ms=DELAY_MS)})
+            out["backend"] = router.backends.get(str(link), {}).get("delay", "?")
             ui.progress(f"paths, round {i} of {repeat}: {DELAY_MS:g} ms delay by {out['backend']}")
             out["iperf3_delay"].append(iperf3_mbps(lab))
-            loaded, mbps = loaded_rtt_p50(lab)
-            out["delay_added_ms"].append(loaded - idle)
+            loaded, mbps = loaded_rtt(lab)
+            out["delay_added_ms"].append(loaded["p50"] - idle)
+            out["delay_spread_ms"].append(loaded["p99"] - loaded["min"])  # the loaded path's own spread
             out["iperf3_delay_loaded"].append(mbps)
+            router.apply({link: Impairment(delay_ms=DELAY_MS, jitter_ms=JITTER_MS)})
+            ui.progress(f"paths, round {i} of {repeat}: {DELAY_MS:g} ± {JITTER_MS:g} ms")
+            out["iperf3_jitter"].append(iperf3_mbps(lab))
+            loaded, _mbps = loaded_rtt(lab)
+            out["jitter_spread_ms"].append(loaded["p99"] - loaded["min"])
+            router.apply({link: Impairment(delay_ms=DELAY_MS, rate_kbit=RATE_MBIT * 1000)})
+            out["rate_backend"] = router.backends.get(str(link), {}).get("rate", "?")
+            ui.progress(f"paths, round {i} of {repeat}: {RATE_MBIT} Mbit/s by {out['rate_backend']}, "
+                        f"{DELAY_MS:g} ms delay")
+            out["iperf3_rate"].append(iperf3_mbps(lab))
             router.apply({})
     return out
 
@@ -239,6 +257,25 @@ def rows_of(results: dict, clients: int) -> list[dict]:
                      "socketlab": round(added, 3), "reference": DELAY_MS, "unit": "ms",
                      "ratio": round(added / DELAY_MS, 3), "target": f"{DELAY_MS:g} ± {0.5 + 0.02 * DELAY_MS:g}",
                      "ok": abs(added - DELAY_MS) <= 0.5 + 0.02 * DELAY_MS})
+        if p.get("iperf3_jitter"):
+            row(f"TCP through {DELAY_MS:g} ± {JITTER_MS:g} ms jitter vs the kernel path", med(p["iperf3_jitter"]),
+                med(p["iperf3"]), "Mbit/s", 0.1, better="higher")
+            # The jitter's own spread: what the RTTs spread (p99 - min) more than with the delay
+            # alone under the same load (the loaded path spreads by itself too).
+            spread = med(p["jitter_spread_ms"]) - med(p["delay_spread_ms"])
+            expected = 0.99 * 2 * JITTER_MS
+            rows.append({"what": "jitter under that load: RTT spread (p99 - min) beyond the delay's alone",
+                         "socketlab": round(spread, 3),
+                         "reference": round(expected, 3), "unit": "ms", "ratio": round(spread / expected, 3),
+                         "target": f"{expected:.2f} ± {0.5 + 0.02 * expected:.2f}",
+                         "ok": abs(spread - expected) <= 0.5 + 0.02 * expected})
+            ceiling = RATE_MBIT * PAYLOAD_SHARE
+            got = med(p["iperf3_rate"])
+            rows.append({"what": f"rate {RATE_MBIT} Mbit/s ({p['rate_backend']}) with the {DELAY_MS:g} ms delay: "
+                                 "TCP goodput vs the rate's payload share",
+                         "socketlab": round(got, 3), "reference": round(ceiling, 3), "unit": "Mbit/s",
+                         "ratio": round(got / ceiling, 3), "target": "0.9..1.02×",
+                         "ok": 0.9 <= got / ceiling <= 1.02})
     return rows
 
 
@@ -305,12 +342,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per row (default: 3)")
     parser.add_argument("--bytes", type=int, default=1_000_000_000, help="tcp-measure's transfer")
     parser.add_argument("--no-compose", action="store_true", help="leave out the Compose references")
+    parser.add_argument("--paths-only", action="store_true", help="only the TCP and impairment rows (no bring-up)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     try:
-        results, notes = measure(args.clients, args.repeat, args.bytes, not args.no_compose)
+        if args.paths_only:
+            results, notes = {"paths": paths(args.repeat, args.bytes)}, []
+        else:
+            results, notes = measure(args.clients, args.repeat, args.bytes, not args.no_compose)
     except LabError as exc:
         cleanup(not args.no_compose)
         ui.err.print(f"compare: error: {exc}", markup=False, soft_wrap=True)

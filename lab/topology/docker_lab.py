@@ -237,22 +237,37 @@ class DockerLab:
     def _settle_name_race(self, timeout: float = 30.0) -> None:
         """Two processes bringing up one lab name at the same moment can both create its
         networks (the engine's duplicate-name check is not atomic), and a container on a
-        name two networks share cannot start ("ambiguous"). The lab whose network has the
-        smallest id wins: the other removes what it made and says the name is taken; the
-        winner waits (bounded) until the loser's networks are gone."""
+        name two networks share cannot start ("ambiguous"). Exactly one lab wins, looking
+        again until only its own networks carry the names (bounded):
+
+        - a lab of that name that has containers already is up: this one loses;
+        - else, of two networks on the name made last, the smaller id wins (a process
+          refused at an earlier name has lost already, and removes what it made).
+
+        A rival may appear after a first look found none, so the look is repeated, not
+        taken once. The loser removes what it made and says the name is taken."""
         api = self.c.api
-        for name, mine in self.network_ids.items():
-            same = [n["Id"] for n in api.networks(names=[name]) if n["Name"] == name]
-            if min(same, default=mine) != mine:
-                raise LabError(f"a lab named {self.topology.lab!r} is already up",
-                               hint=f"use another --name, or `lab down {self.topology.lab}` first")
+        if not self.network_ids:
+            return
+        last, mine_last = list(self.network_ids.items())[-1]
+        taken = LabError(f"a lab named {self.topology.lab!r} is already up",
+                         hint=f"use another --name, or `lab down {self.topology.lab}` first")
         deadline = time.monotonic() + timeout
-        for name, mine in self.network_ids.items():
-            while any(n["Id"] != mine for n in api.networks(names=[name]) if n["Name"] == name):
-                if time.monotonic() > deadline:
-                    raise LabEnvironmentError(f"another network named {name} did not go away",
-                                              hint=f"`lab down {self.topology.lab}`, then try again")
-                time.sleep(0.1)  # the losing process is removing its networks
+        while True:
+            others_up = [c for c in api.containers(all=True, filters=labels.filters(lab=self.topology.lab))
+                         if c["Labels"].get(labels.LABEL_INSTANCE) != self.instance]
+            if others_up:
+                raise taken
+            same = [n["Id"] for n in api.networks(names=[last]) if n["Name"] == last]
+            if min(same, default=mine_last) != mine_last:
+                raise taken
+            if not any(n["Id"] != mine for name, mine in self.network_ids.items()
+                       for n in api.networks(names=[name]) if n["Name"] == name):
+                return
+            if time.monotonic() > deadline:
+                raise LabEnvironmentError(f"another lab's networks named {last} did not go away",
+                                          hint=f"`lab down {self.topology.lab}`, then try again")
+            time.sleep(0.1)  # the losing process is removing its networks
 
     def _create_network(self, net: model.Network) -> None:
         ipam = docker.types.IPAMConfig(pool_configs=[

@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 MODULE = "lab.programs.nfq_engine"
 POLL_S = 0.02
@@ -80,15 +80,18 @@ def death_message(info: dict, links: Sequence[str]) -> str:
             f"    stderr: {tail(info['err']) or '(empty)'}\n    stdout: {tail(info['out']) or '(empty)'}")
 
 
-def wait_event(info: dict, names: Sequence[str], after: int, timeout: float, links=()) -> dict:
+def wait_event(info: dict, names: Sequence[str], after: int, timeout: float, links=(),
+               running: Optional[Callable[[], bool]] = None) -> dict:
     """The first ``names`` event after the first ``after`` of them; EngineDied if the engine
-    ends first, EngineError after ``timeout`` seconds."""
+    ends first, EngineError after ``timeout`` seconds. ``running`` says whether it still
+    runs (default: ``alive(pid)``)."""
+    running = running or (lambda: not info.get("pid") or alive(info["pid"]))
     deadline = time.monotonic() + timeout
     while True:
         found = events(info["out"], names)
         if len(found) > after:
             return found[after]
-        if info.get("pid") and not alive(info["pid"]):
+        if not running():
             found = events(info["out"], names)
             if len(found) > after:
                 return found[after]
@@ -123,7 +126,10 @@ def start(work_dir: str, generation: int, config: dict, seed: Optional[int],
                                 start_new_session=True, close_fds=True)
     info["pid"] = proc.pid
     try:
-        ready = wait_event(info, ("ready",), 0, timeout)
+        # Our own child: ask it, not /proc/PID/cmdline, which can still be empty just after
+        # the exec (the kernel closes the exec-status pipe Popen waits on before it sets the
+        # new command line up): seen under emulation as an engine "dead" before it began.
+        ready = wait_event(info, ("ready",), 0, timeout, running=lambda: proc.poll() is None)
     except BaseException:
         kill(info)
         raise

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import click
 
-from ..programs.router_counters import FIELDS
+from ..programs.router_counters import FIELDS, grown
 from .live import LAB_OPTION, router_for
 
 
@@ -43,8 +43,7 @@ class Totals:
                 total = self.totals.setdefault(link, dict.fromkeys(FIELDS, 0))
                 deltas = {}
                 for name in FIELDS:
-                    now, then = row.get(name, 0), before.get(name, 0)
-                    deltas[name] = now - then if now >= then else now  # restarted from zero
+                    deltas[name] = grown(row.get(name, 0), before.get(name, 0))
                     total[name] += deltas[name]
                 self.rate_bps[link] = deltas["forwarded_bytes"] * 8 / elapsed
         self.previous = reading

@@ -26,6 +26,12 @@ FIELDS = ("forwarded_packets", "forwarded_bytes", "dropped_partition", "dropped_
           "dropped_queue", "dropped_engine_queue", "duplicated", "delayed", "reordered", "corrupted")
 
 
+def grown(now: int, then: int) -> int:
+    """How much a counter grew between two readings. One that went down was replaced
+    (its rule or engine restarted with a change) and counts from zero again."""
+    return now - then if now >= then else now
+
+
 def _run(argv, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
     return subprocess.run(argv, input=stdin, capture_output=True, text=True)
 

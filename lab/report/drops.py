@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Tuple
 
+from ..programs.router_counters import grown
+
 # The router's counters (router_counters.FIELDS) that say a packet was changed or lost.
 ROUTER_FIELDS = {
     "dropped_loss": "dropped by the loss impairment",
@@ -67,14 +69,12 @@ def host_deltas(before: Mapping[str, SnmpCounters], after: Mapping[str, SnmpCoun
 
 
 def router_deltas(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> Dict[str, Dict[str, int]]:
-    """link -> {field: n}: the ROUTER_FIELDS that grew. A counter that went down (the engine
-    restarted with the next change, its counters from zero) counts from zero."""
+    """link -> {field: n}: the ROUTER_FIELDS that grew (a restarted counter counts from zero)."""
     out = {}
     for link in sorted(after):
         grew = {}
         for field in ROUTER_FIELDS:
-            now, then = after[link].get(field, 0), before.get(link, {}).get(field, 0)
-            delta = now - then if now >= then else now
+            delta = grown(after[link].get(field, 0), before.get(link, {}).get(field, 0))
             if delta > 0:
                 grew[field] = delta
         if grew:

@@ -124,8 +124,7 @@ class DockerLab:
         """Choose free subnets for `spec` and refuse a lab name that is already up."""
         model.check_lab_name(spec.lab)
         if find_containers(spec.lab):
-            raise LabError(f"a lab named {spec.lab!r} is already up",
-                           hint=f"use another --name, or `lab down {spec.lab}` first")
+            raise lab_taken(spec.lab)
         start = random.SystemRandom().randrange(1 << 16) if ephemeral else 0
         subnets = model.free_subnets(used_subnets(), model.NETWORKS_PER_LAB + len(spec.extra_networks), start)
         return cls(spec.build(subnets), work_dir, spec, ephemeral, start)
@@ -149,9 +148,9 @@ class DockerLab:
         The order: router and servers are created and started together (the router is
         everyone's gateway); the other hosts are created while they boot, and started all
         at once when both have printed their ready lines (a client's demo goes through
-        the router to the server). Creating, starting and
-        waiting are concurrent API calls (run_all); readiness comes from each host's
-        followed log stream, not from polling."""
+        the router to the server). Creating, starting and waiting are concurrent API
+        calls (run_all); readiness comes from each host's followed log stream, not from
+        polling."""
         try:
             self._check_image()
             self._create_networks(progress)
@@ -250,19 +249,15 @@ class DockerLab:
         if not self.network_ids:
             return
         last, mine_last = list(self.network_ids.items())[-1]
-        taken = LabError(f"a lab named {self.topology.lab!r} is already up",
-                         hint=f"use another --name, or `lab down {self.topology.lab}` first")
         deadline = time.monotonic() + timeout
         while True:
             others_up = [c for c in api.containers(all=True, filters=labels.filters(lab=self.topology.lab))
                          if c["Labels"].get(labels.LABEL_INSTANCE) != self.instance]
-            if others_up:
-                raise taken
-            same = [n["Id"] for n in api.networks(names=[last]) if n["Name"] == last]
-            if min(same, default=mine_last) != mine_last:
-                raise taken
-            if not any(n["Id"] != mine for name, mine in self.network_ids.items()
-                       for n in api.networks(names=[name]) if n["Name"] == name):
+            named = {name: [n["Id"] for n in api.networks(names=[name]) if n["Name"] == name]
+                     for name in self.network_ids}
+            if others_up or min(named[last], default=mine_last) != mine_last:
+                raise lab_taken(self.topology.lab)
+            if all(set(ids) <= {self.network_ids[name]} for name, ids in named.items()):
                 return
             if time.monotonic() > deadline:
                 raise LabEnvironmentError(f"another lab's networks named {last} did not go away",
@@ -397,12 +392,16 @@ def await_lines(lines_of: dict[str, tuple[str, ...]], timeout: float, prefix: st
         timer.cancel()
 
 
+def lab_taken(lab: str) -> LabError:
+    """The one error for a lab name already up (found before, or lost in a race)."""
+    return LabError(f"a lab named {lab!r} is already up", hint=f"use another --name, or `lab down {lab}` first")
+
+
 def _name_taken(lab: str, exc: docker.errors.APIError) -> LabError | None:
     """A name conflict (another process brought up a lab of this name at the same
     moment) as the same error `plan` gives when the lab was already up."""
     if getattr(exc, "status_code", None) == 409 or "already exists" in str(exc):
-        return LabError(f"a lab named {lab!r} is already up",
-                        hint=f"use another --name, or `lab down {lab}` first")
+        return lab_taken(lab)
     return None
 
 

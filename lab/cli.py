@@ -8,7 +8,7 @@ import click
 import docker.errors
 
 from . import ui
-from .errors import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
+from .programs.shared.errors import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
 
 
 class LabGroup(click.Group):
@@ -96,7 +96,7 @@ def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_js
     from .topology import view
     from .topology.docker_lab import DockerLab
     from .topology.lifecycle import limits_option
-    from .topology.model import LabSpec
+    from .programs.shared.topology import LabSpec
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     server = ("host-role", "server", "--tcp-mode", tcp_mode) if server_runs == "uppercase" else ("host-role", "idle")
     spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))
@@ -203,7 +203,8 @@ def trace(lab_name, seconds, html_file, as_text, command):
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files):
     """Check scenario files without running them: exit 0 if all are valid, 2 if not."""
-    from .scenario import ScenarioError, load_file
+    from .scenario import load_file
+    from .programs.shared.problems import ScenarioError
     bad = 0
     for path in files:
         try:

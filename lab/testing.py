@@ -44,10 +44,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import yaml
 
-from .errors import LabError
-from .impairments.model import Change, Impairment, Link, State
+from .programs.shared.errors import LabError
+from .programs.shared.impairment import Change, Impairment, Link, State
 from .runner.processes import OUTPUT_CAP, StepProcess, last_json_object
-from .scenario import ScenarioError, load_text
+from .scenario import load_text
+from .programs.shared.problems import ScenarioError
 from .topology.docker_lab import DockerLab
 
 DEFAULT_TIMEOUT_S = 120.0

@@ -17,8 +17,8 @@ from typing import Dict, List, Optional
 
 import click
 
-from ..scenario.oneline import KEYS, OneLineError, impairment_of, links_of
-from .model import Change
+from ..programs.shared.oneline import KEYS, OneLineError, impairment_of, links_of
+from ..programs.shared.impairment import Change
 
 LAB_OPTION = click.option("--lab", "lab_name", default=None, metavar="NAME",
                           help="The lab to change (default: the only one that is up).")
@@ -41,7 +41,7 @@ def fail(command: str, message: str) -> None:
 
 def find_router(lab_name: Optional[str]):
     """The router container of ``lab_name``, or of the only lab that is up."""
-    from ..errors import LabError
+    from ..programs.shared.errors import LabError
     from ..labels import LABEL, LABEL_HOST, LABEL_LAB
     from ..topology.docker_lab import find_containers
     labs: Dict[str, List] = {}
@@ -71,7 +71,7 @@ def router_for(lab_name: Optional[str], seed: Optional[int] = None):
 def send(command: str, router, change: Change) -> dict:
     """Send one change; input the router refuses (an unknown network, an impairment this
     kernel cannot apply) is exit 2 with nothing changed, like a bad value."""
-    from .backends import UnsupportedImpairment
+    from ..programs.shared.backends import UnsupportedImpairment
     from .errors import ImpairmentRefused
     try:
         return router.change(change)

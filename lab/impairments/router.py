@@ -27,12 +27,12 @@ import json
 import threading
 from typing import Callable, Dict, List, Mapping, Optional
 
-from ..errors import add_note
+from ..programs.shared.errors import add_note
 from ..topology.docker_lab import ExecResult, exec_in
-from .backends import UnsupportedImpairment
+from ..programs.shared.backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
 from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
-from .model import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
+from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
 
 __all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",

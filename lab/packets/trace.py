@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 from .analysis import Analysis, analyse, hosts_of, ifaces_of
 from .capture import router_capture
 from .ladder import Ladder

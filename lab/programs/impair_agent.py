@@ -38,8 +38,8 @@ import shlex
 import sys
 from typing import Dict, List, Optional
 
-from lab.impairments.backends import Command, Plan, UnsupportedImpairment, plan, transition
-from lab.impairments.model import Capabilities, Change, next_state, state_from_list, state_to_list
+from lab.programs.shared.backends import Command, Plan, UnsupportedImpairment, plan, transition
+from lab.programs.shared.impairment import Capabilities, Change, next_state, state_from_list, state_to_list
 from lab.programs import agent_engine as engine
 from lab.programs.agent_router import (NETWORKS_FILE, WORK_DIR, AgentError, CommandFailed, InputError, StateUnknown,
                                        Unsupported, discover_ifnames, nft_tables, read_networks, root_qdiscs, run,
@@ -333,7 +333,7 @@ def handle(command: str, request: dict) -> dict:
 
 def from_env(text: str, networks: Optional[Dict[str, str]] = None) -> dict:
     """Apply the one-line form (compose's SOCKETLAB_IMPAIR) on this router."""
-    from lab.scenario.oneline import OneLineError, parse_changes
+    from lab.programs.shared.oneline import OneLineError, parse_changes
     try:
         change = parse_changes(text)
     except OneLineError as exc:

@@ -15,7 +15,6 @@ _EXPORTS = {
     "HealStep": "model", "HostStep": "model", "ImpairStep": "model", "PartitionStep": "model",
     "RouterStep": "model", "RunStep": "model", "Scenario": "model", "SignalStep": "model",
     "Step": "model", "Topology": "model", "WaitStep": "model",
-    "Problem": "problems", "ScenarioError": "problems",
     "load_file": "validate", "load_text": "validate",
 }
 __all__ = sorted(_EXPORTS)

@@ -13,8 +13,8 @@ import os
 
 import docker.errors
 
-from ..errors import LabError
-from .model import Limits
+from ..programs.shared.errors import LabError
+from ..programs.shared.topology import Limits
 
 
 def use_pool(subnets: str | None) -> None:
@@ -40,7 +40,7 @@ def reap_and_say(console, quiet_errors: bool = False) -> list[str]:
 
 
 def limits_option(pids: int, memory: str, cpus: float) -> Limits:
-    from ..scenario.units import parse_size
+    from ..programs.shared.units import parse_size
     try:
         size = parse_size(memory)
     except ValueError as exc:

@@ -25,9 +25,9 @@ import docker
 
 from conftest import LAB, ROOT, Lines, lab_cli, lab_name
 from lab import labels
-from lab.topology import model
+from lab.programs.shared import topology as model
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 PARALLEL = 8

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from lab.scenario import units
+from lab.programs.shared import units
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from ..impairments.model import GilbertElliott, Impairment
+from .impairment import GilbertElliott, Impairment
 
 # Model attribute -> the entry's key, to say an error in the user's words.
 MODEL_TO_KEY = {"delay_ms": "delay", "jitter_ms": "jitter", "rate_kbit": "rate", "queue_limit": "queue"}

@@ -16,7 +16,7 @@ from . import units
 from .problems import Path, Problem, format_path
 from .units import describe
 if TYPE_CHECKING:  # the image imports this module without PyYAML
-    from .yamlpos import Document
+    from ...scenario.yamlpos import Document
 
 
 class _Invalid:

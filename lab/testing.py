@@ -25,7 +25,7 @@ inside the host), with each output stream capped in memory (runner/processes.py)
 hostile program costs its own result, never the caller.
 
 The router's impairments change in ONE place, ``_RouterAdapter``, and only as a
-``model.Change`` sent to the router's agent: the same state model, ``next_state``, as
+``shared.impairment.Change`` sent to the router's agent: the same state model, ``next_state``, as
 ``lab impair`` and ``lab run``; a block's exit makes the state from before whole again.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """`lab impair`, `lab partition`, `lab heal`: change a running lab's network while
 students work on it (a lab from `lab up`, `lab run --keep`, or compose's class lab).
 
-Each command is one change (``model.Change``) sent to the router's own agent, which
+Each command is one change (``shared.impairment.Change``) sent to the router's own agent, which
 plans it with the same backends as a scenario, applies it atomically and keeps what is
 in force; so ``--show`` is true after any number of changes, from any shell.  Values
-are read by the one-line parser (``scenario.oneline``, which checks them with the
+are read by the one-line parser (``shared.oneline``, which checks them with the
 scenario format's own field types): a bad one is refused before the router is asked,
 as ``lab impair: --loss: 120% is over 100%`` with exit status 2, and nothing changes.
 

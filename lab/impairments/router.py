@@ -2,7 +2,7 @@
 (``lab/programs/impair_agent.py``, in the image), plus its packet capture.
 
 The router owns what is in force.  Every change goes to the agent as data (a
-``model.Change``), and the agent plans it with the kernel abilities it probed once,
+``shared.impairment.Change``), and the agent plans it with the kernel abilities it probed once,
 applies it atomically, and keeps the state in the router; so ``lab run``, ``lab impair``,
 ``lab watch`` and the compose router all see the same state.  This class holds nothing
 the router does not also hold.

@@ -17,7 +17,7 @@ one state in force, kept in the router itself (``STATE_FILE``), true from any sh
 Answers are one JSON object on stdout; a failure is ``{"error": KIND, "message": ...}``
 with exit status 1 (KIND: input, unsupported, command, state, engine, engine_died).
 
-How a change is made: ``model.next_state`` gives the new state, ``backends.plan`` turns
+How a change is made: ``impairment.next_state`` gives the new state, ``backends.plan`` turns
 it into commands with the kernel's abilities (probed once per router and kept in
 ``CAPS_FILE``; a caller that already probed the same kernel may hand its result over),
 and ``backends.transition`` moves from the old plan to the new one in one go (a guard
@@ -54,7 +54,7 @@ ENV_VAR = "SOCKETLAB_IMPAIR"
 
 def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
     """The abilities planning may use: ``backend="fallback"`` forbids netem (the CLI passes
-    $SOCKETLAB_BACKEND on, read by ``model.backend_choice``)."""
+    $SOCKETLAB_BACKEND on, read by ``impairment.backend_choice``)."""
     try:
         return caps.for_backend(backend or "auto")
     except ValueError as exc:

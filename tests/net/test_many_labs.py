@@ -141,7 +141,7 @@ def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path):
 def _stale_lab(name: str) -> None:
     """A lab made by a process that then ends without taking it down (os._exit)."""
     code = ("import os, sys; from pathlib import Path; from lab.topology.docker_lab import DockerLab; "
-            "from lab.topology.model import LabSpec; "
+            "from lab.programs.shared.topology import LabSpec; "
             f"DockerLab.plan(LabSpec(lab={name!r}, clients=0, server_command={IDLE!r})).up(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
 

@@ -1,4 +1,4 @@
-"""One model of router state: how a Change moves a state (model.next_state), and its JSON form."""
+"""One model of router state: how a Change moves a state (impairment.next_state), and its JSON form."""
 import pytest
 
 from lab.programs.shared.impairment import Change, GilbertElliott, Impairment, Link, next_state, state_from_list, state_to_list

@@ -1,4 +1,4 @@
-"""Durations, percentages and rates (lab.scenario.units), and their schema patterns."""
+"""Durations, percentages and rates (lab.programs.shared.units), and their schema patterns."""
 import re
 
 import pytest

@@ -1,5 +1,5 @@
 """A checked impairment entry (``spec.IMPAIRMENT``'s normalised mapping: seconds, kbit/s,
-percent) turned into ``impairments.model.Impairment``, with the entry's key a refusal is
+percent) turned into ``impairment.Impairment``, with the entry's key a refusal is
 about.  Shared by scenario files (validate.py) and the one-line form (oneline.py).
 Pure; standard library only (the router's image imports it).
 """

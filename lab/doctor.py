@@ -19,7 +19,6 @@ import docker.errors
 from . import engine, labels, ui
 from .programs.shared.errors import LabError
 from .images import definition
-from .images.build import DIGEST_LABEL
 from .programs.shared import topology as model
 
 COMPOSE_PLUGIN_DIRS = [Path.home() / ".docker/cli-plugins", Path("/usr/local/lib/docker/cli-plugins"),
@@ -60,7 +59,7 @@ def check_image() -> Check:
         return Check("host image", "fail", f"{definition.HOST_IMAGE} is not in the engine", "lab images build")
     size = ui.human_size(img.attrs["Size"])
     base = img.attrs.get("Config", {}).get("Labels", {}) or {}
-    if not base.get(DIGEST_LABEL):
+    if not base.get(labels.LABEL_DIGEST):
         return Check("host image", "warn", f"{definition.HOST_IMAGE} ({size}) was not built by `lab images build`",
                      "lab images build")
     return Check("host image", "ok", f"{definition.HOST_IMAGE} {img.short_id.split(':')[-1]} ({size})")

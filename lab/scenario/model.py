@@ -11,7 +11,6 @@ from ..programs.shared.impairment import Change, Impairment, Link, impairment_to
 from ..programs.shared.topology import LabSpec, Limits
 from .expect import Expectation, Position
 
-SERVER_PORT = 12000
 CLIENT_COMMAND = ("host-role", "client", "--no-demo")
 
 

@@ -32,6 +32,7 @@ class LabGroup(click.Group):
 
 
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="socketlab", prog_name="lab")  # the installed package's version
 @click.option("--subnets", metavar="POOL", envvar="SOCKETLAB_SUBNETS", show_envvar=True,
               help="Where labs take their /24 subnets (default 10.77.0.0/16).")
 @click.pass_context

@@ -18,9 +18,9 @@ import sys
 import time
 
 from lab import ui
-from lab.errors import LabError
+from lab.programs.shared.errors import LabError
 from lab.topology.docker_lab import DockerLab, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 DEMO_TIMEOUT_S = 120
 LAB_NAME = f"bench-up-{os.getpid() % 100000}"

@@ -38,11 +38,11 @@ from rich import box
 from rich.table import Table
 
 from lab import engine, ui
-from lab.errors import LabError
-from lab.impairments import Impairment, Link
+from lab.programs.shared.errors import LabError
+from lab.programs.shared.impairment import Impairment, Link
 from lab.impairments.router import RouterImpairments
 from lab.topology.docker_lab import DockerLab, await_lines, container_name, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = f"bench-cmp-{os.getpid() % 100000}"

@@ -39,13 +39,13 @@ from rich import box
 from rich.table import Table
 
 from lab import ui
-from lab.errors import LabError
+from lab.programs.shared.errors import LabError
 from lab.impairments import Impairment, Link, UnsupportedImpairment
-from lab.impairments.model import BACKEND_ENV
+from lab.programs.shared.impairment import BACKEND_ENV
 from lab.impairments.router import RouterImpairments
 from lab.scenario.stats import acceptance_interval, clopper_pearson
 from lab.topology.docker_lab import DockerLab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 LINK = Link("clients", "servers")
 CLIENT = "client1"

@@ -23,7 +23,7 @@ import dpkt
 
 from lab.packets import analysis, ladder, svg
 from lab.packets.fates import Iface, Window
-from lab.impairments.model import Impairment
+from lab.programs.shared.impairment import Impairment
 
 CLIENT, SERVER = bytes([10, 9, 1, 101]), bytes([10, 9, 2, 10])
 IFACES = [Iface("eth0", "clients", "10.9.1.0/24"), Iface("eth1", "servers", "10.9.2.0/24")]

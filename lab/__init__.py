@@ -1,5 +1,5 @@
 """socketlab: a containerised, multi-host lab for socket programming.
 
-This file stays free of imports on purpose: `lab.programs` is copied into the
-host image, where only the Python standard library exists.
+The host image holds only `lab/programs/` (what runs inside the hosts, standard
+library only); there `lab` is a namespace package and this file is absent.
 """

@@ -10,7 +10,7 @@ import docker.errors
 
 from . import ui
 from .commands import doctor, grade, images, lifecycle, live, run, trace, watch
-from .errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
+from .programs.shared.errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_SIGINT, EXIT_SIGTERM, LabError, Terminated
 
 
 class LabGroup(click.Group):

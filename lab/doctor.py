@@ -16,10 +16,10 @@ from pathlib import Path
 import docker.errors
 
 from . import engine, ui
-from .errors import LabError
+from .programs.shared.errors import LabError
 from .images import definition
 from .images.build import DIGEST_LABEL
-from .topology import model
+from .programs.shared import topology as model
 
 COMPOSE_PLUGIN_DIRS = [Path.home() / ".docker/cli-plugins", Path("/usr/local/lib/docker/cli-plugins"),
                        Path("/usr/local/libexec/docker/cli-plugins"), Path("/usr/lib/docker/cli-plugins"),
@@ -119,7 +119,7 @@ def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/li
     did not load, or SOCKETLAB_BACKEND chose the fallbacks. The module files are
     looked up for the kernel this program runs on, which is the engine's for a
     local Docker Engine (not for Docker Desktop's or a remote engine's VM)."""
-    from .impairments.model import BACKEND_ENV
+    from .programs.shared.impairment import BACKEND_ENV
     if caps.netem:
         return Check("netem", "ok", "tc netem works in this kernel: it applies loss, delay, jitter, "
                      "duplicate, corrupt and reorder")
@@ -143,7 +143,7 @@ def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/li
 
 
 def _backend_reason(kind: str, backend: str, caps) -> str:
-    from .impairments import backends as b
+    from .programs.shared import backends as b
     if backend == b.NETEM:
         return "netem in the kernel"
     if kind == "rate":
@@ -156,9 +156,9 @@ def _backend_reason(kind: str, backend: str, caps) -> str:
 
 
 def check_kernel() -> list[Check]:
-    from .impairments.backends import describe_backends
+    from .programs.shared.backends import describe_backends
     from .impairments.kernel import probe_kernel
-    from .impairments.model import Capabilities
+    from .programs.shared.impairment import Capabilities
     try:
         caps = Capabilities.from_probe(probe_kernel())
     except (docker.errors.DockerException, ValueError, IndexError) as exc:

@@ -6,7 +6,7 @@ import functools
 import docker
 import docker.errors
 
-from .errors import LabEnvironmentError
+from .programs.shared.errors import LabEnvironmentError
 
 # The label keys and filters of what socketlab creates are in labels.py.
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from .errors import LabError
+from .programs.shared.errors import LabError
 
 MARKER = "socketlab"
 NO_ENGINE_REASON = "socketlab: no Docker Engine reachable"

@@ -22,7 +22,8 @@ class ScenarioFailed(Exception):
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        from .scenario import ScenarioError, load_file
+        from .scenario import load_file
+        from .programs.shared.problems import ScenarioError
         try:
             scenario = load_file(self.path)
         except ScenarioError as exc:

@@ -25,7 +25,7 @@ inside the host), with each output stream capped in memory (runner/processes.py)
 hostile program costs its own result, never the caller.
 
 The router's impairments change in ONE place, ``_RouterAdapter``, and only as a
-``model.Change`` sent to the router's agent: the same state model, ``next_state``, as
+``shared.impairment.Change`` sent to the router's agent: the same state model, ``next_state``, as
 ``lab impair`` and ``lab run``; a block's exit makes the state from before whole again.
 """
 from __future__ import annotations
@@ -44,10 +44,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import yaml
 
-from .errors import LabError
-from .impairments.model import Change, Impairment, Link, State
+from .programs.shared.errors import LabError
+from .programs.shared.impairment import Change, Impairment, Link, State
 from .runner.processes import OUTPUT_CAP, StepProcess, last_json_object
-from .scenario import ScenarioError, load_text
+from .scenario import load_text
+from .programs.shared.problems import ScenarioError
 from .topology.docker_lab import DockerLab
 
 DEFAULT_TIMEOUT_S = 120.0

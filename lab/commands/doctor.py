@@ -6,7 +6,7 @@ import sys
 import click
 
 from .. import ui
-from ..errors import EXIT_ENVIRONMENT
+from ..programs.shared.errors import EXIT_ENVIRONMENT
 
 
 @click.command()

@@ -31,7 +31,7 @@ def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_js
     from ..topology import view
     from ..topology.docker_lab import DockerLab
     from ..topology.lifecycle import limits_option
-    from ..topology.model import LabSpec
+    from ..programs.shared.topology import LabSpec
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     server = ("host-role", "server", "--tcp-mode", tcp_mode) if server_runs == "uppercase" else ("host-role", "idle")
     spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))

@@ -16,8 +16,8 @@ import click
 
 from .. import ui
 from ..impairments.live import router_for, shown
-from ..impairments.model import Change
-from ..scenario.oneline import KEYS, OneLineError, impairment_of, links_of
+from ..programs.shared.impairment import Change
+from ..programs.shared.oneline import KEYS, OneLineError, impairment_of, links_of
 from .options import LAB_OPTION, Refused
 
 HELP = {
@@ -33,7 +33,7 @@ HELP = {
 def send(command: str, router, change: Change) -> dict:
     """Send one change; input the router refuses (an unknown network, an impairment this
     kernel cannot apply) is exit 2 with nothing changed, like a bad value."""
-    from ..impairments.backends import UnsupportedImpairment
+    from ..programs.shared.backends import UnsupportedImpairment
     from ..impairments.errors import ImpairmentRefused
     try:
         return router.change(change)

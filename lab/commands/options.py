@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 
 LAB_OPTION = click.option("--lab", "lab_name", default=None, metavar="NAME",
                           help="The lab to use (default: the only one that is up).")

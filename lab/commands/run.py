@@ -7,14 +7,15 @@ import click
 import docker.errors
 
 from .. import ui
-from ..errors import EXIT_BAD_INPUT, LabError, Terminated
+from ..programs.shared.errors import EXIT_BAD_INPUT, LabError, Terminated
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files):
     """Check scenario files without running them: exit 0 if all are valid, 2 if not."""
-    from ..scenario import ScenarioError, load_file
+    from ..programs.shared.problems import ScenarioError
+    from ..scenario import load_file
     bad = 0
     for path in files:
         try:

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import click
 
 from .. import ui
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 from .options import LAB_OPTION
 
 SETTLE_S = 0.5      # after the command: the last ACKs and FINs still crossing the router

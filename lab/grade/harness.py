@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 from ..testing import Background, Lab, Result
 
 PORT = 12000

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List
 
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 from ..testing import open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
 from .harness import FILES, STUDENT_HOST, Failed, Grading, checks_for

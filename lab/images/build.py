@@ -18,7 +18,7 @@ import shutil
 import docker.errors
 
 from .. import engine, ui
-from ..errors import LabError
+from ..programs.shared.errors import LabError
 from . import definition as d
 
 DIGEST_LABEL = "org.socketlab.digest"

@@ -39,24 +39,9 @@ def dpkg_filters() -> list[str]:
     return read_list(HOST_DIR / "dpkg-excludes")
 
 
-# The pure modules the router's impair-agent imports (planning, the state model, the
-# one-line form and the scenario field types that check it), so it plans exactly as the
-# `lab` command does without a copy of the code.  Standard library only; the
-# Dockerfile COPYs each (a unit test checks the two lists agree).
-SHARED_MODULES = (
-    "lab/__init__.py", "lab/errors.py",
-    "lab/impairments/__init__.py", "lab/impairments/model.py", "lab/impairments/backends.py",
-    "lab/scenario/__init__.py", "lab/scenario/fieldtypes.py", "lab/scenario/spec.py",
-    "lab/scenario/units.py", "lab/scenario/problems.py", "lab/scenario/impairment.py",
-    "lab/scenario/oneline.py",
-    "lab/topology/__init__.py", "lab/topology/model.py",
-)
-
-
 def context_files(root: Path = PROJECT_ROOT) -> list[tuple[str, Path]]:
     """(name in the build context, file on disk): what the Dockerfile COPYs."""
     files = sorted(p for p in (root / "images" / "host").iterdir() if p.is_file())
-    files += [root / name for name in SHARED_MODULES]
     files += sorted((root / "lab" / "programs").rglob("*.py"))
     return [(p.relative_to(root).as_posix(), p) for p in files if "__pycache__" not in p.parts]
 

@@ -1,8 +1,3 @@
-"""Network impairments applied on the lab's router: model, backend choice, commands as data."""
-
-from .backends import (Command, Plan, UnsupportedImpairment, describe_backends, plan,
-                       transition)
-from .model import KINDS, Capabilities, GilbertElliott, Impairment, Link
-
-__all__ = ["KINDS", "Capabilities", "Command", "GilbertElliott", "Impairment", "Link", "Plan",
-           "UnsupportedImpairment", "describe_backends", "plan", "transition"]
+"""Network impairments applied on the lab's router (the host side: the router client,
+live changes, capture, watch). The model and the planner the router also runs are in
+``lab.programs.shared`` (``impairment``, ``backends``)."""

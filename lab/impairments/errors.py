@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence, Union
 
-from ..errors import LabEnvironmentError, LabError
+from ..programs.shared.errors import LabEnvironmentError, LabError
 
 
 class RouterImpairmentError(LabEnvironmentError):

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 def find_router(lab_name: Optional[str]):
     """The router container of ``lab_name``, or of the only lab that is up."""
-    from ..errors import LabError
+    from ..programs.shared.errors import LabError
     from ..labels import LABEL, LABEL_HOST, LABEL_LAB
     from ..topology.docker_lab import find_containers
     labs: Dict[str, List] = {}

@@ -2,7 +2,7 @@
 (``lab/programs/impair_agent.py``, in the image), plus its packet capture.
 
 The router owns what is in force.  Every change goes to the agent as data (a
-``model.Change``), and the agent plans it with the kernel abilities it probed once,
+``shared.impairment.Change``), and the agent plans it with the kernel abilities it probed once,
 applies it atomically, and keeps the state in the router; so ``lab run``, ``lab impair``,
 ``lab watch`` and the compose router all see the same state.  This class holds nothing
 the router does not also hold.
@@ -27,12 +27,12 @@ import json
 import threading
 from typing import Callable, Dict, List, Mapping, Optional
 
-from ..errors import add_note
+from ..programs.shared.errors import add_note
 from ..topology.docker_lab import ExecResult, exec_in
-from .backends import UnsupportedImpairment
+from ..programs.shared.backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
 from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
-from .model import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
+from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
 
 __all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",

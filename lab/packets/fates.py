@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..impairments.model import Impairment
+from ..programs.shared.impairment import Impairment
 from .model import IN, OUT, Packet
 
 DELAYED_MS = 1.0          # a copy this much later than its arrival is "delayed"

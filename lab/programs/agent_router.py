@@ -10,7 +10,7 @@ import shlex
 import subprocess
 from typing import Dict, List, Optional
 
-from lab.impairments.backends import NFT_GUARD_TABLE, NFT_TABLE
+from lab.programs.shared.backends import NFT_GUARD_TABLE, NFT_TABLE
 
 WORK_DIR = "/run/socketlab-impair"
 NETWORKS_FILE = f"{WORK_DIR}/networks.json"   # written by `host-role router --network ...`

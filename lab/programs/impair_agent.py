@@ -17,7 +17,7 @@ one state in force, kept in the router itself (``STATE_FILE``), true from any sh
 Answers are one JSON object on stdout; a failure is ``{"error": KIND, "message": ...}``
 with exit status 1 (KIND: input, unsupported, command, state, engine, engine_died).
 
-How a change is made: ``model.next_state`` gives the new state, ``backends.plan`` turns
+How a change is made: ``impairment.next_state`` gives the new state, ``backends.plan`` turns
 it into commands with the kernel's abilities (probed once per router and kept in
 ``CAPS_FILE``; a caller that already probed the same kernel may hand its result over),
 and ``backends.transition`` moves from the old plan to the new one in one go (a guard
@@ -38,8 +38,8 @@ import shlex
 import sys
 from typing import Dict, List, Optional
 
-from lab.impairments.backends import Command, Plan, UnsupportedImpairment, plan, transition
-from lab.impairments.model import Capabilities, Change, next_state, state_from_list, state_to_list
+from lab.programs.shared.backends import Command, Plan, UnsupportedImpairment, plan, transition
+from lab.programs.shared.impairment import Capabilities, Change, next_state, state_from_list, state_to_list
 from lab.programs import agent_engine as engine
 from lab.programs.agent_router import (NETWORKS_FILE, WORK_DIR, AgentError, CommandFailed, InputError, StateUnknown,
                                        Unsupported, discover_ifnames, nft_tables, read_networks, root_qdiscs, run,
@@ -54,7 +54,7 @@ ENV_VAR = "SOCKETLAB_IMPAIR"
 
 def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
     """The abilities planning may use: ``backend="fallback"`` forbids netem (the CLI passes
-    $SOCKETLAB_BACKEND on, read by ``model.backend_choice``)."""
+    $SOCKETLAB_BACKEND on, read by ``impairment.backend_choice``)."""
     try:
         return caps.for_backend(backend or "auto")
     except ValueError as exc:
@@ -333,7 +333,7 @@ def handle(command: str, request: dict) -> dict:
 
 def from_env(text: str, networks: Optional[Dict[str, str]] = None) -> dict:
     """Apply the one-line form (compose's SOCKETLAB_IMPAIR) on this router."""
-    from lab.scenario.oneline import OneLineError, parse_changes
+    from lab.programs.shared.oneline import OneLineError, parse_changes
     try:
         change = parse_changes(text)
     except OneLineError as exc:

@@ -10,7 +10,7 @@ import math
 import time
 from typing import Dict, List, Tuple
 
-from ..impairments.model import Change, Impairment, Link, next_state
+from ..programs.shared.impairment import Change, Impairment, Link, next_state
 from ..packets import analysis, ladder
 from ..packets.fates import Window, windows
 from ..report import html

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import LabEnvironmentError
-from ..impairments import backends
-from ..impairments.model import Capabilities, Change, Impairment, Link, next_state
+from ..programs.shared.errors import LabEnvironmentError
+from ..programs.shared import backends
+from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, next_state
 from ..impairments.router import EngineDied, RouterImpairmentError
 from ..concurrency import run_all
 from ..report import drops, plots

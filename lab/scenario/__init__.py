@@ -1,6 +1,6 @@
 """Scenario files: loading, strict validation with positions, the resolved model.
 
-    from lab.scenario import load_file, ScenarioError
+    from lab.scenario import load_file      # ScenarioError: lab.programs.shared.problems
     scenario = load_file("scenarios/udp-under-loss.yaml")   # raises ScenarioError
 
 The format is declared once in ``spec.py``; ``python -m lab.scenario.schema`` prints
@@ -8,14 +8,14 @@ the JSON Schema made from it.  docs/scenarios.md is the instructors' reference.
 """
 from importlib import import_module
 
-# Where each public name lives.  Imported on first use, so the pure parts the router's
-# image holds (spec, fieldtypes, units, oneline) import without PyYAML.
+# Where each public name lives.  Imported on first use, so a module that needs only the
+# model (model.py) does not load PyYAML (validate.py).  The format's pure parts (spec,
+# fieldtypes, units, problems, oneline) are in lab.programs.shared: the router uses them too.
 _EXPORTS = {
     "Expectation": "expect", "Position": "expect",
     "HealStep": "model", "HostStep": "model", "ImpairStep": "model", "PartitionStep": "model",
     "RouterStep": "model", "RunStep": "model", "Scenario": "model", "SignalStep": "model",
     "Step": "model", "Topology": "model", "WaitStep": "model",
-    "Problem": "problems", "ScenarioError": "problems",
     "load_file": "validate", "load_text": "validate",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import stats
-from .units import fmt_percent, is_number
+from ..programs.shared.units import fmt_percent, is_number
 
 _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "missing"})()
 

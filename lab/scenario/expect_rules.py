@@ -11,9 +11,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import results
 from .expect import ORDERING, SYMBOLS, Expectation, render
-from .fieldtypes import INVALID, did_you_mean
+from ..programs.shared.fieldtypes import INVALID, did_you_mean
 from .model import RunStep
-from .problems import Path
+from ..programs.shared.problems import Path
 
 
 class ExpectRules:

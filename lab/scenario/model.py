@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
-from ..impairments.model import Change, Impairment, Link, impairment_to_dict
-from ..topology.model import LabSpec, Limits
+from ..programs.shared.impairment import Change, Impairment, Link, impairment_to_dict
+from ..programs.shared.topology import LabSpec, Limits
 from .expect import Expectation, Position
 
 SERVER_PORT = 12000

@@ -15,7 +15,7 @@ import socket
 from functools import lru_cache
 from typing import Any, Dict, Optional, Tuple
 
-from .fieldtypes import did_you_mean
+from ..programs.shared.fieldtypes import did_you_mean
 
 # Fields the runner adds to every host's result of a run step.
 COMMON_FIELDS: Dict[str, Any] = {

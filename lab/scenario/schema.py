@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any, Dict
 
-from . import spec
+from ..programs.shared import spec
 
 
 def schema() -> Dict[str, Any]:

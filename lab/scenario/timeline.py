@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ..impairments.model import Change, Impairment, next_state
+from ..programs.shared.impairment import Change, Impairment, next_state
 from . import results
-from .fieldtypes import INVALID, did_you_mean, valid
+from ..programs.shared.fieldtypes import INVALID, did_you_mean, valid
 from .model import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, SignalStep, Step, WaitStep,
                     frozen_map)
-from .problems import Path
-from .units import fmt_seconds
+from ..programs.shared.problems import Path
+from ..programs.shared.units import fmt_seconds
 
 DEFAULT_TIMEOUT_S = 60.0
 

@@ -11,15 +11,16 @@ import re
 from pathlib import Path as FilePath
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import LabError
-from ..impairments.model import Impairment, Link
-from ..topology.model import Limits
-from . import impairment, spec, yamlpos
+from ..programs.shared.errors import LabError
+from ..programs.shared.impairment import Impairment, Link
+from ..programs.shared.topology import Limits
+from ..programs.shared import impairment_entry, spec
+from . import yamlpos
 from .expect import Position
 from .expect_rules import ExpectRules
-from .fieldtypes import INVALID, Checker, did_you_mean, valid
+from ..programs.shared.fieldtypes import INVALID, Checker, did_you_mean, valid
 from .model import Scenario, Step, Topology, frozen_map
-from .problems import Path, Problem, ScenarioError
+from ..programs.shared.problems import Path, Problem, ScenarioError
 from .timeline import TimelineRules
 
 MAX_FILE_BYTES = 1 << 20
@@ -211,8 +212,8 @@ class _Builder(TimelineRules, ExpectRules):
         if ge is not None and not valid(*ge.values()):
             return None
         try:
-            return impairment.build(entry)
-        except impairment.EntryError as exc:
+            return impairment_entry.build(entry)
+        except impairment_entry.EntryError as exc:
             self.error(path + (exc.key,) if exc.key else path, str(exc))
             return None
 

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .problems import Path, Problem, format_path
+from ..programs.shared.problems import Path, Problem, format_path
 
 MAX_NODES = 100_000
 MAX_DEPTH = 64

@@ -30,11 +30,11 @@ import docker.utils
 
 from .. import engine, labels
 from ..concurrency import run_all
-from ..errors import LabEnvironmentError, LabError
+from ..programs.shared.errors import LabEnvironmentError, LabError
 from ..images import definition
 from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
-from . import model
-from .model import Host, LabSpec, Topology
+from ..programs.shared import topology as model
+from ..programs.shared.topology import Host, LabSpec, Topology
 
 NETWORK_OPTIONS = {
     # The bridge gets no address: the Docker host is no gateway; the router is.

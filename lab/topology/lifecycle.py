@@ -1,11 +1,11 @@
 """What every `lab` command does around labs' lifetimes, kept out of cli.py.
 
-* `use_pool`: the --subnets option, passed on as SOCKETLAB_SUBNETS (model.pool() reads
+* `use_pool`: the --subnets option, passed on as SOCKETLAB_SUBNETS (topology.pool() reads
   only that, so child processes and library code see the same pool).
 * `reap_and_say`: remove the ephemeral labs whose owner process is gone, and say so in
   one line. Every command that talks to the engine calls it first: there is no daemon,
   the next command is the cleaner.
-* `limits_option`: `lab up --pids/--memory/--cpus` as a model.Limits.
+* `limits_option`: `lab up --pids/--memory/--cpus` as a topology.Limits.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import os
 
 import docker.errors
 
-from ..errors import LabError
-from .model import Limits
+from ..programs.shared.errors import LabError
+from ..programs.shared.topology import Limits
 
 
 def use_pool(subnets: str | None) -> None:
@@ -40,7 +40,7 @@ def reap_and_say(console, quiet_errors: bool = False) -> list[str]:
 
 
 def limits_option(pids: int, memory: str, cpus: float) -> Limits:
-    from ..scenario.units import parse_size
+    from ..programs.shared.units import parse_size
     try:
         size = parse_size(memory)
     except ValueError as exc:

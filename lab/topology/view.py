@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import ui
 from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
 from .docker_lab import find_containers
-from .model import Topology
+from ..programs.shared.topology import Topology
 
 
 def topology_dict(topo: Topology) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.topology.docker_lab import DockerLab, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 LECTURE = ROOT / "tests" / "lecture"

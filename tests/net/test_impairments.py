@@ -33,12 +33,12 @@ import time
 import pytest
 
 from conftest import lab_name, run_json
-from lab.impairments import Impairment, Link
-from lab.impairments import backends as B
-from lab.impairments.model import BACKEND_ENV
+from lab.programs.shared.impairment import Impairment, Link
+from lab.programs.shared import backends as B
+from lab.programs.shared.impairment import BACKEND_ENV
 from lab.impairments.router import EngineDied, RouterImpairments
 from lab.topology.docker_lab import DockerLab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 STAT_CHECKS = 5

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import Lines, lab_cli, lab_name, run_json
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 
 def test_lab_down_leaves_no_labelled_container_or_network(tmp_path):

@@ -25,9 +25,9 @@ import docker
 
 from conftest import LAB, ROOT, Lines, lab_cli, lab_name
 from lab import labels
-from lab.topology import model
+from lab.programs.shared import topology as model
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
-from lab.topology.model import LabSpec
+from lab.programs.shared.topology import LabSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 PARALLEL = 8
@@ -141,7 +141,7 @@ def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path):
 def _stale_lab(name: str) -> None:
     """A lab made by a process that then ends without taking it down (os._exit)."""
     code = ("import os, sys; from pathlib import Path; from lab.topology.docker_lab import DockerLab; "
-            "from lab.topology.model import LabSpec; "
+            "from lab.programs.shared.topology import LabSpec; "
             f"DockerLab.plan(LabSpec(lab={name!r}, clients=0, server_command={IDLE!r})).up(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabError
-from lab.impairments.model import Link
+from lab.programs.shared.errors import LabError
+from lab.programs.shared.impairment import Link
 
 LAB = Path(sys.executable).parent / "lab"
 

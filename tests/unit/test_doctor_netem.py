@@ -1,6 +1,6 @@
 """lab doctor's account of why netem is or is not used (pure: module files in tmp_path)."""
 from lab.doctor import netem_status
-from lab.impairments.model import Capabilities
+from lab.programs.shared.impairment import Capabilities
 
 NO_NETEM = {"netem": False, "errors": {"netem": "Error: Specified qdisc kind is unknown."}}
 

@@ -84,28 +84,30 @@ def test_context_holds_the_dockerfile_and_programs_and_nothing_else():
     names = [n for n, _ in d.context_files()]
     assert "images/host/Dockerfile" in names and "images/host/packages.txt" in names
     assert "lab/programs/tcp_server.py" in names
-    assert all(n.startswith(("images/host/", "lab/programs/")) or n in d.SHARED_MODULES for n in names)
+    assert "lab/programs/shared/impairment.py" in names
+    assert all(n.startswith(("images/host/", "lab/programs/")) for n in names)
     digest = d.context_digest(d.context_files(), "base1")
     assert digest == d.context_digest(d.context_files(), "base1") != d.context_digest(d.context_files(), "base2")
 
 
-def test_the_dockerfile_copies_every_shared_module():
-    """d.SHARED_MODULES and the Dockerfile's COPY lines say the same thing."""
+def test_the_dockerfile_copies_the_programs_folder_whole():
+    """The image takes lab/programs/ as it is: no list of modules to keep in step."""
     text = (d.HOST_DIR / "Dockerfile").read_text()
-    copied = {word for line in text.splitlines() if line.startswith("COPY lab/")
-              for word in line.split()[1:-1]}
-    assert copied - {"lab/programs/"} == set(d.SHARED_MODULES)
+    copied = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY lab/")]
+    assert copied == [["lab/programs/"]]
 
 
-def test_the_shared_modules_import_without_third_party_packages(tmp_path):
-    """What the image holds imports with the standard library alone (no yaml, docker...)."""
+def test_the_programs_folder_imports_alone_without_third_party_packages(tmp_path):
+    """What the image holds imports with the standard library alone (no yaml, docker...)
+    and nothing from outside lab/programs/: every module, from a copy of that folder only."""
     import shutil
     import subprocess
     import sys
-    for name in d.SHARED_MODULES:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(d.PROJECT_ROOT / name, tmp_path / name)
-    shutil.copytree(d.PROJECT_ROOT / "lab" / "programs", tmp_path / "lab" / "programs")
-    done = subprocess.run([sys.executable, "-S", "-c", "import lab.programs.impair_agent, lab.scenario.oneline"],
+    root = d.PROJECT_ROOT / "lab" / "programs"
+    shutil.copytree(root, tmp_path / "lab" / "programs", ignore=shutil.ignore_patterns("__pycache__"))
+    modules = sorted(".".join(("lab", "programs", *p.relative_to(root).with_suffix("").parts))
+                     .removesuffix(".__init__") for p in root.rglob("*.py"))
+    assert "lab.programs.shared.oneline" in modules and "lab.programs.impair_agent" in modules
+    done = subprocess.run([sys.executable, "-S", "-c", f"import {', '.join(modules)}"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -6,9 +6,9 @@ below was also run on a real router container (see the impairment report).
 
 import pytest
 
-from lab.impairments import (Capabilities, Command, GilbertElliott, Impairment, Link,
-                             UnsupportedImpairment, describe_backends, plan, transition)
-from lab.impairments import backends
+from lab.programs.shared.impairment import Capabilities, GilbertElliott, Impairment, Link
+from lab.programs.shared.backends import Command, UnsupportedImpairment, describe_backends, plan, transition
+from lab.programs.shared import backends
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 IFNAMES = {"clients": "eth0", "servers": "eth1"}

@@ -223,7 +223,8 @@ def test_bad_config_is_an_error(tmp_path, data, message):
 
 def test_plan_engine_config_loads(tmp_path):
     # what lab.impairments.plan() writes, the engine reads
-    from lab.impairments import Capabilities, GilbertElliott, Impairment, Link, plan
+    from lab.programs.shared.impairment import Capabilities, GilbertElliott, Impairment, Link
+    from lab.programs.shared.backends import plan
     caps = Capabilities(iptables_nfqueue=True, nfqueue_netlink=True, raw_socket=True)
     p = plan({Link("a", "b"): Impairment(gemodel=GilbertElliott(p=1), delay_ms=5, jitter_ms=1,
                                          reorder=5, duplicate=1, corrupt=1)},

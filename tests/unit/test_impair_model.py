@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab.impairments import Capabilities, GilbertElliott, Impairment, Link
+from lab.programs.shared.impairment import Capabilities, GilbertElliott, Impairment, Link
 
 
 def test_empty_impairment_sets_no_kind():
@@ -86,7 +86,7 @@ def test_capabilities_missing_keys_count_as_absent():
 
 
 def test_socketlab_backend_fallback_hides_netem_and_says_why(monkeypatch):
-    from lab.impairments.model import Capabilities
+    from lab.programs.shared.impairment import Capabilities
     probe = {"netem": True, "nft": True, "nft_numgen": True}
     monkeypatch.delenv("SOCKETLAB_BACKEND", raising=False)
     assert Capabilities.from_probe(probe).netem
@@ -99,6 +99,6 @@ def test_socketlab_backend_fallback_hides_netem_and_says_why(monkeypatch):
 
 def test_socketlab_backend_rejects_unknown_values():
     import pytest
-    from lab.impairments.model import Capabilities
+    from lab.programs.shared.impairment import Capabilities
     with pytest.raises(ValueError, match="SOCKETLAB_BACKEND must be one of auto, fallback"):
         Capabilities.from_probe({}, backend="netem-please")

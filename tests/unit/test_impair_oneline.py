@@ -1,8 +1,8 @@
 """The one-line form shared by `lab impair` and compose's SOCKETLAB_IMPAIR."""
 import pytest
 
-from lab.impairments.model import Change, GilbertElliott, Impairment, Link
-from lab.scenario.oneline import OneLineError, impairment_of, parse_changes
+from lab.programs.shared.impairment import Change, GilbertElliott, Impairment, Link
+from lab.programs.shared.oneline import OneLineError, impairment_of, parse_changes
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 

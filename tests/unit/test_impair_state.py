@@ -1,7 +1,7 @@
-"""One model of router state: how a Change moves a state (model.next_state), and its JSON form."""
+"""One model of router state: how a Change moves a state (impairment.next_state), and its JSON form."""
 import pytest
 
-from lab.impairments.model import Change, GilbertElliott, Impairment, Link, next_state, state_from_list, state_to_list
+from lab.programs.shared.impairment import Change, GilbertElliott, Impairment, Link, next_state, state_from_list, state_to_list
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 
@@ -56,7 +56,7 @@ def test_heal_all_heals_every_cut_link_and_keeps_the_rest():
 
 
 def test_the_agent_plans_without_netem_when_the_fallback_backend_is_asked():
-    from lab.impairments.model import Capabilities
+    from lab.programs.shared.impairment import Capabilities
     from lab.programs.impair_agent import InputError, backend_caps
     caps = Capabilities(netem=True, nft=True)
     assert backend_caps(caps, None).netem and backend_caps(caps, "auto").netem

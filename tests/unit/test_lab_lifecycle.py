@@ -12,10 +12,11 @@ import yaml
 from lab import engine, labels
 from lab.labels import Owner, owner_gone
 from lab.runner import oom
-from lab.scenario import ScenarioError, load_text
-from lab.scenario.units import parse_size
+from lab.scenario import load_text
+from lab.programs.shared.problems import ScenarioError
+from lab.programs.shared.units import parse_size
 from lab.topology.docker_lab import host_settings
-from lab.topology.model import (ROUTER_LIMITS, LabSpec, Limits, labs_that_fit, limit_settings,
+from lab.programs.shared.topology import (ROUTER_LIMITS, LabSpec, Limits, labs_that_fit, limit_settings,
                                 subnet_candidates)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,7 +249,7 @@ def test_a_subnet_taken_meanwhile_moves_the_lab_to_the_next_and_addresses_follow
 
 
 def test_a_full_pool_ends_in_one_clear_error_after_bounded_tries(monkeypatch):
-    from lab.errors import LabError
+    from lab.programs.shared.errors import LabError
     taken = [ipaddress.ip_network(f"10.217.{i}.0/24") for i in range(1, 8)]
     lab, networks = fake_lab(monkeypatch, taken, used_seen=[])
     with pytest.raises(LabError, match="no 2 free /24 subnets"):
@@ -277,7 +278,7 @@ class StuckNetworkApi:
 
 
 def test_a_network_the_engine_will_not_remove_is_said_never_left_silently(monkeypatch):
-    from lab.errors import LabEnvironmentError
+    from lab.programs.shared.errors import LabEnvironmentError
     from lab.topology import docker_lab
     api = StuckNetworkApi()
     monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api))

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import dpkt
 import pytest
 
-from lab.impairments.model import Impairment, Link
+from lab.programs.shared.impairment import Impairment, Link
 from lab.packets import fates, ladder, pcap, svg
 from lab.packets.fates import Iface
 

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lab.errors import LabError
-from lab.impairments.model import Change, Impairment, Link, next_state
+from lab.programs.shared.errors import LabError
+from lab.programs.shared.impairment import Change, Impairment, Link, next_state
 from lab.testing import lab_name, on_top, parse_impairment
 
 USER_TESTS = '''
@@ -72,6 +72,6 @@ def test_impair_sets_fields_on_top_through_the_one_state_model():
 
 
 def test_lab_names_are_random_and_valid():
-    from lab.topology.model import check_lab_name
+    from lab.programs.shared.topology import check_lab_name
     names = {lab_name() for _ in range(50)}
     assert len(names) == 50 and all(check_lab_name(n) for n in names)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab.impairments.model import Link
+from lab.programs.shared.impairment import Link
 from lab.report import plots
 from lab.runner import run
 from lab.runner.artifacts import RunFolder

@@ -1,7 +1,7 @@
 """The runner's pure parts: the schedule, reading step output, state merging, JUnit."""
 import xml.etree.ElementTree as ET
 
-from lab.impairments.model import Impairment, Link
+from lab.programs.shared.impairment import Impairment, Link
 from lab.report.model import ExpectationResult, RunReport
 from lab.report.render import junit_xml
 from lab.runner.processes import Outcome, last_json_object, result_of, split_status

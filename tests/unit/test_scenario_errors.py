@@ -3,7 +3,8 @@ import textwrap
 
 import pytest
 
-from lab.scenario import ScenarioError, load_text
+from lab.scenario import load_text
+from lab.programs.shared.problems import ScenarioError
 
 HEAD = "name: t\ndescription: d\n"   # lines 1-2 of every scenario below
 
@@ -382,7 +383,7 @@ def test_partition_twice_and_heal_without_partition():
 
 
 def test_a_pair_acts_on_whichever_direction_needs_it():
-    from lab.impairments.model import Link
+    from lab.programs.shared.impairment import Link
     s = load_text(HEAD + "steps:\n  - {at: 0s, partition: 'clients -> servers'}\n"
                   "  - {at: 1s, partition: [clients, servers]}\n  - {at: 2s, heal: [clients, servers]}\n",
                   "x.yaml")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.impairments.model import GilbertElliott, Impairment, Link
-from lab.scenario import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, ScenarioError, SignalStep,
-                          WaitStep, load_file, load_text)
-from lab.topology.model import LabSpec
+from lab.programs.shared.impairment import GilbertElliott, Impairment, Link
+from lab.scenario import HealStep, HostStep, ImpairStep, PartitionStep, RunStep, SignalStep, WaitStep, load_file, load_text
+from lab.programs.shared.problems import ScenarioError
+from lab.programs.shared.topology import LabSpec
 
 DATA = Path(__file__).parent / "data"
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
@@ -186,7 +186,7 @@ def test_second_and_third_examples_load():
 
 
 def test_load_file_problems():
-    from lab.errors import LabError
+    from lab.programs.shared.errors import LabError
     with pytest.raises(LabError, match="cannot read scenario"):
         load_file(DATA / "no-such-file.yaml")
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from lab.scenario import ScenarioError, load_text, yamlpos
+from lab.scenario import load_text, yamlpos
+from lab.programs.shared.problems import ScenarioError
 
 DATA = Path(__file__).parent / "data"
 TEXTS = [p.read_text() for p in sorted(DATA.glob("scenario_*.yaml"))]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.scenario import ScenarioError, load_text
+from lab.scenario import load_text
+from lab.programs.shared.problems import ScenarioError
 from lab.scenario import schema as scenario_schema
 from lab.scenario import yamlpos
 

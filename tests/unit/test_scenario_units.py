@@ -1,9 +1,9 @@
-"""Durations, percentages and rates (lab.scenario.units), and their schema patterns."""
+"""Durations, percentages and rates (lab.programs.shared.units), and their schema patterns."""
 import re
 
 import pytest
 
-from lab.scenario import units
+from lab.programs.shared import units
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -1,7 +1,8 @@
 """Positioned, safe YAML loading (lab.scenario.yamlpos) and how its problems are reported."""
 import pytest
 
-from lab.scenario import ScenarioError, load_text
+from lab.scenario import load_text
+from lab.programs.shared.problems import ScenarioError
 from lab.scenario import yamlpos
 
 
@@ -152,7 +153,7 @@ def test_error_lists_every_problem_sorted_by_position():
 
 
 def test_scenario_error_is_a_lab_error_with_the_lines_as_its_text():
-    from lab.errors import LabError
+    from lab.programs.shared.errors import LabError
     with pytest.raises(LabError) as info:
         load_text("name: x\n", "s.yaml")
     err = info.value

@@ -2,9 +2,9 @@ import ipaddress
 
 import pytest
 
-from lab.errors import LabError
+from lab.programs.shared.errors import LabError
 from lab.topology.docker_lab import host_settings
-from lab.topology.model import COMPOSE_SUBNETS, LabSpec, free_subnets
+from lab.programs.shared.topology import COMPOSE_SUBNETS, LabSpec, free_subnets
 
 NETS = [ipaddress.ip_network("10.77.3.0/24"), ipaddress.ip_network("10.77.4.0/24")]
 
@@ -63,7 +63,7 @@ def test_subnet_pool_comes_from_the_environment(monkeypatch):
 
 
 def test_a_bad_subnet_pool_is_one_clear_error(monkeypatch):
-    from lab.errors import LabError
+    from lab.programs.shared.errors import LabError
     monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.200.0.0/24")
     with pytest.raises(LabError, match="SOCKETLAB_SUBNETS"):
         free_subnets([], 2)

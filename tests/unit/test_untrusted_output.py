@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from lab import ui
-from lab.errors import EXIT_ENVIRONMENT, LabEnvironmentError, LabError
+from lab.programs.shared.errors import EXIT_ENVIRONMENT, LabEnvironmentError, LabError
 from lab.report import plots, render
 from lab.report.model import ExpectationResult, RunReport
 from lab.runner.processes import (HeadTail, Outcome, StepProcess, TextWatch, decode, last_json_object,

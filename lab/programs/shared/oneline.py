@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..impairments.model import Change, Impairment, Link
-from . import impairment, spec
+from .impairment import Change, Impairment, Link
+from . import impairment_entry, spec
 from .fieldtypes import Checker
 
 KEYS = ("loss", "loss-correlation", "gemodel", "delay", "jitter", "duplicate", "corrupt",
@@ -82,8 +82,8 @@ def impairment_of(values: Sequence[Tuple[str, str]]) -> Impairment:
         key = first.path.split(".")[0].replace("_", "-") or None
         raise OneLineError(key, first.message)
     try:
-        return impairment.build(checked)
-    except impairment.EntryError as exc:
+        return impairment_entry.build(checked)
+    except impairment_entry.EntryError as exc:
         raise OneLineError(exc.key.replace("_", "-") if exc.key else None, str(exc)) from None
 
 

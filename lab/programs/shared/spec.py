@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from ..topology.model import HOST_NAME, MAX_CLIENTS, Limits
+from .topology import HOST_NAME, MAX_CLIENTS, Limits
 from . import units
 from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Decimal, Duration, Field, Integer, ListOf,
                          MapOf, Percent, Rate, Record, Scalar, Size, Text, Type, Variants, did_you_mean,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .model import KINDS, Capabilities, Impairment, Link
+from .impairment import KINDS, Capabilities, Impairment, Link
 
 # Backend names, as shown by ``lab doctor`` and in Plan.backends.
 NETEM = "tc netem"

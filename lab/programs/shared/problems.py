@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Tuple, Union
 
-from ..errors import LabError
+from .errors import LabError
 
 PathPart = Union[str, int]
 Path = Tuple[PathPart, ...]

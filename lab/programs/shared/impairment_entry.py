@@ -1,5 +1,5 @@
 """A checked impairment entry (``spec.IMPAIRMENT``'s normalised mapping: seconds, kbit/s,
-percent) turned into ``impairments.model.Impairment``, with the entry's key a refusal is
+percent) turned into ``impairment.Impairment``, with the entry's key a refusal is
 about.  Shared by scenario files (validate.py) and the one-line form (oneline.py).
 Pure; standard library only (the router's image imports it).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from ..impairments.model import GilbertElliott, Impairment
+from .impairment import GilbertElliott, Impairment
 
 # Model attribute -> the entry's key, to say an error in the user's words.
 MODEL_TO_KEY = {"delay_ms": "delay", "jitter_ms": "jitter", "rate_kbit": "rate", "queue_limit": "queue"}

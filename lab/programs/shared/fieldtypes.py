@@ -10,13 +10,11 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import units
 from .problems import Path, Problem, format_path
 from .units import describe
-if TYPE_CHECKING:  # the image imports this module without PyYAML
-    from .yamlpos import Document
 
 
 class _Invalid:
@@ -37,10 +35,17 @@ def valid(*values: Any) -> bool:
     return not any(v is INVALID for v in values)
 
 
+class Positions(Protocol):
+    """Where each value of a checked document was written: ``lab.scenario.yamlpos.Document``
+    for a scenario file (host side, PyYAML), a stand-in for the one-line form."""
+
+    def mark(self, path: Path, key: bool = False) -> Tuple[int, int]: ...
+
+
 class Checker:
     """Collects positioned problems for one document."""
 
-    def __init__(self, doc: Document):
+    def __init__(self, doc: Positions):
         self.doc = doc
         self.problems: List[Problem] = []
 

@@ -17,7 +17,7 @@ from .. import ui
               help="Write Gradescope's results.json here.")
 def grade(folder, level, junit_file, gradescope_file):
     """Grade a student's lecture programs (TCPServer.py, UDPServer.py, TCPClient.py, UDPClient.py):
-    exit 0 full marks, 1 points lost, 2 the grader could not run."""
+    exit 0 full marks, 1 points lost, 2 bad input, 3 the grader could not run (no engine, no image)."""
     from pathlib import Path
     from ..grade import report as rep
     from ..grade.run import grade as run_grade

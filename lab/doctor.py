@@ -2,13 +2,12 @@
 
 Each check returns Check values (pure data); `print_report` shows them. The only
 I/O is asking the engine, looking for programs, and one throwaway probe container
-that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb).
+that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb;
+impairments/kernel.py).
 """
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import engine, labels, ui
+from . import engine, ui
 from .programs.shared.errors import LabError
 from .images import definition
 from .programs.shared import topology as model
@@ -113,23 +112,6 @@ def check_subnets() -> Check:
                                 "or choose another pool (--subnets / SOCKETLAB_SUBNETS)")
 
 
-def probe_kernel() -> dict:
-    """Run the kernel probe in a throwaway, labelled container with no network."""
-    c = engine.client()
-    container = c.containers.create(
-        definition.HOST_IMAGE, ["kernel-probe"], network_mode="none",
-        cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"],
-        labels=labels.lab_labels("doctor", secrets.token_hex(6), labels.current_owner(),
-                                 **{labels.LABEL_ROLE: "probe"}))
-    try:
-        container.start()
-        container.wait(timeout=60)
-        output = container.logs(stderr=False).decode().strip().splitlines()
-    finally:
-        container.remove(force=True)
-    return json.loads(output[-1])
-
-
 def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/lib/modules"),
                  loaded: Path = Path("/proc/modules")) -> Check:
     """Is tc netem used, and if not, why: the kernel has none, has it as a module that
@@ -174,6 +156,7 @@ def _backend_reason(kind: str, backend: str, caps) -> str:
 
 def check_kernel() -> list[Check]:
     from .programs.shared.backends import describe_backends
+    from .impairments.kernel import probe_kernel
     from .programs.shared.impairment import Capabilities
     try:
         caps = Capabilities.from_probe(probe_kernel())

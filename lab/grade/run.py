@@ -4,7 +4,8 @@ of the level runs in order, and the lab is removed, whatever happened.
 
 A check that fails, crashes, hangs or floods costs its own points (harness.py bounds
 each program); a problem of the grader itself (no engine, no image) is a LabError and
-stops the grading with exit 2, so a broken set-up never hands out zeros.
+stops the grading with exit 3 (the environment's code), so a broken set-up never hands
+out zeros.
 """
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def check_plans(scenario: Scenario, caps: Capabilities) -> dict[str, dict[str, s
 
 
 def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
-    from ..doctor import probe_kernel
+    from ..impairments.kernel import probe_kernel
     from ..impairments.router import RouterImpairments
 
     say = opts.progress

@@ -1,0 +1,110 @@
+"""`lab up`, `lab down`, `lab status`, `lab exec`, `lab shell`: a class lab's life and a way in."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import ui
+from .options import LAB_OPTION
+
+
+@click.command()
+@click.option("--name", default="lab", show_default=True, help="Lab name; labs with different names run side by side.")
+@click.option("--clients", default=1, show_default=True, type=click.IntRange(0, 100), help="Number of client hosts.")
+@click.option("--work", "work_dir", default="work", show_default=True, type=click.Path(file_okay=False),
+              help="Folder mounted as /work on every host (your own programs).")
+@click.option("--server", "server_runs", type=click.Choice(["uppercase", "idle"]), default="uppercase",
+              show_default=True, help="What the server host runs: our uppercase TCP+UDP servers on 12000, or nothing.")
+@click.option("--tcp-mode", type=click.Choice(["iterative", "concurrent"]), default="concurrent", show_default=True,
+              help="The uppercase TCP server's mode.")
+@click.option("--pids", type=click.IntRange(16, 1 << 22), default=512, show_default=True,
+              help="Most processes and threads per host (the router has its own limits).")
+@click.option("--memory", default="512MiB", show_default=True, metavar="SIZE",
+              help="Most memory per host, swap included (256MiB, 1GiB).")
+@click.option("--cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
+              help="CPUs' worth of time per host; 0: no cap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the lab's hosts as JSON.")
+def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_json):
+    """Bring up the class lab: router, server and clients on two networks. It stays until `lab down`."""
+    from pathlib import Path
+    from ..topology import view
+    from ..topology.docker_lab import DockerLab
+    from ..topology.lifecycle import limits_option
+    from ..programs.shared.topology import LabSpec
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    server = ("host-role", "server", "--tcp-mode", tcp_mode) if server_runs == "uppercase" else ("host-role", "idle")
+    spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))
+    lab = DockerLab.plan(spec, Path(work_dir), ephemeral=False)
+    lab.up(progress=ui.progress)
+    try:  # the demos are part of bringing the lab up: Ctrl-C or a failed demo leaves nothing
+        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients}, timeout=90)
+    except BaseException:
+        lab.down()
+        raise
+    if as_json:
+        ui.print_json(view.topology_dict(lab.topology))
+        return
+    view.print_topology(lab.topology)
+    for client in lab.topology.clients:
+        ui.out.rule(ui.printable(f"{client.name} ({client.address})"))
+        ui.say(ui.out, lab.logs(client.name).rstrip(), newlines=True)
+    ui.say(ui.out, "\nNext: ", ("lab shell client1", "bold"), " (or any host), ", ("lab status", "bold"), ", ",
+           (f"lab down {name}", "bold"), newlines=True)
+
+
+@click.command()
+@click.argument("name", required=False, default="lab")
+@click.option("--all", "everything", is_flag=True, help="Remove every socketlab container and network, of any lab.")
+@click.option("--stale", is_flag=True, help="Only remove the labs of runs, tests and benchmarks that ended "
+                                            "(every other command does this too).")
+def down(name, everything, stale):
+    """Remove a lab's containers and networks (by label, also after a crash)."""
+    from ..topology import lifecycle
+    from ..topology.docker_lab import remove_lab
+    if not lifecycle.reap_and_say(ui.err) and stale:
+        ui.progress("no stale labs")
+    if stale:
+        return
+    n_ctr, n_net = remove_lab(None if everything else name)
+    ui.progress(f"removed {n_ctr} containers and {n_net} networks")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json):
+    """The labs that are up, their hosts and addresses."""
+    from ..topology import view
+    labs = view.running_labs()
+    if as_json:
+        ui.print_json(labs)
+    elif not labs:
+        ui.out.print("no lab is up (start one with `lab up`)")
+    else:
+        view.print_status(labs)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@LAB_OPTION
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab_name, host, command):
+    """Run a command on a lab host: lab exec client1 -- tcp-client hello"""
+    from ..terminal import interactive
+    from ..topology.docker_lab import find_host
+    argv = list(command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("give a command after the host, e.g. lab exec client1 -- tracepath server")
+    sys.exit(interactive(find_host(host, lab_name), argv))
+
+
+@click.command()
+@LAB_OPTION
+@click.argument("host")
+def shell(lab_name, host):
+    """Open a shell on a lab host."""
+    from ..terminal import interactive
+    from ..topology.docker_lab import find_host
+    sys.exit(interactive(find_host(host, lab_name), ["bash", "-l"]))

@@ -137,7 +137,7 @@ def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/li
                      f"(and did not load on demand): fallback backends are used ({why})",
                      "sudo modprobe sch_netem, then lab doctor again")
     return Check("netem", "info", f"no sch_netem in kernel {kernel}: fallback backends are used "
-                 f"(nftables, tc htb/tbf, the NFQUEUE engine) ({why})",
+                 f"(nftables, tc htb/tbf, the NFQUEUE impairer) ({why})",
                  "none needed; for netem, a kernel with CONFIG_NET_SCH_NETEM")
 
 

@@ -5,8 +5,8 @@ Order of work, and why:
    timeline, so an impairment this machine cannot apply is refused before any lab
    exists (exit 2), never silently skipped.
 2. Bring the lab up, put the t=0 impairments on the router, start captures.
-3. Play the events (schedule.py) at their times; check the impairment engine is
-   alive at every event (it fails open, so a dead engine must not pass silently).
+3. Play the events (schedule.py) at their times; check the impairer is
+   alive at every event (it fails open, so a dead impairer must not pass silently).
 4. Wait for foreground steps, stop background ones, collect results, evaluate.
 5. Always tear down (also on Ctrl-C and errors), unless --keep.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from ..programs.shared.errors import LabEnvironmentError
 from ..programs.shared import backends
 from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, next_state
-from ..impairments.router import EngineDied, RouterImpairmentError
+from ..impairments.router import ImpairerDied, RouterImpairmentError
 from ..concurrency import run_all
 from ..report import drops, plots
 from ..report.model import ExpectationResult, RunReport
@@ -35,7 +35,7 @@ from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
-ENGINE_CHECK_S = 1.0   # between looks at the engine during play (changes and the end look too)
+IMPAIRER_CHECK_S = 1.0   # between looks at the impairer during play (changes and the end look too)
 COUNTED_HOSTS = 16     # hosts whose own counters are read (a bigger lab: those with steps, and servers)
 
 
@@ -124,7 +124,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
             timeline.play()
         except RunError as exc:
             report.errors.append(str(exc))
-        except EngineDied as exc:
+        except ImpairerDied as exc:
             report.errors.append(str(exc))
             report.error_kind = "environment"
         except Exception:
@@ -138,14 +138,14 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         else:
             try:
                 if router is not None:
-                    router.close()  # stops the engine, which reports its final counters
+                    router.close()  # stops the impairer, which reports its final counters
             except RouterImpairmentError as exc:
                 report.errors.append(f"cleaning up the router: {exc}")
                 report.error_kind = "environment"
             finally:
                 lab.down()
     if router is not None:
-        folder.write_json("engine.json", {"stopped_engines": router.engine_final_stats})
+        folder.write_json("engine.json", {"stopped_engines": router.impairer_final_stats})
     report.expectations = evaluate(scenario, report.results)
     folder.write_json("results.json", report.as_dict())
     if timeline is not None:
@@ -170,7 +170,7 @@ def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, f
     if scenario.capture:
         for name, data in router.stop_capture().items():
             folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-    _check_engine(router, report)
+    _check_impairer(router, report)
 
 
 def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | None:
@@ -196,11 +196,11 @@ def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | No
             "hosts": {host: drops.parse_snmp(text) for host, text in zip(hosts, texts) if text is not None}}
 
 
-def _check_engine(router, report: RunReport) -> None:
-    """The engine fails open, so a death during the run is a run error (said once)."""
+def _check_impairer(router, report: RunReport) -> None:
+    """The impairer fails open, so a death during the run is a run error (said once)."""
     try:
         router.check_alive()
-    except EngineDied as exc:
+    except ImpairerDied as exc:
         report.error_kind = "environment"
         if str(exc) not in report.errors:
             report.errors.append(str(exc))
@@ -276,7 +276,7 @@ class Timeline:
             delay = event.at_s - self.now()
             if delay > 0:
                 time.sleep(delay)  # the schedule: wait for the event's time
-            if time.monotonic() - checked >= ENGINE_CHECK_S:   # an exec when the engine runs
+            if time.monotonic() - checked >= IMPAIRER_CHECK_S:   # an exec when the impairer runs
                 self.router.check_alive()
                 checked = time.monotonic()
             self._do(event)

@@ -48,7 +48,7 @@ class Limits:
         return f"{self.pids} pids, {self.memory // MiB} MiB, {cpus}"
 
 
-# The router is everyone's gateway and runs the impairment engine: it gets its own,
+# The router is everyone's gateway and runs the impairer: it gets its own,
 # larger limits, no CPU cap, and 4 times a host's CPU weight when CPUs are contended.
 ROUTER_LIMITS = Limits(pids=1024, memory=1024 * MiB, cpus=0)
 # Hosts keep Docker's default weight (1024), so on a shared machine they do not lose to

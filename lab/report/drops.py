@@ -1,6 +1,6 @@
 """Where a run's packets were dropped, so that no loss goes unexplained.
 
-`lab run` reads two sets of counters before the timeline plays and again after its steps
+`lab run` reads two sets of counters before the steps play and again after they
 end: the router's (per directed link: what the impairments dropped, duplicated or
 corrupted, what a full tc queue dropped, what the kernel dropped in front of the userspace
 impairer) and each host's own kernel counters (`/proc/net/snmp`: a full receive or send

@@ -3,7 +3,7 @@
 ``spec.py`` checks each value on its own; the builder here checks what needs several at
 once: the topology's names, links between known networks, impairment combinations (as
 ``Impairment`` itself rejects them, positioned), and hosts that exist.  The steps' rules
-are in ``timeline.py`` and the expectations' in ``expect_rules.py``.
+are in ``step_rules.py`` and the expectations' in ``expect_rules.py``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .expect_rules import ExpectRules
 from ..programs.shared.fieldtypes import INVALID, Checker, did_you_mean, valid
 from .model import Scenario, Step, Topology, frozen_map
 from ..programs.shared.problems import Path, Problem, ScenarioError
-from .timeline import TimelineRules
+from .step_rules import StepRules
 
 MAX_FILE_BYTES = 1 << 20
 _RESERVED_HOST = re.compile(r"^(?:router|server|clients|client[0-9]+)$")
@@ -77,9 +77,9 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-class _Builder(TimelineRules, ExpectRules):
+class _Builder(StepRules, ExpectRules):
     """Builds the model from checked data; rules for steps and expectations are in
-    timeline.py and expect_rules.py."""
+    step_rules.py and expect_rules.py."""
 
     def __init__(self, ck: Checker, doc: yamlpos.Document, data: Dict[str, Any], filename: str):
         self.ck, self.doc, self.data, self.filename = ck, doc, data, filename

@@ -183,7 +183,7 @@ def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_path, own_labs, sig):
     # runcli-ok passes first. runcli-sleep: `sleep 60` (timeout 2m) at 0 s, and another step
-    # at 40 s, so the signal comes while a step runs and the timeline waits for its next step.
+    # at 40 s, so the signal comes while a step runs and the player waits for its next step.
     junit, js = tmp_path / "junit.xml", tmp_path / "r.json"
     proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", "--junit", junit,
                    "--json-file", js, "--json", DATA / "runcli-ok.yaml", DATA / "runcli-sleep.yaml",

@@ -101,13 +101,13 @@ def test_the_runner_draws_each_timeline_and_warns_about_a_broken_one(tmp_path):
     scenario = load_text(SCENARIO, "s.yaml")
     good = json.dumps({"timeline": synthetic_timeline()}) + '\n{"duration_s": 6.0}\n'
     broken = '{"timeline": {"send_ms": [0.0, "x"], "rtt_ms": [1.0, 2.0]}}\n'
-    timeline = SimpleNamespace(t0=10.0, applied={"step-1": (1.0, 1.1)}, processes={
+    player = SimpleNamespace(t0=10.0, applied={"step-1": (1.0, 1.1)}, processes={
         ("probe", "client1"): finished_process("probe", "client1", good, 10.1, 16.2),
         ("probe", "client2"): finished_process("probe", "client2", broken, 10.1, 16.2),
         ("other", "client1"): finished_process("other", "client1", "no timeline\n", 10.1, 16.2)})
     folder = RunFolder(tmp_path, "cut")
     said = []
-    run._save_plots(folder, scenario, timeline, said.append)
+    run._save_plots(folder, scenario, player, said.append)
     assert sorted(p.name for p in (folder.path / "plots").iterdir()) == ["probe-client1.png"]
     assert (folder.path / "plots" / "probe-client1.png").read_bytes()[:8] == PNG_MAGIC
     assert len(said) == 1 and said[0].startswith("warning: no plot for probe on client2: TypeError")

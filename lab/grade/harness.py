@@ -44,7 +44,7 @@ class Failed(Exception):
 
 
 @dataclass(frozen=True)
-class Check:
+class GradeCheck:
     name: str
     points: float
     level: str
@@ -56,17 +56,17 @@ class Check:
         return " ".join((self.func.__doc__ or "").split())
 
 
-CHECKS: List[Check] = []
+CHECKS: List[GradeCheck] = []
 
 
 def check(points: float, needs=(), level: str = "default"):
     def register(func):
-        CHECKS.append(Check(func.__name__, points, level, tuple(needs), func))
+        CHECKS.append(GradeCheck(func.__name__, points, level, tuple(needs), func))
         return func
     return register
 
 
-def checks_for(level: str) -> List[Check]:
+def checks_for(level: str) -> List[GradeCheck]:
     order = LEVELS[:LEVELS.index(level) + 1]
     return [c for c in CHECKS if c.level in order]
 

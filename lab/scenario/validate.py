@@ -19,7 +19,7 @@ from . import yamlpos
 from .expect import Position
 from .expect_rules import ExpectRules
 from ..programs.shared.fieldtypes import INVALID, Checker, did_you_mean, valid
-from .model import Scenario, Step, Topology, frozen_map
+from .model import Scenario, ScenarioTopology, Step, frozen_map
 from ..programs.shared.problems import Path, Problem, ScenarioError
 from .step_rules import StepRules
 
@@ -83,7 +83,7 @@ class _Builder(StepRules, ExpectRules):
 
     def __init__(self, ck: Checker, doc: yamlpos.Document, data: Dict[str, Any], filename: str):
         self.ck, self.doc, self.data, self.filename = ck, doc, data, filename
-        self.topology: Optional[Topology] = None
+        self.topology: Optional[ScenarioTopology] = None
         self.hosts: Optional[List[str]] = None       # None: the topology is invalid, do not check hosts
         self.networks: Optional[List[str]] = None
         self.clients_known = True                     # False: topology.clients is invalid
@@ -172,10 +172,10 @@ class _Builder(StepRules, ExpectRules):
             self.error(path + ("tcp_mode",), "tcp_mode is for server: uppercase (an idle server runs nothing)")
         limits = t["limits"]
         if valid(*t.values()) and isinstance(limits, dict) and valid(*limits.values()):
-            self.topology = Topology(clients=clients, networks=tuple(networks),
-                                     hosts=tuple(sorted(extra.items())), server=t["server"],
-                                     tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
-                                     limits=Limits(**limits))
+            self.topology = ScenarioTopology(clients=clients, networks=tuple(networks),
+                                             hosts=tuple(sorted(extra.items())), server=t["server"],
+                                             tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
+                                             limits=Limits(**limits))
 
     def check_network(self, net: str, path: Path) -> bool:
         if self.networks is None or net in self.networks:

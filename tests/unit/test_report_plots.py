@@ -58,15 +58,15 @@ def test_links_label_joins_both_directions():
 def test_impairment_changes_come_from_the_scenario():
     scenario = load_text(SCENARIO, "s.yaml")
     assert plots.impairment_changes(scenario, {"step-2": (2.01, 3.3)}) == [
-        plots.Change(1.0, "partition clients<->servers"),
-        plots.Change(2.0, "heal clients->servers", applied=(2.01, 3.3)),
-        plots.Change(2.5, "impair clients->servers")]
+        plots.ImpairmentMark(1.0, "partition clients<->servers"),
+        plots.ImpairmentMark(2.0, "heal clients->servers", applied=(2.01, 3.3)),
+        plots.ImpairmentMark(2.5, "impair clients->servers")]
 
 
 def test_impairment_changes_at_the_same_time_share_a_label():
     scenario = load_text(SCENARIO.replace("at: 2.5s", "at: 2s"), "s.yaml")
     changes = plots.impairment_changes(scenario, {"step-2": (2.0, 2.5), "step-3": (2.5, 2.75)})
-    assert changes[1:] == [plots.Change(2.0, "heal clients->servers; impair clients->servers", (2.0, 2.75))]
+    assert changes[1:] == [plots.ImpairmentMark(2.0, "heal clients->servers; impair clients->servers", (2.0, 2.75))]
 
 
 def test_plot_timeline_writes_a_png(tmp_path):

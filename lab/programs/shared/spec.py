@@ -124,7 +124,7 @@ OPTIONS: Dict[str, Tuple[Type, str]] = {
 }
 
 
-class Expectation(Type):
+class ExpectationField(Type):
     """One list item of ``expect``: ``KEY: value`` or ``KEY: {operator: value, ...}``."""
 
     expected = "a 'step.field: test' mapping"
@@ -333,7 +333,7 @@ STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
     }),
 })
 
-EXPECTATION = Expectation("'STEP.FIELD.PATH: value' or 'STEP.FIELD: {operator: value}'; an aggregate "
+EXPECTATION = ExpectationField("'STEP.FIELD.PATH: value' or 'STEP.FIELD: {operator: value}'; an aggregate "
                           "(max, min, mean, sum, count, all, any) around the key combines the step's hosts.")
 
 SCENARIO = Record("A socketlab scenario: a lab, timed steps, and expectations on the results.", {

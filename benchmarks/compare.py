@@ -37,7 +37,7 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from lab import engine, ui
+from lab import engine, labels, ui
 from lab.programs.shared.errors import LabError
 from lab.programs.shared.impairment import Impairment, Link
 from lab.impairments.router import RouterImpairments
@@ -68,7 +68,7 @@ def compose_blocked() -> str:
     """Why the compose rows cannot run here ('' if they can)."""
     if compose_command() is None:
         return "no Compose (docker compose or docker-compose) on this machine"
-    if engine.client().containers.list(all=True, filters={"label": "org.socketlab.lab=compose"}):
+    if engine.client().containers.list(all=True, filters=labels.filters(lab="compose")):
         return "a compose class lab is up (it holds compose.yaml's fixed subnets)"
     return ""
 

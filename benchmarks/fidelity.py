@@ -11,14 +11,14 @@ and the router's impairments are context managers).
 
 Counts are checked with exact binomial acceptance intervals at 99 % (lab.scenario.stats),
 times with tolerances derived from the baseline's own spread, TCP goodput against the
-payload share of the configured rate.  The engine runs unseeded, so every run is a fresh
+payload share of the configured rate.  The impairer runs unseeded, so every run is a fresh
 sample.  There are seven binomial checks: one of them falls outside its interval by
 chance in about one run in fifteen, so run again before blaming a backend.
 
 Backends: on a kernel with netem the cases run twice, with the kernel's best backends
 (netem) and with the fallbacks (SOCKETLAB_BACKEND=fallback: nftables, the NFQUEUE
-engine), and the table shows each case's rows side by side.  Reorder and corrupt are
-measured from the client's view (plus the engine's own counts when it does the work).
+impairer), and the table shows each case's rows side by side.  Reorder and corrupt are
+measured from the client's view (plus the impairer's own counts when it does the work).
 A case that fails to measure is a row saying why, and the exit status is 1; a number
 outside its acceptance range is a row marked ✗ (chance, see above), exit status 0.
 """
@@ -50,7 +50,7 @@ from lab.programs.shared.topology import LabSpec
 LINK = Link("clients", "servers")
 CLIENT = "client1"
 CONFIDENCE = 0.99
-ENGINE_GRANULARITY_MS = 1.0   # the engine releases a held packet up to 1 ms late
+IMPAIRER_GRANULARITY_MS = 1.0   # the impairer releases a held packet up to 1 ms late
 TCP_PAYLOAD_SHARE = 1448 / 1514   # TCP payload per full Ethernet frame, which htb counts
 UDP_WAIT_S = 1.0              # how long udp-measure waits for late replies
 GSO_MAX_BYTES = 65536         # the biggest packet TCP hands the router (GSO)
@@ -127,7 +127,7 @@ def udp_measure(bench: Bench, count: int, pps: int, wait: float = UDP_WAIT_S) ->
                                  "--rate", str(pps), "--wait", f"{wait:g}"])
     if result["sent"] != count:
         raise BenchError(f"udp-measure sent {result['sent']} of {count} datagrams")
-    bench.router.check_alive()  # a dead engine passes packets unimpaired (fail-open)
+    bench.router.check_alive()  # a dead impairer passes packets unimpaired (fail-open)
     return result
 
 
@@ -232,9 +232,9 @@ def added_rtt(bench: Bench, rtt: dict) -> dict:
 
 def timing_tolerance(bench: Bench) -> float:
     """How far a median may stray: the unimpaired path's own spread (p99 - p50) plus
-    the engine's granularity."""
+    the impairer's granularity."""
     base = bench.baseline_rtt
-    return (base["p99"] - base["p50"]) + ENGINE_GRANULARITY_MS
+    return (base["p99"] - base["p50"]) + IMPAIRER_GRANULARITY_MS
 
 
 def measure_delay(bench: Bench, case: Case) -> Row:
@@ -257,7 +257,7 @@ def measure_delay(bench: Bench, case: Case) -> Row:
 def measure_jitter(bench: Bench, case: Case) -> Row:
     """Delay d ± j, uniform.  Spread = p99 - min RTT: for a uniform of width 2j that is
     0.99 x 2j (the max is shown, not checked: one scheduling hiccup sets it).  It may
-    exceed that by the path's own spread and the engine's granularity, and fall short by
+    exceed that by the path's own spread and the impairer's granularity, and fall short by
     the sampling error of the extremes (under 0.5 ms for a thousand samples).  Nothing
     may come back before d - j, and the median must sit at d."""
     delay, jitter = case.impairment.delay_ms, case.impairment.jitter_ms
@@ -295,10 +295,10 @@ def measure_duplicate(bench: Bench, case: Case) -> Row:
                      "result": result})
 
 
-def engine_queue(bench: Bench) -> Optional[str]:
-    """The engine's queue number for LINK, as its stats name it; None when the engine
+def impairer_queue(bench: Bench) -> Optional[str]:
+    """The impairer's queue number for LINK, as its stats name it; None when the impairer
     does not handle LINK (netem does the work)."""
-    queue = bench.router.engine_queues.get(str(LINK))
+    queue = bench.router.impairer_queues.get(str(LINK))
     return None if queue is None else str(queue)
 
 
@@ -306,11 +306,11 @@ def measure_reorder(bench: Bench, case: Case) -> Row:
     """netem semantics: a share r goes at once, the rest wait ``delay``.  udp-measure
     counts a datagram reordered when a later one arrived first, i.e. a delayed datagram
     with at least one of its k followers (those sent within the delay) sent at once:
-    a share (1 - r)(1 - (1 - r)^k).  The engine's own count of packets it sent at once
+    a share (1 - r)(1 - (1 - r)^k).  The impairer's own count of packets it sent at once
     is the direct view of r; both must be in their intervals."""
     r, delay = case.impairment.reorder / 100, case.impairment.delay_ms
-    queue = engine_queue(bench)
-    before = bench.router.engine_stats()["queues"][queue] if queue else None
+    queue = impairer_queue(bench)
+    before = bench.router.impairer_stats()["queues"][queue] if queue else None
     result = udp_measure(bench, case.amount(bench.quick), case.pps, UDP_WAIT_S + delay / 1000)
     n, reordered = result["sent"], result["reordered"]
     k = math.ceil(delay / 1000 * min(case.pps, result["send_rate_pps"])) - 1  # as really sent
@@ -319,12 +319,12 @@ def measure_reorder(bench: Bench, case: Case) -> Row:
     observed, accepted = f"{pct(reordered / n)} reordered", f"{pct_range(lo / n, hi / n)} (model {pct(expected)}"
     at_once = seen = e_lo = e_hi = None
     engine_ok = True
-    if queue:  # the engine's own view: the share it sent at once is r
-        after = bench.router.engine_stats()["queues"][queue]
+    if queue:  # the impairer's own view: the share it sent at once is r
+        after = bench.router.impairer_stats()["queues"][queue]
         at_once, seen = after["reordered"] - before["reordered"], after["seen"] - before["seen"]
         e_lo, e_hi, engine_ok = binomial_check(at_once, seen, r)
-        observed += f" (engine: {pct(at_once / seen)} sent at once)"
-        accepted += f"; engine {pct_range(e_lo / seen, e_hi / seen)}"
+        observed += f" (impairer: {pct(at_once / seen)} sent at once)"
+        accepted += f"; impairer {pct_range(e_lo / seen, e_hi / seen)}"
     return row(bench, case, observed=observed, accepted=accepted + ")",
                ok=udp_ok and engine_ok, samples=f"{n:,} UDP",
                data={"configured": r, "delay_ms": delay, "followers_k": k,
@@ -335,15 +335,15 @@ def measure_reorder(bench: Bench, case: Case) -> Row:
 
 
 def measure_corrupt(bench: Bench, case: Case) -> Row:
-    """The engine flips one bit after the IP header and leaves the checksum, as netem
+    """The impairer flips one bit after the IP header and leaves the checksum, as netem
     does: the server's UDP layer drops the datagram (a checksum error, or a bad length
     field), so corruption shows as loss to udp-measure and nothing damaged reaches the
     application.  The server's UDP InErrors counter shows where they went."""
     p = case.impairment.corrupt / 100
-    queue = engine_queue(bench)
+    queue = impairer_queue(bench)
 
     def engine_counts() -> dict:
-        return bench.router.engine_stats()["queues"][queue] if queue else {"corrupted": 0, "seen": 0}
+        return bench.router.impairer_stats()["queues"][queue] if queue else {"corrupted": 0, "seen": 0}
 
     before, engine_before = server_udp_counters(bench), engine_counts()
     result = udp_measure(bench, case.amount(bench.quick), case.pps)
@@ -479,7 +479,7 @@ def run_all(quick: bool, modes: Optional[list] = None) -> list:
 def print_table(rows: list, title: str) -> None:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
                   caption="accepted: counts: exact binomial 99 % interval; times: tolerance "
-                          "from the baseline's spread and the engine's 1 ms granularity; rate: "
+                          "from the baseline's spread and the impairer's 1 ms granularity; rate: "
                           "90 % of the payload share (1448/1514) of the rate, up to one 64 KiB "
                           "GSO packet early",
                   caption_justify="left")

@@ -18,7 +18,6 @@ import docker.errors
 from . import engine, ui
 from .programs.shared.errors import LabError
 from .images import definition
-from .images.build import DIGEST_LABEL
 from .programs.shared import topology as model
 
 COMPOSE_PLUGIN_DIRS = [Path.home() / ".docker/cli-plugins", Path("/usr/local/lib/docker/cli-plugins"),
@@ -59,7 +58,7 @@ def check_image() -> Check:
         return Check("host image", "fail", f"{definition.HOST_IMAGE} is not in the engine", "lab images build")
     size = ui.human_size(img.attrs["Size"])
     base = img.attrs.get("Config", {}).get("Labels", {}) or {}
-    if not base.get(DIGEST_LABEL):
+    if not base.get(labels.LABEL_DIGEST):
         return Check("host image", "warn", f"{definition.HOST_IMAGE} ({size}) was not built by `lab images build`",
                      "lab images build")
     return Check("host image", "ok", f"{definition.HOST_IMAGE} {img.short_id.split(':')[-1]} ({size})")
@@ -138,7 +137,7 @@ def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/li
                      f"(and did not load on demand): fallback backends are used ({why})",
                      "sudo modprobe sch_netem, then lab doctor again")
     return Check("netem", "info", f"no sch_netem in kernel {kernel}: fallback backends are used "
-                 f"(nftables, tc htb/tbf, the NFQUEUE engine) ({why})",
+                 f"(nftables, tc htb/tbf, the NFQUEUE impairer) ({why})",
                  "none needed; for netem, a kernel with CONFIG_NET_SCH_NETEM")
 
 

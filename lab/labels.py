@@ -1,6 +1,7 @@
 """Every label socketlab puts on what it creates, and the filters that find it again.
 
-This module is the one place that knows the label keys; nothing else builds a
+This module is the one place that knows the label keys (compose.yaml and the Dockerfile,
+which cannot import it, are held to it by a unit test); nothing else builds a
 `label=...` filter by hand. Pure, except `current_owner`/`process_start`, which read /proc.
 
 Two kinds of lab:
@@ -33,6 +34,10 @@ LABEL_OWNER_BOOT = "org.socketlab.owner.boot"    # /proc/sys/kernel/random/boot_
 LABEL_OWNER_PIDNS = "org.socketlab.owner.pidns"  # /proc/self/ns/pid: pids mean nothing across namespaces
 LABEL_OWNER_PID = "org.socketlab.owner.pid"
 LABEL_OWNER_START = "org.socketlab.owner.start"  # field 22 of /proc/PID/stat (ticks since boot)
+# On images: what the Dockerfile says (compose builds it too) and what `lab images build` adds.
+LABEL_IMAGE = "org.socketlab.image"      # "host": the Dockerfile's own label (a unit test holds it to this)
+LABEL_DIGEST = "org.socketlab.digest"    # the build context's digest: up to date or not
+LABEL_PROGRAMS = "org.socketlab.programs"  # digest of lab/programs/: a lab refuses older programs
 
 
 @dataclass(frozen=True)

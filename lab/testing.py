@@ -203,7 +203,7 @@ class _RouterAdapter:
     """The only code here that touches the router's impairment API: Changes to the state
     in force (link -> Impairment, links left out have none), captures, cleanup.
 
-    ``per_segment``: every impaired link goes through the router's userspace engine,
+    ``per_segment``: every impaired link goes through the router's impairer,
     which splits TCP's 64 KiB GSO packets, so "20 % loss" is 20 % of wire packets for TCP
     too (nftables alone would drop whole bursts of ~44 segments: TCP then stalls for
     tens of seconds behind backed-off retransmission timers)."""

@@ -70,7 +70,7 @@ def _impair_options(func):
 @click.option("--clear", is_flag=True, help="Remove the impairments of LINK (or of every link).")
 @click.option("--show", is_flag=True, help="Show what is in force, per link and direction, with each backend.")
 @click.option("--json", "as_json", is_flag=True, help="With --show (or a change): print JSON.")
-@click.option("--seed", type=int, help="Seed the engine's random choices (where the engine applies them).")
+@click.option("--seed", type=int, help="Seed the impairer's random choices (where the impairer applies them).")
 def impair(lab_name, link, clear, show, as_json, seed, **values):
     """Change a running lab's network: lab impair 'clients -> servers' --loss 20% --delay 50ms"""
     given = [(key.replace("_", "-"), text) for key, text in values.items() if text is not None]

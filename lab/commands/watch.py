@@ -32,7 +32,7 @@ def table(lab: str, totals: Totals, backends: dict):
     from rich.table import Table
     t = Table(title=f"lab {lab}: the router's counters since the watch began (Ctrl-C ends)",
               title_justify="left")
-    for col in ("link", "forwarded", "bytes", "rate", "lost", "cut", "queue drops", "engine queue drops",
+    for col in ("link", "forwarded", "bytes", "rate", "lost", "cut", "queue drops", "impairer queue drops",
                 "duplicated", "delayed", "reordered", "corrupted", "impairments"):
         t.add_column(col, justify="left" if col in ("link", "impairments") else "right")
     for row in totals.rows():

@@ -5,6 +5,7 @@ Replies are judged case-insensitively everywhere but in the two "in upper case" 
 """
 from __future__ import annotations
 
+from ..programs.shared.topology import DEFAULT_PORT
 from .harness import (LINE, Failed, Grading, _received, _tail, check, expect_replies)
 
 TCPS, UDPS, TCPC, UDPC = "TCPServer.py", "UDPServer.py", "TCPClient.py", "UDPClient.py"
@@ -67,7 +68,7 @@ def udp_server_answers_several_clients(g: Grading):
 def tcp_server_works_with_nc(g: Grading):
     """The TCP server answers `nc`, a client it was not written with."""
     g.student_server(TCPS)
-    r = g.lab.run("client1", "printf 'hello via nc\\n' | nc -N -w 5 student 12000", timeout=15)
+    r = g.lab.run("client1", f"printf 'hello via nc\\n' | nc -N -w 5 student {DEFAULT_PORT}", timeout=15)
     if "hello via nc" not in r.stdout.lower():
         raise Failed(f"nc got {_tail(r.stdout) or 'nothing'!r}")
     return f"nc got {r.stdout.strip()!r}"
@@ -77,7 +78,7 @@ def tcp_server_works_with_nc(g: Grading):
 def udp_server_works_with_nc(g: Grading):
     """The UDP server answers a datagram from `nc -u`."""
     g.student_server(UDPS)
-    r = g.lab.run("client1", "printf 'hello via nc' | nc -u -w 2 student 12000", timeout=15)
+    r = g.lab.run("client1", f"printf 'hello via nc' | nc -u -w 2 student {DEFAULT_PORT}", timeout=15)
     if "hello via nc" not in r.stdout.lower():
         raise Failed(f"nc -u got {_tail(r.stdout) or 'nothing'!r}")
     return f"nc -u got {r.stdout.strip()!r}"
@@ -121,7 +122,7 @@ def udp_client_gets_the_reply(g: Grading):
 
 def _with_nc(g: Grading, file: str, udp: bool):
     flags = "-u -l" if udp else "-l"
-    nc = g.lab_server(f"printf '{NC_REPLY}\\n' | nc {flags} 12000", udp=udp)
+    nc = g.lab_server(f"printf '{NC_REPLY}\\n' | nc {flags} {DEFAULT_PORT}", udp=udp)
     try:
         (r,) = g.student_client(file, ["client1"]).values()
     finally:
@@ -218,7 +219,7 @@ def tcp_server_restarts_during_time_wait(g: Grading):
     """Started again right after serving clients, the TCP server can bind its port although its old connections wait in TIME_WAIT (SO_REUSEADDR)."""
     g.student_server(TCPS)
     g.our_client("tcp", ["client1"])      # at least one connection it closed: TIME_WAIT on its side
-    waiting = g.lab.run("student", "ss -Htan state time-wait sport = :12000").stdout.strip()
+    waiting = g.lab.run("student", f"ss -Htan state time-wait sport = :{DEFAULT_PORT}").stdout.strip()
     if not waiting:
         raise Failed("no connection of the first server was in TIME_WAIT: nothing to check")
     g.restart_student_server(TCPS)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from ..programs.shared.errors import LabError
+from ..programs.shared.topology import DEFAULT_PORT
 from ..testing import Background, Lab, Result
 
-PORT = 12000
-SERVER_ENV = {"SERVER_NAME": "server", "SERVER_PORT": str(PORT)}
+SERVER_ENV = {"SERVER_NAME": "server", "SERVER_PORT": str(DEFAULT_PORT)}
 STUDENT_HOST = "student"
 LINE = "hello from the grader"
 CLIENT_TIMEOUT = 10.0
@@ -44,7 +44,7 @@ class Failed(Exception):
 
 
 @dataclass(frozen=True)
-class Check:
+class GradeCheck:
     name: str
     points: float
     level: str
@@ -56,17 +56,17 @@ class Check:
         return " ".join((self.func.__doc__ or "").split())
 
 
-CHECKS: List[Check] = []
+CHECKS: List[GradeCheck] = []
 
 
 def check(points: float, needs=(), level: str = "default"):
     def register(func):
-        CHECKS.append(Check(func.__name__, points, level, tuple(needs), func))
+        CHECKS.append(GradeCheck(func.__name__, points, level, tuple(needs), func))
         return func
     return register
 
 
-def checks_for(level: str) -> List[Check]:
+def checks_for(level: str) -> List[GradeCheck]:
     order = LEVELS[:LEVELS.index(level) + 1]
     return [c for c in CHECKS if c.level in order]
 
@@ -90,10 +90,10 @@ class Grading:
         if server is None:
             try:
                 server = self.lab.start(STUDENT_HOST, f"python3 -u {file} < /dev/null {CAP}",
-                                        ready_port=PORT, udp=file.startswith("UDP"), ready_timeout=15)
+                                        ready_port=DEFAULT_PORT, udp=file.startswith("UDP"), ready_timeout=15)
             except LabError as exc:
                 self._starts[file] = str(exc)
-                raise Failed(f"{file} did not listen on port {PORT}: {exc}") from None
+                raise Failed(f"{file} did not listen on port {DEFAULT_PORT}: {exc}") from None
             self._servers[file] = server
         if not server.running:
             result = server.wait(0)
@@ -124,7 +124,7 @@ class Grading:
 
     def lab_server(self, cmd: str, udp: bool = False) -> Background:
         """One of our programs (or nc) listening on port 12000 of the host ``server``."""
-        return self.lab.start("server", cmd, ready_port=PORT, udp=udp, ready_timeout=15)
+        return self.lab.start("server", cmd, ready_port=DEFAULT_PORT, udp=udp, ready_timeout=15)
 
 
 def _tail(text: str, limit: int = 1500) -> str:

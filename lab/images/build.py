@@ -17,11 +17,10 @@ import shutil
 
 import docker.errors
 
-from .. import engine, ui
+from .. import engine, labels, ui
 from ..programs.shared.errors import LabError
 from . import definition as d
 
-DIGEST_LABEL = "org.socketlab.digest"
 APT_SOURCE_FILES = [Path("/etc/apt/sources.list")]
 APT_SOURCE_DIR = Path("/etc/apt/sources.list.d")
 
@@ -50,7 +49,7 @@ def remove_all() -> list[str]:
     rebuild left untagged) from the engine; they all carry the org.socketlab label."""
     c = engine.client()
     removed = []
-    images = c.images.list(filters={"label": "org.socketlab=1"})
+    images = c.images.list(filters=labels.filters())
     # Newest first: a host image must go before the base it was built on.
     for img in sorted(images, key=lambda i: i.attrs["Created"], reverse=True):
         c.images.remove(img.id, force=True)
@@ -109,7 +108,7 @@ def _offline_base() -> BuiltImage:
         c.api.import_image_from_file(
             str(rootfs), repository=tag.split(":")[0], tag=tag.split(":")[1],
             changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                     'CMD ["bash"]', "LABEL org.socketlab=1"])
+                     'CMD ["bash"]', f"LABEL {labels.LABEL}=1"])
     img = c.images.get(tag)
     return BuiltImage(tag, img.id, img.attrs["Size"], time.monotonic() - started, "imported")
 
@@ -159,7 +158,7 @@ def _host_image(base: BuiltImage) -> BuiltImage:
     previous = None
     try:
         img = c.images.get(d.HOST_IMAGE)
-        if img.labels.get(DIGEST_LABEL) == digest and img.labels.get(d.PROGRAMS_LABEL) == d.programs_digest(files):
+        if img.labels.get(labels.LABEL_DIGEST) == digest and img.labels.get(labels.LABEL_PROGRAMS) == d.programs_digest(files):
             return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], 0.0, "up to date")
         previous = img.id
     except docker.errors.ImageNotFound:
@@ -168,8 +167,8 @@ def _host_image(base: BuiltImage) -> BuiltImage:
     stream = c.api.build(
         fileobj=d.context_tar(files), custom_context=True, dockerfile="images/host/Dockerfile",
         tag=d.HOST_IMAGE, buildargs={"BASE": base.tag}, pull=False, rm=True, forcerm=True,
-        decode=True, labels={"org.socketlab": "1", DIGEST_LABEL: digest,
-                             d.PROGRAMS_LABEL: d.programs_digest(files)})
+        decode=True, labels={labels.LABEL: "1", labels.LABEL_DIGEST: digest,
+                             labels.LABEL_PROGRAMS: d.programs_digest(files)})
     log: list[str] = []
     for chunk in stream:
         if "error" in chunk:

@@ -17,7 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST_DIR = PROJECT_ROOT / "images" / "host"
 # The host image's tag. SOCKETLAB_IMAGE names another (compose.yaml reads the same
 # variable), so two checkouts with different programs can share one engine.
-HOST_IMAGE = os.environ.get("SOCKETLAB_IMAGE") or "socketlab-host:latest"
+IMAGE_ENV = "SOCKETLAB_IMAGE"
+DEFAULT_HOST_IMAGE = "socketlab-host:latest"
+HOST_IMAGE = os.environ.get(IMAGE_ENV) or DEFAULT_HOST_IMAGE
 BASE_REPOSITORY = "socketlab-base"
 OFFICIAL_BASE = ("debian", "bookworm-slim")
 SUITE = "bookworm"
@@ -52,9 +54,6 @@ def context_digest(files: list[tuple[str, Path]], base_id: str) -> str:
     for name, path in files:
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
-
-
-PROGRAMS_LABEL = "org.socketlab.programs"
 
 
 def programs_digest(files: list[tuple[str, Path]]) -> str:

@@ -29,9 +29,9 @@ class RouterCommandError(RouterImpairmentError):
         super().__init__(f"router command failed (exit {result.exit_code}): {text}\n    {detail}")
 
 
-class EngineError(RouterImpairmentError):
-    """The impairment engine did not start, reload or stop as it should."""
+class ImpairerError(RouterImpairmentError):
+    """The impairer did not start, reload or stop as it should."""
 
 
-class EngineDied(EngineError):
-    """The engine is gone: the links it handled now pass packets unimpaired (fail-open)."""
+class ImpairerDied(ImpairerError):
+    """The impairer is gone: the links it handled now pass packets unimpaired (fail-open)."""

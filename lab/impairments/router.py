@@ -11,13 +11,13 @@ the router does not also hold.
         router.apply({Link("clients", "servers"): Impairment(loss=20)})   # the whole state
         router.change(Change(partition=(Link("clients", "servers"),)))     # one change
         router.partition("clients", "servers"); router.heal("clients", "servers")
-        router.check_alive()            # raises EngineDied if the engine died (fail-open)
-        router.show()                   # what is in force: state, backends, engine
+        router.check_alive()            # raises ImpairerDied if the impairer died (fail-open)
+        router.show()                   # what is in force: state, backends, impairer
         paths = router.start_capture()  # ifname -> pcap path in the router
         pcaps = router.stop_capture()   # ifname -> pcap bytes
 
 Errors: ``RouterCommandError`` (a command in the router failed; its state is then
-unknown until ``clear``), ``EngineDied``/``EngineError``, ``UnsupportedImpairment``
+unknown until ``clear``), ``ImpairerDied``/``ImpairerError``, ``UnsupportedImpairment``
 (this kernel cannot; nothing changed), ``ImpairmentRefused`` (bad input: an unknown
 network; nothing changed), ``RouterImpairmentError`` for the rest.
 """
@@ -31,12 +31,12 @@ from ..programs.shared.errors import add_note
 from ..topology.docker_lab import ExecResult, exec_in
 from ..programs.shared.backends import UnsupportedImpairment
 from .capture import CAPTURE_DIR, Capture
-from .errors import EngineDied, EngineError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
+from .errors import ImpairerDied, ImpairerError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
 from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
 
-__all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "EngineError",
-           "EngineDied", "UnsupportedImpairment", "AGENT"]
+__all__ = ["RouterImpairments", "RouterImpairmentError", "RouterCommandError", "ImpairmentRefused", "ImpairerError",
+           "ImpairerDied", "UnsupportedImpairment", "AGENT"]
 
 AGENT = "impair-agent"
 
@@ -61,7 +61,7 @@ class RouterImpairments:
         self._lock = threading.RLock()
         self._answer: dict = {}
         self._ifnames: Optional[Dict[str, str]] = None
-        self.engine_final_stats: List[dict] = []   # the exit line of every engine stopped
+        self.impairer_final_stats: List[dict] = []   # the exit line of every impairer stopped
         self._capture: Optional[Capture] = None
 
     @classmethod
@@ -97,11 +97,11 @@ class RouterImpairments:
             self._answer = answer
         if answer.get("ifnames"):
             self._ifnames = dict(answer["ifnames"])   # fixed for the router's life
-        self.engine_final_stats += answer.get("stopped_engines") or []
+        self.impairer_final_stats += answer.get("stopped_engines") or []
 
     def change(self, change: Change) -> dict:
         """Apply one change to what is in force; returns the agent's answer (state,
-        backends, engine).  Nothing changes if it cannot be applied."""
+        backends, impairer).  Nothing changes if it cannot be applied."""
         return self.ask("change", change=change.to_dict())
 
     def apply(self, state: State) -> dict:
@@ -122,22 +122,22 @@ class RouterImpairments:
         return self.change(Change(heal=tuple(_links(a, b, both))))
 
     def clear(self) -> None:
-        """Remove every impairment and stop the engine; raises saying what is left if
-        anything is, and raises a death of the engine nobody was told about."""
+        """Remove every impairment and stop the impairer; raises saying what is left if
+        anything is, and raises a death of the impairer nobody was told about."""
         self.ask("clear")
 
     def show(self) -> dict:
         return self.ask("show")
 
     def check_alive(self) -> None:
-        """Raise EngineDied if the engine should be running and is not.  Free when the
-        state this object last saw needs no engine (no exec: ``lab run`` calls it often)."""
+        """Raise ImpairerDied if the impairer should be running and is not.  Free when the
+        state this object last saw needs no impairer (no exec: ``lab run`` calls it often)."""
         if self._answer and not self._answer.get("engine"):
             return
         self.ask("check")
 
-    def engine_stats(self) -> dict:
-        """The running engine's counters."""
+    def impairer_stats(self) -> dict:
+        """The running impairer's counters."""
         return self.ask("stats")
 
     def counters(self) -> dict:
@@ -168,8 +168,8 @@ class RouterImpairments:
         return Capabilities.from_probe(self._answer["caps"], backend="auto")
 
     @property
-    def engine_queues(self) -> Dict[str, int]:
-        """link -> its engine queue number, for links the engine handles."""
+    def impairer_queues(self) -> Dict[str, int]:
+        """link -> its impairer queue number, for links the impairer handles."""
         return dict(self._answer.get("engine_queues") or {})
 
     @property
@@ -181,12 +181,12 @@ class RouterImpairments:
         return dict(self._ifnames or {})
 
     @property
-    def engine_pid(self) -> Optional[int]:
+    def impairer_pid(self) -> Optional[int]:
         engine = self.show().get("engine")
         return engine["pid"] if engine else None
 
     @property
-    def engine_running(self) -> bool:
+    def impairer_running(self) -> bool:
         engine = self.show().get("engine")
         return bool(engine and engine["running"])
 
@@ -210,7 +210,7 @@ class RouterImpairments:
     # -- context manager -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop any capture, clear every impairment, stop the engine."""
+        """Stop any capture, clear every impairment, stop the impairer."""
         with self._lock:
             try:
                 if self._capture is not None and self._capture.running:
@@ -237,9 +237,9 @@ def _links(a: str, b: str, both: bool) -> List[Link]:
 def _error(answer: dict) -> Exception:
     kind, message = answer.get("error"), answer.get("message", "")
     if kind == "engine_died":
-        return EngineDied(message)
+        return ImpairerDied(message)
     if kind == "engine":
-        return EngineError(message)
+        return ImpairerError(message)
     if kind == "unsupported":
         return UnsupportedImpairment(message)
     if kind == "command":

@@ -3,8 +3,8 @@ link, from successive readings, as counts since the watch began and a rate over 
 last interval.
 
 The router's agent reads its counters (``lab/programs/router_counters.py``: nftables
-rule counters, ``tc -s``, the engine's stats).  A counter that went down (its rule or
-engine was replaced by a change) counts from zero again, so totals never go backwards.
+rule counters, ``tc -s``, the impairer's stats).  A counter that went down (its rule or
+impairer was replaced by a change) counts from zero again, so totals never go backwards.
 """
 from __future__ import annotations
 

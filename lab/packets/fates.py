@@ -251,7 +251,7 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
     unmatched = [c for c in unmatched if id(c) not in used]
 
     # A packet stays in the router up to the longest delay seen on its link (a queue, the
-    # engine): whatever was in force during that time may have dropped it, e.g. a partition
+    # impairer): whatever was in force during that time may have dropped it, e.g. a partition
     # applied while it waited in a rate limiter's queue.
     held: Dict[str, float] = defaultdict(float)
     for fate in fates:

@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 
+from lab.programs.shared.topology import DEFAULT_PORT
+
 DEFAULT_HOST = "server"
-DEFAULT_PORT = 12000
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from lab.programs.shared.topology import DEFAULT_PORT
+
 READY_FILE = Path("/run/socketlab-router-ready")
 IMPAIR_VAR = "SOCKETLAB_IMPAIR"   # impair_agent.ENV_VAR
 
@@ -31,11 +33,11 @@ def main(argv=None) -> int:
     router.add_argument("--network", action="append", default=[], metavar="NAME=SUBNET",
                         help="a lab network's name and subnet (for impair-agent); repeat for each")
     server = roles.add_parser("server", help="run the uppercase TCP and UDP servers")
-    server.add_argument("--port", type=int, default=12000)
+    server.add_argument("--port", type=int, default=DEFAULT_PORT)
     server.add_argument("--tcp-mode", choices=["iterative", "concurrent"], default="concurrent")
     client = roles.add_parser("client", help="run the demo exchange, then stay up")
     client.add_argument("--server", default="server")
-    client.add_argument("--port", type=int, default=12000)
+    client.add_argument("--port", type=int, default=DEFAULT_PORT)
     client.add_argument("--no-demo", action="store_true")
     roles.add_parser("idle", help="do nothing until stopped (a host for scenario steps)")
     args = parser.parse_args(argv)

@@ -159,15 +159,15 @@ class Agent:
             self.save()
             raise engine.EngineDied(engine.death_message(info, self._links_of_engine()))
         stopped: List[dict] = []
-        if new.needs_engine:
+        if new.needs_impairer:
             if info is None:
                 self.data["generation"] += 1
-                self.data["engine"] = engine.start(WORK_DIR, self.data["generation"], new.engine_config,
+                self.data["engine"] = engine.start(WORK_DIR, self.data["generation"], new.impairer_config,
                                                    self.data["options"].get("seed"), ENGINE_TIMEOUT_S)
                 self.data["death_reported"] = False
                 self.save()
             else:
-                engine.reload(info, new.engine_config, ENGINE_TIMEOUT_S, self._links_of_engine())
+                engine.reload(info, new.impairer_config, ENGINE_TIMEOUT_S, self._links_of_engine())
         try:
             run_commands(transition(self._old_plan(), new))
         except BaseException:
@@ -178,11 +178,11 @@ class Agent:
         self.data["plan"] = {"clear": [[list(c.argv), c.stdin] for c in new.clear],
                              "cut": [list(c) for c in new.cut]}
         self.data["backends"] = new.backend_table()
-        engine_links = (new.engine_config or {}).get("links", [])
+        engine_links = (new.impairer_config or {}).get("links", [])
         self.data["engine_links"] = [e["link"] for e in engine_links]
         self.data["engine_queues"] = {e["link"]: e["queue"] for e in engine_links}
         self.data["tc_qdiscs"] = [list(q) for q in new.tc_qdiscs]
-        if not new.needs_engine and self.data["engine"] is not None:
+        if not new.needs_impairer and self.data["engine"] is not None:
             info, self.data["engine"] = self.data["engine"], None
             self.save()
             stopped.append(engine.stop(info, ENGINE_TIMEOUT_S))

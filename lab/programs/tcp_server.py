@@ -18,6 +18,7 @@ import threading
 import time
 
 from lab.programs import common
+from lab.programs.shared.topology import DEFAULT_PORT
 
 PROGRAM = "tcp-server"
 LECTURE_RECV = 1024  # the lecture's recv size; a longer request is cut here
@@ -36,7 +37,7 @@ def build_parser():
         description="Uppercase TCP server (lecture protocol) with measurement logging.")
     parser.add_argument("--bind", default="0.0.0.0",
                         help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=common.DEFAULT_PORT,
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help="port to listen on, 0 = any free port (default: %(default)s)")
     parser.add_argument("--mode", choices=("iterative", "concurrent"), default="iterative",
                         help="iterative: one client at a time; concurrent: a thread per client")

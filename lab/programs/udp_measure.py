@@ -21,6 +21,7 @@ import sys
 import time
 
 from lab.programs import common
+from lab.programs.shared.topology import DEFAULT_PORT
 
 PROGRAM = "udp-measure"
 MAGIC = b"slab"
@@ -168,7 +169,7 @@ def build_parser():
         prog=PROGRAM, description="Measure a UDP path through an uppercase echo server.")
     parser.add_argument("--host", default=common.DEFAULT_HOST,
                         help="server name or address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=common.DEFAULT_PORT,
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help="server port (default: %(default)s)")
     parser.add_argument("--count", type=common.positive_int, required=True, metavar="N",
                         help="number of datagrams to send")

@@ -10,6 +10,7 @@ import sys
 import socket
 
 from lab.programs import common
+from lab.programs.shared.topology import DEFAULT_PORT
 
 PROGRAM = "udp-server"
 LECTURE_RECV = 2048  # the lecture's recvfrom size; longer datagrams are truncated
@@ -23,7 +24,7 @@ def build_parser():
         prog=PROGRAM, description="Uppercase UDP server (lecture protocol).")
     parser.add_argument("--bind", default="0.0.0.0",
                         help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=common.DEFAULT_PORT,
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help="port, 0 = any free port (default: %(default)s)")
     parser.add_argument("--reuseaddr", action="store_true",
                         help="set SO_REUSEADDR (on Linux two UDP sockets may then share a port)")

@@ -1,9 +1,9 @@
 """Where a run's packets were dropped, so that no loss goes unexplained.
 
-`lab run` reads two sets of counters before the timeline plays and again after its steps
+`lab run` reads two sets of counters before the steps play and again after they
 end: the router's (per directed link: what the impairments dropped, duplicated or
 corrupted, what a full tc queue dropped, what the kernel dropped in front of the userspace
-engine) and each host's own kernel counters (`/proc/net/snmp`: a full receive or send
+impairer) and each host's own kernel counters (`/proc/net/snmp`: a full receive or send
 buffer, bad checksums, datagrams to a port with no socket, TCP's retransmissions). The
 report shows the differences that are not zero. A datagram udp-measure counts as lost is
 then either in one of these rows or, if it is in none, plainly unexplained.
@@ -21,7 +21,7 @@ ROUTER_FIELDS = {
     "dropped_loss": "dropped by the loss impairment",
     "dropped_partition": "dropped by a partition",
     "dropped_queue": "dropped by a full queue (tc)",
-    "dropped_engine_queue": "dropped in front of the engine (its kernel queue or socket was full)",
+    "dropped_engine_queue": "dropped in front of the impairer (its kernel queue or socket was full)",
     "duplicated": "duplicated",
     "corrupted": "corrupted",
 }

@@ -46,32 +46,33 @@ def links_label(links) -> str:
 
 
 @dataclass(frozen=True)
-class Change:
-    """A change of the router's impairments: when the scenario has it, and when the
-    router began and finished applying it (seconds from the scenario's start)."""
+class ImpairmentMark:
+    """A change of the router's impairments as a plot marks it: when the scenario has
+    it, and when the router began and finished applying it (seconds from the scenario's
+    start)."""
     at_s: float
     label: str
     applied: tuple[float, float] | None = None
 
 
-def impairment_changes(scenario: Scenario, applied: dict | None = None) -> list[Change]:
+def impairment_changes(scenario: Scenario, applied: dict | None = None) -> list[ImpairmentMark]:
     """The steps that change the router's impairments (impair, partition, heal); steps at
     the same time share one label. ``applied``: step name -> (began, finished), if known."""
-    out: list[Change] = []
+    out: list[ImpairmentMark] = []
     for step in scenario.steps:
         if isinstance(step, RouterStep):
-            change = Change(step.at_s, f"{step.kind} {links_label(step.impairments)}",
-                            (applied or {}).get(step.name))
+            change = ImpairmentMark(step.at_s, f"{step.kind} {links_label(step.impairments)}",
+                                    (applied or {}).get(step.name))
             if out and out[-1].at_s == step.at_s:
                 prev = out.pop()
                 spans = [c.applied for c in (prev, change) if c.applied]
-                change = Change(step.at_s, f"{prev.label}; {change.label}",
-                                (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None)
+                change = ImpairmentMark(step.at_s, f"{prev.label}; {change.label}",
+                                        (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None)
             out.append(change)
     return out
 
 
-def plot_timeline(path: Path, title: str, timeline: dict, start_s: float, changes: list[Change]) -> Path:
+def plot_timeline(path: Path, title: str, timeline: dict, start_s: float, changes: list[ImpairmentMark]) -> Path:
     """Draw RTT against time since the scenario's start (the step started at start_s),
     lost datagrams as red ticks in a strip below 0 ms, impairment changes as dashed lines
     (with a shaded span while the router applied them)."""

@@ -33,13 +33,13 @@ def impairment_windows(scenario: Scenario, applied: Dict[str, Tuple[float, float
     return windows(changes)
 
 
-def write_pages(folder: RunFolder, scenario: Scenario, report, timeline, lab, router, say) -> None:
+def write_pages(folder: RunFolder, scenario: Scenario, report, player, lab, router, say) -> None:
     """fates.json and ladders/ (with a capture), then report.html (always)."""
     ladders: List[Tuple[str, ladder.Ladder]] = []
     fate_log = None
-    if scenario.capture and router is not None and timeline is not None:
+    if scenario.capture and router is not None and player is not None:
         try:
-            ladders, fate_log = _packets(folder, scenario, timeline, lab, router.ifnames)
+            ladders, fate_log = _packets(folder, scenario, player, lab, router.ifnames)
         except Exception as exc:          # the results stand without the pictures
             say(f"warning: no ladders or fates: {type(exc).__name__}: {exc}")
     try:
@@ -48,22 +48,22 @@ def write_pages(folder: RunFolder, scenario: Scenario, report, timeline, lab, ro
         say(f"warning: no report.html: {type(exc).__name__}: {exc}")
 
 
-def _packets(folder: RunFolder, scenario: Scenario, timeline, lab, ifnames):
+def _packets(folder: RunFolder, scenario: Scenario, player, lab, ifnames):
     offset = time.time() - time.monotonic()            # monotonic -> epoch, on this machine's clock
     pcaps = {p.stem: p.read_bytes() for p in sorted((folder.path / "captures").glob("*.pcap"))}
     topo = lab.topology
-    wins = impairment_windows(scenario, timeline.applied, timeline.t0 + offset)
+    wins = impairment_windows(scenario, player.applied, player.t0 + offset)
     # The capture stopped after every step had ended: packets that arrived before then had
     # time to leave (a lower bound of the capture's real end; its last packet may be earlier).
-    ended = [p.ended_at for p in timeline.processes.values() if p.ended_at]
+    ended = [p.ended_at for p in player.processes.values() if p.ended_at]
     capture_end = max(ended) + offset if ended else None
     result = analysis.analyse(pcaps, analysis.ifaces_of(topo, ifnames), wins, capture_end=capture_end)
-    t0 = timeline.t0 + offset
+    t0 = player.t0 + offset
     fate_log = result.fate_log(t0)
     folder.write_json("fates.json", fate_log)
     hosts = analysis.hosts_of(topo)
     ladders = []
-    for (step, host), proc in timeline.processes.items():
+    for (step, host), proc in player.processes.items():
         try:
             addresses = {str(a) for _, a in topo.host(host).addresses}
         except KeyError:

@@ -1,12 +1,12 @@
-"""`lab run`: build the scenario's lab, run its timeline, judge it, tear it down.
+"""`lab run`: build the scenario's lab, play its steps, judge it, tear it down.
 
 Order of work, and why:
 1. Probe the kernel in a throwaway container and plan every impairment state of the
-   timeline, so an impairment this machine cannot apply is refused before any lab
+   steps, so an impairment this machine cannot apply is refused before any lab
    exists (exit 2), never silently skipped.
 2. Bring the lab up, put the t=0 impairments on the router, start captures.
-3. Play the events (schedule.py) at their times; check the impairment engine is
-   alive at every event (it fails open, so a dead engine must not pass silently).
+3. Play the events (schedule.py) at their times; check the impairer is
+   alive at every event (it fails open, so a dead impairer must not pass silently).
 4. Wait for foreground steps, stop background ones, collect results, evaluate.
 5. Always tear down (also on Ctrl-C and errors), unless --keep.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from ..programs.shared.errors import LabEnvironmentError
 from ..programs.shared import backends
 from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, next_state
-from ..impairments.router import EngineDied, RouterImpairmentError
+from ..impairments.router import ImpairerDied, RouterImpairmentError
 from ..concurrency import run_all
 from ..report import drops, plots
 from ..report.model import ExpectationResult, RunReport
@@ -35,7 +35,7 @@ from .processes import StepProcess, last_json_object, result_of
 from .schedule import Event, end_of_waits, events
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
-ENGINE_CHECK_S = 1.0   # between looks at the engine during play (changes and the end look too)
+IMPAIRER_CHECK_S = 1.0   # between looks at the impairer during play (changes and the end look too)
 COUNTED_HOSTS = 16     # hosts whose own counters are read (a bigger lab: those with steps, and servers)
 
 
@@ -108,7 +108,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     # --keep asks for the lab to outlive the run: a class lab then, until `lab down`.
     lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir, ephemeral=not opts.keep)
     began = time.monotonic()
-    router = timeline = None
+    router = player = None
     try:
         say(f"bringing up lab {report.lab} …")
         lab.up(progress=say)
@@ -117,20 +117,20 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         if scenario.capture:
             router.start_capture()
         counters = _read_counters(scenario, lab, router, say)
-        timeline = Timeline(scenario, lab, router, say)
+        player = StepPlayer(scenario, lab, router, say)
         # Ctrl-C or SIGTERM (KeyboardInterrupt, not an Exception) skips collecting, which
         # waits the running steps out: tearing down (below) ends them at once.
         try:
-            timeline.play()
+            player.play()
         except RunError as exc:
             report.errors.append(str(exc))
-        except EngineDied as exc:
+        except ImpairerDied as exc:
             report.errors.append(str(exc))
             report.error_kind = "environment"
         except Exception:
-            _collect(scenario, timeline, router, lab, folder, report, counters)  # keep what ran
+            _collect(scenario, player, router, lab, folder, report, counters)  # keep what ran
             raise
-        _collect(scenario, timeline, router, lab, folder, report, counters)
+        _collect(scenario, player, router, lab, folder, report, counters)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
         if opts.keep:
@@ -138,39 +138,39 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         else:
             try:
                 if router is not None:
-                    router.close()  # stops the engine, which reports its final counters
+                    router.close()  # stops the impairer, which reports its final counters
             except RouterImpairmentError as exc:
                 report.errors.append(f"cleaning up the router: {exc}")
                 report.error_kind = "environment"
             finally:
                 lab.down()
     if router is not None:
-        folder.write_json("engine.json", {"stopped_engines": router.engine_final_stats})
+        folder.write_json("engine.json", {"stopped_engines": router.impairer_final_stats})
     report.expectations = evaluate(scenario, report.results)
     folder.write_json("results.json", report.as_dict())
-    if timeline is not None:
-        _save_plots(folder, scenario, timeline, say)
-    write_pages(folder, scenario, report, timeline, lab, router, say)
+    if player is not None:
+        _save_plots(folder, scenario, player, say)
+    write_pages(folder, scenario, report, player, lab, router, say)
     return report
 
 
-def _collect(scenario: Scenario, timeline: "Timeline", router, lab: DockerLab, folder: RunFolder,
+def _collect(scenario: Scenario, player: "StepPlayer", router, lab: DockerLab, folder: RunFolder,
              report: RunReport, counters: dict | None = None) -> None:
     """Wait for the steps to end, then keep their results, outputs, drops and captures."""
-    timeline.finish()
-    report.results = timeline.results()
-    after = _read_counters(scenario, lab, router, timeline.say) if counters is not None else None
+    player.finish()
+    report.results = player.results()
+    after = _read_counters(scenario, lab, router, player.say) if counters is not None else None
     if after is not None:
         report.drops = {"router": drops.router_deltas(counters["router"], after["router"]),
                         "hosts": drops.host_deltas(counters["hosts"], after["hosts"])}
     for step, host in oom.mark_oom_kills(report.results, lambda h: lab.exec(h, oom.READ_COUNTER).stdout):
-        timeline.log(f"{step} on {host}: killed by the kernel's OOM killer (over the host's memory limit, "
+        player.log(f"{step} on {host}: killed by the kernel's OOM killer (over the host's memory limit, "
                      f"{lab.topology.limits.memory // 2**20} MiB)")
-    _save_outputs(folder, timeline, lab)
+    _save_outputs(folder, player, lab)
     if scenario.capture:
         for name, data in router.stop_capture().items():
             folder.write_bytes(f"captures/{safe_name(name)}.pcap", data)
-    _check_engine(router, report)
+    _check_impairer(router, report)
 
 
 def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | None:
@@ -196,11 +196,11 @@ def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | No
             "hosts": {host: drops.parse_snmp(text) for host, text in zip(hosts, texts) if text is not None}}
 
 
-def _check_engine(router, report: RunReport) -> None:
-    """The engine fails open, so a death during the run is a run error (said once)."""
+def _check_impairer(router, report: RunReport) -> None:
+    """The impairer fails open, so a death during the run is a run error (said once)."""
     try:
         router.check_alive()
-    except EngineDied as exc:
+    except ImpairerDied as exc:
         report.error_kind = "environment"
         if str(exc) not in report.errors:
             report.errors.append(str(exc))
@@ -214,8 +214,8 @@ def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[Ex
     return out
 
 
-def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> None:
-    for (step, host), proc in timeline.processes.items():
+def _save_outputs(folder: RunFolder, player: "StepPlayer", lab: DockerLab) -> None:
+    for (step, host), proc in player.processes.items():
         # As the program printed it (bytes, binary too), bounded by the output cap.
         folder.write_bytes(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.raw)
         proc.outcome.raw = b""  # on disk now: not held a second time (many hosts may have flooded)
@@ -226,18 +226,18 @@ def _save_outputs(folder: RunFolder, timeline: "Timeline", lab: DockerLab) -> No
             folder.write_text(f"logs/{host.name}.log", f"(no log: {exc})\n")
 
 
-def _save_plots(folder: RunFolder, scenario: Scenario, timeline: "Timeline", say) -> None:
+def _save_plots(folder: RunFolder, scenario: Scenario, player: "StepPlayer", say) -> None:
     """plots/STEP-HOST.png for every output with a udp-measure --timeline line. A plot
     that fails is a warning, not a run error: the results stand without it."""
-    changes = plots.impairment_changes(scenario, timeline.applied)
-    for (step, host), proc in timeline.processes.items():
+    changes = plots.impairment_changes(scenario, player.applied)
+    for (step, host), proc in player.processes.items():
         path = folder.path / "plots" / f"{safe_name(step)}-{host}.png"
         try:
             data = plots.find_timeline(proc.outcome.stdout)
             if data is None:
                 continue
             plots.plot_timeline(path, f"{scenario.name}: step {step} on {host}", data,
-                                start_s=_first_send_s(proc, timeline.t0), changes=changes)
+                                start_s=_first_send_s(proc, player.t0), changes=changes)
         except Exception as exc:  # any failure to draw: say so, and go on
             say(f"warning: no plot for {step} on {host}: {type(exc).__name__}: {exc}")
 
@@ -253,8 +253,8 @@ def _first_send_s(proc: StepProcess, t0: float) -> float:
     return proc.started_at - t0
 
 
-class Timeline:
-    """Plays a scenario's events on a running lab."""
+class StepPlayer:
+    """Plays a scenario's steps (as events, schedule.py) on a running lab."""
 
     def __init__(self, scenario: Scenario, lab: DockerLab, router, say):
         self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
@@ -276,7 +276,7 @@ class Timeline:
             delay = event.at_s - self.now()
             if delay > 0:
                 time.sleep(delay)  # the schedule: wait for the event's time
-            if time.monotonic() - checked >= ENGINE_CHECK_S:   # an exec when the engine runs
+            if time.monotonic() - checked >= IMPAIRER_CHECK_S:   # an exec when the impairer runs
                 self.router.check_alive()
                 checked = time.monotonic()
             self._do(event)

@@ -15,7 +15,7 @@ _EXPORTS = {
     "Expectation": "expect", "Position": "expect",
     "HealStep": "model", "HostStep": "model", "ImpairStep": "model", "PartitionStep": "model",
     "RouterStep": "model", "RunStep": "model", "Scenario": "model", "SignalStep": "model",
-    "Step": "model", "Topology": "model", "WaitStep": "model",
+    "Step": "model", "ScenarioTopology": "model", "WaitStep": "model",
     "load_file": "validate", "load_text": "validate",
 }
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,6 @@ from ..programs.shared.impairment import Change, Impairment, Link, impairment_to
 from ..programs.shared.topology import LabSpec, Limits
 from .expect import Expectation, Position
 
-SERVER_PORT = 12000
 CLIENT_COMMAND = ("host-role", "client", "--no-demo")
 
 
@@ -20,7 +19,7 @@ def frozen_map(items: Mapping) -> Mapping:
 
 
 @dataclass(frozen=True)
-class Topology:
+class ScenarioTopology:
     clients: int = 1
     networks: Tuple[str, ...] = ()                 # extra networks (clients and servers always exist)
     hosts: Tuple[Tuple[str, str], ...] = ()        # extra hosts: (name, network), sorted by name
@@ -178,7 +177,7 @@ class WaitStep(Step):
 class Scenario:
     name: str
     description: str
-    topology: Topology
+    topology: ScenarioTopology
     impairments: Mapping[Link, Impairment]     # at t = 0, only links that have one
     steps: Tuple[Step, ...]
     expectations: Tuple[Expectation, ...]

@@ -3,7 +3,7 @@
 ``spec.py`` checks each value on its own; the builder here checks what needs several at
 once: the topology's names, links between known networks, impairment combinations (as
 ``Impairment`` itself rejects them, positioned), and hosts that exist.  The steps' rules
-are in ``timeline.py`` and the expectations' in ``expect_rules.py``.
+are in ``step_rules.py`` and the expectations' in ``expect_rules.py``.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from . import yamlpos
 from .expect import Position
 from .expect_rules import ExpectRules
 from ..programs.shared.fieldtypes import INVALID, Checker, did_you_mean, valid
-from .model import Scenario, Step, Topology, frozen_map
+from .model import Scenario, ScenarioTopology, Step, frozen_map
 from ..programs.shared.problems import Path, Problem, ScenarioError
-from .timeline import TimelineRules
+from .step_rules import StepRules
 
 MAX_FILE_BYTES = 1 << 20
 _RESERVED_HOST = re.compile(r"^(?:router|server|clients|client[0-9]+)$")
@@ -77,13 +77,13 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-class _Builder(TimelineRules, ExpectRules):
+class _Builder(StepRules, ExpectRules):
     """Builds the model from checked data; rules for steps and expectations are in
-    timeline.py and expect_rules.py."""
+    step_rules.py and expect_rules.py."""
 
     def __init__(self, ck: Checker, doc: yamlpos.Document, data: Dict[str, Any], filename: str):
         self.ck, self.doc, self.data, self.filename = ck, doc, data, filename
-        self.topology: Optional[Topology] = None
+        self.topology: Optional[ScenarioTopology] = None
         self.hosts: Optional[List[str]] = None       # None: the topology is invalid, do not check hosts
         self.networks: Optional[List[str]] = None
         self.clients_known = True                     # False: topology.clients is invalid
@@ -172,10 +172,10 @@ class _Builder(TimelineRules, ExpectRules):
             self.error(path + ("tcp_mode",), "tcp_mode is for server: uppercase (an idle server runs nothing)")
         limits = t["limits"]
         if valid(*t.values()) and isinstance(limits, dict) and valid(*limits.values()):
-            self.topology = Topology(clients=clients, networks=tuple(networks),
-                                     hosts=tuple(sorted(extra.items())), server=t["server"],
-                                     tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
-                                     limits=Limits(**limits))
+            self.topology = ScenarioTopology(clients=clients, networks=tuple(networks),
+                                             hosts=tuple(sorted(extra.items())), server=t["server"],
+                                             tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
+                                             limits=Limits(**limits))
 
     def check_network(self, net: str, path: Path) -> bool:
         if self.networks is None or net in self.networks:

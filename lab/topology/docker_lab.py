@@ -186,7 +186,7 @@ class DockerLab:
             image = self.c.images.get(definition.HOST_IMAGE)
         except docker.errors.ImageNotFound:
             raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} is not in the engine", hint="run `lab images build`") from None
-        built_from = image.labels.get(definition.PROGRAMS_LABEL)  # none: built by compose, trusted
+        built_from = image.labels.get(labels.LABEL_PROGRAMS)  # none: built by compose, trusted
         if built_from and built_from != definition.programs_digest(definition.context_files()):
             raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
                            hint="run `lab images build` (it rebuilds only what changed)")

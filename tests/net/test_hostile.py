@@ -24,12 +24,12 @@ import docker
 import pytest
 
 from conftest import LAB, ROOT
+from lab import labels
 from lab.runner.processes import OUTPUT_CAP
 from lab.topology.docker_lab import remove_lab
 
 RUN_TIMEOUT = 240          # s for a whole `lab run` of one of these (a few s; the machine may be busy)
 RSS_BOUND_MB = 200         # lab's own peak memory, whatever a program prints
-LAB_LABEL = "org.socketlab.lab"
 ESC = "\x1b"
 
 
@@ -52,7 +52,7 @@ class Run:
 
 def leftovers(lab: str) -> list[str]:
     client = docker.from_env()
-    label = {"label": f"{LAB_LABEL}={lab}"}
+    label = labels.filters(lab=lab)
     return ([c.name for c in client.containers.list(all=True, filters=label)]
             + [n.name for n in client.networks.list(filters=label)])
 

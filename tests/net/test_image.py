@@ -2,6 +2,7 @@
 import docker
 import pytest
 
+from lab import labels
 from lab.images import definition
 
 
@@ -11,7 +12,7 @@ def run():
 
     def _run(*argv):
         out = client.containers.run(definition.HOST_IMAGE, list(argv), remove=True, network_mode="none",
-                                    labels={"org.socketlab": "1", "org.socketlab.lab": "image-test"})
+                                    labels={labels.LABEL: "1", labels.LABEL_LAB: "image-test"})
         return out.decode()
     return _run
 

@@ -12,14 +12,14 @@ at n = 10,000 the 20 % loss check accepts 19.0-21.0 % of datagrams lost.
 
 Backends follow the kernel: where the router's kernel has netem, loss, delay, duplicate
 and reorder are netem's (what most users' machines do), elsewhere nftables' and the
-NFQUEUE engine's; the expectations below read which from the router's own probe
+NFQUEUE impairer's; the expectations below read which from the router's own probe
 (``expected``), and SOCKETLAB_BACKEND=fallback makes a netem kernel take the fallback
-path (CI's VM runs this file both ways).  Tests of the engine itself (its duplicates,
+path (CI's VM runs this file both ways).  Tests of the impairer itself (its duplicates,
 its death) force the fallback backends so they run on every kernel that has NFQUEUE.
 
-Timing: the engine holds a packet until its release time and polls with a timeout rounded
+Timing: the impairer holds a packet until its release time and polls with a timeout rounded
 UP to whole milliseconds (nfq_engine.Engine.run), so a packet is never early and at most
-ENGINE_GRANULARITY_MS late (plus scheduling).
+IMPAIRER_GRANULARITY_MS late (plus scheduling).
 """
 from __future__ import annotations
 
@@ -36,14 +36,14 @@ from conftest import lab_name, run_json
 from lab.programs.shared.impairment import Impairment, Link
 from lab.programs.shared import backends as B
 from lab.programs.shared.impairment import BACKEND_ENV
-from lab.impairments.router import EngineDied, RouterImpairments
+from lab.impairments.router import ImpairerDied, RouterImpairments
 from lab.topology.docker_lab import DockerLab
 from lab.programs.shared.topology import LabSpec
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 STAT_CHECKS = 5
 LEVEL = 1 - 0.01 / STAT_CHECKS
-ENGINE_GRANULARITY_MS = 1.0
+IMPAIRER_GRANULARITY_MS = 1.0
 SEED = 7
 
 
@@ -105,9 +105,9 @@ def imp(lab):
 
 
 @pytest.fixture
-def engine_imp(lab, monkeypatch):
-    """A router whose impairments use the fallback backends (the NFQUEUE engine) even
-    on a kernel with netem: for tests of the engine itself."""
+def impairer_imp(lab, monkeypatch):
+    """A router whose impairments use the fallback backends (the NFQUEUE impairer) even
+    on a kernel with netem: for tests of the impairer itself."""
     monkeypatch.setenv(BACKEND_ENV, "fallback")
     with RouterImpairments(lab, seed=SEED) as router:
         assert not router.caps.netem
@@ -171,7 +171,7 @@ def test_delay_holds_every_packet_and_spreads_them_by_the_jitter(lab, imp):
     and the jitter shows as a spread of at least the jitter."""
     count, delay, jitter = 1000, 40.0, 5.0
     imp.apply({C2S: Impairment(delay_ms=delay, jitter_ms=jitter)})
-    assert imp.backends["clients->servers"] == {"delay": expected(imp, B.ENGINE)}
+    assert imp.backends["clients->servers"] == {"delay": expected(imp, B.IMPAIRER)}
     delayed = udp(lab, count, rate=1000)
     rtt = delayed["rtt_ms"]
     assert delayed["received"] == count
@@ -186,14 +186,14 @@ def test_delay_adds_the_configured_time_to_the_rtt(lab, imp):
     count, delay, jitter = 2000, 40.0, 5.0
     base = udp(lab, count, rate=2000)["rtt_ms"]
     imp.apply({C2S: Impairment(delay_ms=delay, jitter_ms=jitter)})
-    assert imp.backends["clients->servers"] == {"delay": expected(imp, B.ENGINE)}
+    assert imp.backends["clients->servers"] == {"delay": expected(imp, B.IMPAIRER)}
     delayed = udp(lab, count, rate=2000)
     rtt = delayed["rtt_ms"]
     assert delayed["received"] == count
-    # Median of (base RTT + delay + uniform(-jitter, jitter) + engine lateness): the
-    # base path's own spread, the engine's ms granularity, and the sampling error of a
+    # Median of (base RTT + delay + uniform(-jitter, jitter) + impairer lateness): the
+    # base path's own spread, the impairer's ms granularity, and the sampling error of a
     # median of a uniform (sd ~ jitter / sqrt(n)), at 4 sd.
-    tolerance = (base["p99"] - base["p50"]) + ENGINE_GRANULARITY_MS + 4 * jitter / math.sqrt(count)
+    tolerance = (base["p99"] - base["p50"]) + IMPAIRER_GRANULARITY_MS + 4 * jitter / math.sqrt(count)
     added = rtt["p50"] - base["p50"]
     assert abs(added - delay) <= tolerance, (added, tolerance, base, rtt)
 
@@ -221,21 +221,21 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
     up to the last few datagrams, which have fewer followers."""
     delay, r, rate, count = 20.0, 0.25, 2000, 5000
     imp.apply({C2S: Impairment(delay_ms=delay, reorder=r * 100)})
-    backend = expected(imp, B.ENGINE)
+    backend = expected(imp, B.IMPAIRER)
     assert imp.backends["clients->servers"] == {"delay": backend, "reorder": backend}
-    on_engine = backend == B.ENGINE
-    before = imp.engine_stats()["queues"]["0"] if on_engine else None
+    on_impairer = backend == B.IMPAIRER
+    before = imp.impairer_stats()["queues"]["0"] if on_impairer else None
     result = udp(lab, count, rate=rate, wait=1.0)
     assert result["received"] == count, result
     # k from the rate the client really sent at: a slow (emulated) machine falls short
     # of the rate asked for, and fewer followers within the delay means fewer overtakes.
     k = math.ceil(delay / 1000 * min(rate, result["send_rate_pps"])) - 1
     assert_binomial(result["reordered"], count, (1 - r) * (1 - (1 - r) ** k), "reordered datagrams")
-    if on_engine:
-        # Cross-check with the engine's own decisions: requests it sent at once are exactly
+    if on_impairer:
+        # Cross-check with the impairer's own decisions: requests it sent at once are exactly
         # the ones udp-measure did not count, but for delayed ones with no later overtaker
         # (expected (1-r)/r of them, a geometric tail at the end of the run).
-        after = imp.engine_stats()["queues"]["0"]
+        after = imp.impairer_stats()["queues"]["0"]
         sent_at_once = after["reordered"] - before["reordered"]
         assert after["seen"] - before["seen"] == count
         not_counted = result["received"] - result["reordered"]
@@ -244,16 +244,16 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
     assert_stream_intact(tcp(lab, nbytes), nbytes)
 
 
-def test_engine_duplicates_on_a_delayed_link(lab, engine_imp):
-    """Duplication on a link the engine already handles comes from the engine."""
-    p, imp = 0.10, engine_imp
+def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp):
+    """Duplication on a link the impairer already handles comes from the impairer."""
+    p, imp = 0.10, impairer_imp
     imp.apply({C2S: Impairment(delay_ms=5, duplicate=p * 100)})
-    assert imp.backends["clients->servers"]["duplicate"] == B.ENGINE
-    # 1000/s, not faster: the engine is Python in the router, and on a slow (emulated)
+    assert imp.backends["clients->servers"]["duplicate"] == B.IMPAIRER
+    # 1000/s, not faster: the impairer is Python in the router, and on a slow (emulated)
     # machine a faster stream overflows its queue, which is loss, not what is tested here.
     result = udp(lab, 4000, rate=1000)
     assert result["received"] == 4000, result
-    assert_binomial(result["duplicated"], result["received"], p, "engine duplicates")
+    assert_binomial(result["duplicated"], result["received"], p, "impairer duplicates")
 
 
 # --- rate ---------------------------------------------------------------------------------
@@ -325,41 +325,41 @@ def test_partition_keeps_the_links_other_impairments_for_after_heal(lab, imp):
     assert result["delivery"] == 1.0 and result["rtt_ms"]["min"] >= 30, result
 
 
-# --- the engine dying ---------------------------------------------------------------------
+# --- the impairer dying ---------------------------------------------------------------------
 
-def kill_engine(lab, imp) -> None:
-    """Kill the engine from outside (as a crash would), and wait until it is gone."""
-    pid = imp.engine_pid
-    assert pid and imp.engine_running
+def kill_impairer(lab, imp) -> None:
+    """Kill the impairer from outside (as a crash would), and wait until it is gone."""
+    pid = imp.impairer_pid
+    assert pid and imp.impairer_running
     result = lab.exec("router", ["kill", "-KILL", str(pid)])
     assert result.exit_code == 0, result.stderr
     deadline = time.monotonic() + 10
-    while imp.engine_running:
-        assert time.monotonic() < deadline, "the killed engine still shows as running"
+    while imp.impairer_running:
+        assert time.monotonic() < deadline, "the killed impairer still shows as running"
         time.sleep(0.05)
 
 
-def test_a_dead_engine_is_detected_not_silently_passed(lab, engine_imp):
-    imp = engine_imp
+def test_a_dead_engine_is_detected_not_silently_passed(lab, impairer_imp):
+    imp = impairer_imp
     imp.apply({C2S: Impairment(delay_ms=20)})
     imp.check_alive()
     assert udp(lab, 200, rate=1000)["rtt_ms"]["min"] >= 20
-    kill_engine(lab, imp)
-    with pytest.raises(EngineDied, match="UNIMPAIRED"):
+    kill_impairer(lab, imp)
+    with pytest.raises(ImpairerDied, match="UNIMPAIRED"):
         imp.check_alive()
     # Why it matters: --queue-bypass lets packets through with no delay at all.
     assert udp(lab, 200, rate=1000)["rtt_ms"]["p50"] < 20
-    with pytest.raises(EngineDied):
+    with pytest.raises(ImpairerDied):
         imp.apply({C2S: Impairment(delay_ms=10)})
     imp.clear()  # reported once already: cleaning up is not an error
     assert imp.leftovers() == []
 
 
-def test_an_unnoticed_engine_death_is_raised_by_clear(lab, engine_imp):
-    imp = engine_imp
+def test_an_unnoticed_engine_death_is_raised_by_clear(lab, impairer_imp):
+    imp = impairer_imp
     imp.apply({S2C: Impairment(delay_ms=5)})
-    kill_engine(lab, imp)
-    with pytest.raises(EngineDied):
+    kill_impairer(lab, imp)
+    with pytest.raises(ImpairerDied):
         imp.clear()
     assert imp.leftovers() == []
 
@@ -376,30 +376,30 @@ def router_state(lab, ifnames) -> dict:
         "forward": [line for line in out(["iptables", "-S", "FORWARD"]).splitlines()],
         "qdiscs": {ifname: [q["kind"] for q in json.loads(out(["tc", "-j", "qdisc", "show", "dev", ifname]))]
                    for ifname in ifnames.values()},
-        "engine": lab.exec("router", ["pgrep", "-f", "nfq_engine"]).stdout.split(),
+        "impairer": lab.exec("router", ["pgrep", "-f", "nfq_engine"]).stdout.split(),
     }
 
 
-def test_clear_leaves_nothing_behind(lab, engine_imp):
-    """Every fallback mechanism at once (nftables, NFQUEUE and the engine, htb); netem's
+def test_clear_leaves_nothing_behind(lab, impairer_imp):
+    """Every fallback mechanism at once (nftables, NFQUEUE and the impairer, htb); netem's
     qdiscs are checked after every test by the ``imp`` fixture's leftovers()."""
-    imp = engine_imp
+    imp = impairer_imp
     ifnames = imp.ifnames
     before = router_state(lab, ifnames)
-    assert "socketlab" not in before["nft tables"] and before["engine"] == []
+    assert "socketlab" not in before["nft tables"] and before["impairer"] == []
     imp.apply({C2S: Impairment(loss=1, duplicate=1, delay_ms=5, rate_kbit=50_000),
                S2C: Impairment(loss=1, rate_kbit=50_000)})
     during = router_state(lab, ifnames)
     assert "table ip socketlab" in during["nft tables"]
     assert any("NFQUEUE" in rule for rule in during["forward"])
     assert all("htb" in kinds for kinds in during["qdiscs"].values())
-    assert len(during["engine"]) == 1
+    assert len(during["impairer"]) == 1
     imp.clear()
     after = router_state(lab, ifnames)
     assert "socketlab" not in after["nft tables"]
     assert not any("NFQUEUE" in rule for rule in after["forward"])
     assert after == before
-    assert imp.engine_final_stats and imp.engine_final_stats[-1]["event"] == "exit"
+    assert imp.impairer_final_stats and imp.impairer_final_stats[-1]["event"] == "exit"
 
 
 # --- students cannot undo impairments ----------------------------------------------------

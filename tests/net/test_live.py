@@ -123,7 +123,7 @@ def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean):
 
     impair("clients -> servers", "--gemodel", "5%,50%")
     backends = shown()["links"][0]["backends"]
-    assert backends == {"correlated_loss": "tc netem" if clean.caps.netem else "nfqueue engine"}
+    assert backends == {"correlated_loss": "tc netem" if clean.caps.netem else "nfqueue impairer"}
     result = udp(5000)
     assert 0 < result["lost"] < result["sent"], result
 

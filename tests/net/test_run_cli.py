@@ -20,12 +20,12 @@ import docker
 import pytest
 
 from conftest import LAB, Lines, lab_cli
+from lab import labels
 from lab.topology.docker_lab import remove_lab
 
 DATA = Path(__file__).resolve().parent / "data"
 RUN_TIMEOUT = 180      # s for a whole `lab run` of a tiny scenario (a few s; the machine may be busy)
 SIGNAL_BOUND = 30      # s from the signal to the end of `lab run`, teardown included
-LAB_LABEL = "org.socketlab.lab"
 # One line per problem: FILE:LINE:COL: field.path: message
 PROBLEM = re.compile(r"^(?P<file>\S.*?):(?P<line>\d+):(?P<col>\d+): (?P<field>[A-Za-z0-9_.\[\]-]+): (?P<message>\S.*)$")
 
@@ -37,18 +37,18 @@ def engine() -> docker.DockerClient:
 
 def labelled(lab: str) -> tuple[list, list]:
     """The containers and networks labelled org.socketlab.lab=<lab>, straight from the engine."""
-    label = {"label": f"{LAB_LABEL}={lab}"}
+    label = labels.filters(lab=lab)
     return engine().containers.list(all=True, filters=label), engine().networks.list(filters=label)
 
 
 def socketlab_resources() -> set[tuple[str, str, str]]:
     """(kind, id, lab) of every container and network labelled org.socketlab=1."""
-    label = {"label": "org.socketlab=1"}
+    label = labels.filters()
     # sparse: the list's own data, no inspect per container (other people's labs come and go
     # on this engine meanwhile, and inspecting one just removed fails with NotFound).
     containers = engine().containers.list(all=True, filters=label, sparse=True)
-    return ({("container", c.id, (c.attrs.get("Labels") or {}).get(LAB_LABEL, "")) for c in containers}
-            | {("network", n.id, (n.attrs.get("Labels") or {}).get(LAB_LABEL, ""))
+    return ({("container", c.id, (c.attrs.get("Labels") or {}).get(labels.LABEL_LAB, "")) for c in containers}
+            | {("network", n.id, (n.attrs.get("Labels") or {}).get(labels.LABEL_LAB, ""))
                for n in engine().networks.list(filters=label)})
 
 
@@ -183,7 +183,7 @@ def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_path, own_labs, sig):
     # runcli-ok passes first. runcli-sleep: `sleep 60` (timeout 2m) at 0 s, and another step
-    # at 40 s, so the signal comes while a step runs and the timeline waits for its next step.
+    # at 40 s, so the signal comes while a step runs and the player waits for its next step.
     junit, js = tmp_path / "junit.xml", tmp_path / "r.json"
     proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", "--junit", junit,
                    "--json-file", js, "--json", DATA / "runcli-ok.yaml", DATA / "runcli-sleep.yaml",

@@ -28,7 +28,7 @@ def test_a_module_that_did_not_load_gets_the_modprobe_to_run(tmp_path):
 def test_a_kernel_without_netem_says_so_and_names_the_fallbacks(tmp_path):
     check = status(tmp_path, NO_NETEM, dep="kernel/net/sched/sch_htb.ko:\n")
     assert check.status == "info" and "no sch_netem in kernel 6.1.0" in check.detail
-    assert "NFQUEUE engine" in check.detail and "qdisc kind is unknown" in check.detail
+    assert "NFQUEUE impairer" in check.detail and "qdisc kind is unknown" in check.detail
 
 
 def test_socketlab_backend_fallback_is_named_as_the_reason(tmp_path):

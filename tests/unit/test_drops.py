@@ -1,5 +1,5 @@
 """Where a run's packets went: the pure half (report/drops.py) and the router's field for
-the kernel's drops in front of the engine (router_counters.read)."""
+the kernel's drops in front of the impairer (router_counters.read)."""
 from lab.programs import router_counters
 from lab.report import drops
 from lab.report.model import RunReport
@@ -49,7 +49,7 @@ def test_describe_and_the_terminal_report_name_each_place():
                     ("server", drops.HOST_FIELDS[("Udp", "RcvbufErrors")], 3)]
     text = report_text(report)
     assert "server: 3 UDP datagrams dropped: receive buffer full" in text
-    assert "router clients->servers: 12 dropped in front of the engine" in text
+    assert "router clients->servers: 12 dropped in front of the impairer" in text
     assert drops.describe({}) == []
 
 

@@ -32,8 +32,8 @@ def argvs(commands):
 
 def test_no_impairment_plans_nothing():
     p = plan({C2S: Impairment()}, IFNAMES, NO_NETEM)
-    assert p.apply == () and p.clear == () and p.engine_config is None
-    assert not p.needs_engine and p.backends == {}
+    assert p.apply == () and p.clear == () and p.impairer_config is None
+    assert not p.needs_impairer and p.backends == {}
 
 
 def test_loss_without_netem_is_an_nft_numgen_rule():
@@ -70,13 +70,13 @@ def test_partition_drops_both_directions():
 
 def test_delay_without_netem_goes_to_the_engine():
     p = plan({C2S: Impairment(delay_ms=40, jitter_ms=10, reorder=25)}, IFNAMES, NO_NETEM)
-    assert p.backends[C2S] == {"delay": "nfqueue engine", "reorder": "nfqueue engine"}
+    assert p.backends[C2S] == {"delay": "nfqueue impairer", "reorder": "nfqueue impairer"}
     assert argvs(p.apply) == [
         "iptables -w -A FORWARD -i eth0 -o eth1 -j NFQUEUE --queue-num 0 --queue-bypass"]
     assert argvs(p.clear) == [
         "iptables -w -D FORWARD -i eth0 -o eth1 -j NFQUEUE --queue-num 0 --queue-bypass"]
-    assert p.engine_config == {
-        "version": 1, "queue_maxlen": backends.ENGINE_QUEUE_MAXLEN,
+    assert p.impairer_config == {
+        "version": 1, "queue_maxlen": backends.IMPAIRER_QUEUE_MAXLEN,
         "links": [{"queue": 0, "link": "clients->servers", "delay_ms": 40, "jitter_ms": 10,
                    "reorder": 25}]}
 
@@ -84,23 +84,23 @@ def test_delay_without_netem_goes_to_the_engine():
 def test_engine_gets_only_the_kinds_it_applies():
     imp = Impairment(loss=5, delay_ms=10, corrupt=1)
     p = plan({C2S: imp}, IFNAMES, NO_NETEM)
-    assert p.backends[C2S] == {"loss": "nftables numgen", "corrupt": "nfqueue engine",
-                               "delay": "nfqueue engine"}
-    (link,) = p.engine_config["links"]
+    assert p.backends[C2S] == {"loss": "nftables numgen", "corrupt": "nfqueue impairer",
+                               "delay": "nfqueue impairer"}
+    (link,) = p.impairer_config["links"]
     assert "loss" not in link and link["corrupt"] == 1 and link["delay_ms"] == 10
 
 
 def test_bursty_loss_goes_to_the_engine_with_its_parameters():
     ge = GilbertElliott(p=1, r=30)
     p = plan({S2C: Impairment(gemodel=ge)}, IFNAMES, NO_NETEM)
-    assert p.engine_config["links"][0]["gemodel"] == {
+    assert p.impairer_config["links"][0]["gemodel"] == {
         "p": 1, "r": 30, "one_minus_h": 100.0, "one_minus_k": 0.0}
 
 
 def test_one_queue_per_engine_link_from_queue_base():
     p = plan({S2C: Impairment(delay_ms=5), C2S: Impairment(delay_ms=7)}, IFNAMES, NO_NETEM,
              queue_base=100)
-    assert [(l["queue"], l["link"]) for l in p.engine_config["links"]] == [
+    assert [(l["queue"], l["link"]) for l in p.impairer_config["links"]] == [
         (100, "clients->servers"), (101, "servers->clients")]
 
 
@@ -110,10 +110,10 @@ def test_duplicate_by_nft_unless_the_engine_already_handles_the_link():
     assert ('\t\tiifname "eth0" oifname "eth1" numgen random mod 1000000 < 50000 counter '
             'dup to ip daddr device "eth1" comment "duplicate clients->servers"\n') in alone.apply[0].stdin
     assert 'dup to ip6 daddr device "eth1"' in alone.apply[0].stdin
-    # nft's copy would skip the engine's delay, so the engine makes it.
+    # nft's copy would skip the impairer's delay, so the impairer makes it.
     delayed = plan({C2S: Impairment(duplicate=5, delay_ms=10)}, IFNAMES, NO_NETEM)
-    assert delayed.backends[C2S]["duplicate"] == "nfqueue engine"
-    assert delayed.engine_config["links"][0]["duplicate"] == 5
+    assert delayed.backends[C2S]["duplicate"] == "nfqueue impairer"
+    assert delayed.impairer_config["links"][0]["duplicate"] == 5
 
 
 def test_rate_without_netem_is_an_htb_class_chosen_by_nft_priority():
@@ -150,7 +150,7 @@ def test_with_netem_each_link_gets_an_htb_class_with_a_netem_leaf():
     imp = Impairment(delay_ms=40, jitter_ms=10, loss=1, duplicate=2, corrupt=0.5, reorder=25)
     p = plan({C2S: imp}, IFNAMES, FULL)
     assert set(p.backends[C2S].values()) == {"tc netem"}
-    assert p.engine_config is None
+    assert p.impairer_config is None
     assert argvs(p.apply[1:]) == [
         "tc qdisc replace dev eth1 root handle 1: htb",
         "tc class add dev eth1 parent 1: classid 1:10 htb rate 100gbit ceil 100gbit quantum 1514",
@@ -201,7 +201,7 @@ def test_unsupported_kind_is_an_error_before_any_command():
     with pytest.raises(UnsupportedImpairment) as info:
         plan({C2S: Impairment(corrupt=1)}, IFNAMES, NOTHING)
     message = str(info.value)
-    assert message.startswith("corrupt needs tc netem or nfqueue engine; none is available")
+    assert message.startswith("corrupt needs tc netem or nfqueue impairer; none is available")
     assert "Specified qdisc kind is unknown" in message
     assert "No chain/target/match by that name" in message
 
@@ -277,11 +277,11 @@ def test_describe_backends_on_this_kernel():
     assert describe_backends(NO_NETEM) == {
         "partition": "nftables drop",
         "loss": "nftables numgen",
-        "correlated_loss": "nfqueue engine",
-        "duplicate": "nftables dup (nfqueue engine on links it already handles)",
-        "corrupt": "nfqueue engine",
-        "delay": "nfqueue engine",
-        "reorder": "nfqueue engine",
+        "correlated_loss": "nfqueue impairer",
+        "duplicate": "nftables dup (nfqueue impairer on links it already handles)",
+        "corrupt": "nfqueue impairer",
+        "delay": "nfqueue impairer",
+        "reorder": "nfqueue impairer",
         "rate": "tc htb",
     }
 
@@ -293,12 +293,12 @@ def test_describe_backends_with_netem_and_with_nothing():
 
 
 def test_per_segment_sends_every_impaired_link_through_the_engine():
-    # nftables still drops, but after the engine's queue has split GSO packets
+    # nftables still drops, but after the impairer's queue has split GSO packets
     p = plan({C2S: Impairment(loss=1), S2C: Impairment(duplicate=2)}, IFNAMES, NO_NETEM,
              per_segment=True)
     assert p.backends == {C2S: {"loss": "nftables numgen"},
-                          S2C: {"duplicate": "nfqueue engine"}}
-    assert p.engine_config["links"] == [
+                          S2C: {"duplicate": "nfqueue impairer"}}
+    assert p.impairer_config["links"] == [
         {"queue": 0, "link": "clients->servers"},
         {"queue": 1, "link": "servers->clients", "duplicate": 2}]
     assert [a for a in argvs(p.apply) if a.startswith("iptables")] == [
@@ -314,12 +314,12 @@ def test_per_segment_without_the_engine_is_an_error():
 
 def test_engine_duplicates_on_a_shaped_link_carry_its_class():
     p = plan({C2S: Impairment(duplicate=5, delay_ms=10, rate_kbit=1000)}, IFNAMES, NO_NETEM)
-    assert p.engine_config["links"][0]["skb_priority"] == 0x10010  # class 1:10
+    assert p.impairer_config["links"][0]["skb_priority"] == 0x10010  # class 1:10
 
 
 def test_queue_numbers_are_fixed_per_link_whatever_else_is_impaired():
     only_back = plan({S2C: Impairment(delay_ms=5)}, IFNAMES3, NO_NETEM)
     both = plan({C2S: Impairment(delay_ms=5), S2C: Impairment(delay_ms=5)}, IFNAMES3, NO_NETEM)
     # sorted links: clients->extra 0, clients->servers 1, extra->clients 2, ... servers->clients 4
-    assert [l["queue"] for l in only_back.engine_config["links"]] == [4]
-    assert [l["queue"] for l in both.engine_config["links"]] == [1, 4]
+    assert [l["queue"] for l in only_back.impairer_config["links"]] == [4]
+    assert [l["queue"] for l in both.impairer_config["links"]] == [1, 4]

@@ -229,7 +229,7 @@ def test_plan_engine_config_loads(tmp_path):
     p = plan({Link("a", "b"): Impairment(gemodel=GilbertElliott(p=1), delay_ms=5, jitter_ms=1,
                                          reorder=5, duplicate=1, corrupt=1)},
              {"a": "eth0", "b": "eth1"}, caps)
-    _, links = nfq.load_config(write_config(tmp_path, p.engine_config))
+    _, links = nfq.load_config(write_config(tmp_path, p.impairer_config))
     assert links[0].gemodel == {"p": 1, "r": 99, "one_minus_h": 100.0, "one_minus_k": 0.0}
     assert links[0].loss_model().lost(random.Random(0)) in (True, False)
 

@@ -75,13 +75,13 @@ PROBE_NO_NETEM = {
 def test_capabilities_from_probe():
     caps = Capabilities.from_probe(PROBE_NO_NETEM)
     assert not caps.netem and caps.nft_numgen and caps.tc_htb
-    assert caps.nfqueue_engine
+    assert caps.nfqueue_impairer
     assert caps.why_not("netem") == "Error: Specified qdisc kind is unknown."
 
 
 def test_capabilities_missing_keys_count_as_absent():
     caps = Capabilities.from_probe({"nft": True, "some_future_ability": True})
-    assert caps.nft and not caps.tc_htb and not caps.nfqueue_engine
+    assert caps.nft and not caps.tc_htb and not caps.nfqueue_impairer
     assert caps.why_not("tc_htb") == "not probed"
 
 

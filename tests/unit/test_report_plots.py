@@ -58,15 +58,15 @@ def test_links_label_joins_both_directions():
 def test_impairment_changes_come_from_the_scenario():
     scenario = load_text(SCENARIO, "s.yaml")
     assert plots.impairment_changes(scenario, {"step-2": (2.01, 3.3)}) == [
-        plots.Change(1.0, "partition clients<->servers"),
-        plots.Change(2.0, "heal clients->servers", applied=(2.01, 3.3)),
-        plots.Change(2.5, "impair clients->servers")]
+        plots.ImpairmentMark(1.0, "partition clients<->servers"),
+        plots.ImpairmentMark(2.0, "heal clients->servers", applied=(2.01, 3.3)),
+        plots.ImpairmentMark(2.5, "impair clients->servers")]
 
 
 def test_impairment_changes_at_the_same_time_share_a_label():
     scenario = load_text(SCENARIO.replace("at: 2.5s", "at: 2s"), "s.yaml")
     changes = plots.impairment_changes(scenario, {"step-2": (2.0, 2.5), "step-3": (2.5, 2.75)})
-    assert changes[1:] == [plots.Change(2.0, "heal clients->servers; impair clients->servers", (2.0, 2.75))]
+    assert changes[1:] == [plots.ImpairmentMark(2.0, "heal clients->servers; impair clients->servers", (2.0, 2.75))]
 
 
 def test_plot_timeline_writes_a_png(tmp_path):
@@ -101,13 +101,13 @@ def test_the_runner_draws_each_timeline_and_warns_about_a_broken_one(tmp_path):
     scenario = load_text(SCENARIO, "s.yaml")
     good = json.dumps({"timeline": synthetic_timeline()}) + '\n{"duration_s": 6.0}\n'
     broken = '{"timeline": {"send_ms": [0.0, "x"], "rtt_ms": [1.0, 2.0]}}\n'
-    timeline = SimpleNamespace(t0=10.0, applied={"step-1": (1.0, 1.1)}, processes={
+    player = SimpleNamespace(t0=10.0, applied={"step-1": (1.0, 1.1)}, processes={
         ("probe", "client1"): finished_process("probe", "client1", good, 10.1, 16.2),
         ("probe", "client2"): finished_process("probe", "client2", broken, 10.1, 16.2),
         ("other", "client1"): finished_process("other", "client1", "no timeline\n", 10.1, 16.2)})
     folder = RunFolder(tmp_path, "cut")
     said = []
-    run._save_plots(folder, scenario, timeline, said.append)
+    run._save_plots(folder, scenario, player, said.append)
     assert sorted(p.name for p in (folder.path / "plots").iterdir()) == ["probe-client1.png"]
     assert (folder.path / "plots" / "probe-client1.png").read_bytes()[:8] == PNG_MAGIC
     assert len(said) == 1 and said[0].startswith("warning: no plot for probe on client2: TypeError")

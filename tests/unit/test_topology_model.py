@@ -2,6 +2,7 @@ import ipaddress
 
 import pytest
 
+from lab import labels
 from lab.programs.shared.errors import LabError
 from lab.topology.docker_lab import host_settings
 from lab.programs.shared.topology import COMPOSE_SUBNETS, LabSpec, free_subnets
@@ -52,7 +53,7 @@ def test_only_the_router_gets_capabilities(tmp_path):
     assert router["sysctls"]["net.ipv4.ip_forward"] == "1"
     assert client["cap_add"] == [] and client["cap_drop"] == ["NET_RAW"] and client["sysctls"] == {}
     assert client["binds"] == {str(tmp_path): {"bind": "/work", "mode": "rw"}}
-    assert client["labels"]["org.socketlab.lab"] == "x"
+    assert client["labels"][labels.LABEL_LAB] == "x"
     assert router["networks"] == [("x-clients", "10.77.3.2"), ("x-servers", "10.77.4.2")]
 
 

@@ -190,7 +190,7 @@ def test_binary_output_is_kept_as_bytes_and_shown_escaped():
 def test_plot_labels_are_not_mathtext(tmp_path):
     pytest.importorskip("matplotlib")
     timeline = {"send_ms": [0.0, 1.0], "rtt_ms": [1.0, None]}
-    changes = [plots.Change(0.5, "impair $\\frac{a}{$ \x1b[2J")]  # invalid mathtext would raise
+    changes = [plots.ImpairmentMark(0.5, "impair $\\frac{a}{$ \x1b[2J")]  # invalid mathtext would raise
     path = plots.plot_timeline(tmp_path / "p.png", "step $x^$ on [red]client1", timeline, 0.0, changes)
     assert path.read_bytes()[:4] == b"\x89PNG"
 

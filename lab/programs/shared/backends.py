@@ -12,11 +12,11 @@ on networks A and B):
   per-link tc classes, ``meta priority set`` so the packet lands in the link's class.
 * tc htb on B_if (tbf if there is no htb and only one network can feed B_if): rate and
   queue limit, and the per-link classes that hold each link's netem.
-* the userspace NFQUEUE engine (``lab.programs.nfq_engine``), where netem is missing:
+* the userspace NFQUEUE impairer (``lab.programs.nfq_engine``), where netem is missing:
   delay, jitter, reorder, corrupt, correlated and Gilbert-Elliott loss, and duplication
   on links it already handles.  iptables ``-j NFQUEUE --queue-bypass`` in FORWARD sends
   it each link's packets, one queue number per link.  Bypass means fail-open: if the
-  engine dies, packets flow unimpaired, so the caller must keep checking it is alive.
+  impairer dies, packets flow unimpaired, so the caller must keep checking it is alive.
 
 A kind that no available mechanism can apply raises ``UnsupportedImpairment`` before
 anything is run.  To change impairments at a step: run ``transition(old, new)``
@@ -35,7 +35,7 @@ NETEM = "tc netem"
 NFT_DROP = "nftables drop"
 NFT_NUMGEN = "nftables numgen"
 NFT_DUP = "nftables dup"
-ENGINE = "nfqueue engine"
+IMPAIRER = "nfqueue impairer"
 HTB = "tc htb"
 TBF = "tc tbf"
 
@@ -47,11 +47,11 @@ NUMGEN_MOD = 1_000_000        # numgen resolution: 0.0001 %
 DEFAULT_QUEUE_LIMIT = 1000    # packets, like a veth's txqueuelen
 NETEM_HOLD_LIMIT = 10_000     # netem's own limit when no queue limit is asked: it also counts
                               # packets being delayed, so netem's default 1000 drops at ~10k pkt/s x 100 ms
-ENGINE_QUEUE_MAXLEN = 20_000  # kernel-side queue length per NFQUEUE queue (held packets count)
+IMPAIRER_QUEUE_MAXLEN = 20_000  # kernel-side queue length per NFQUEUE queue (held packets count)
 MTU_BYTES = 1514              # Ethernet frame: converts packet counts to tbf's byte limit
 UNLIMITED_RATE = "100gbit"    # htb class rate for links that only need a class for their netem
 
-# Model fields each kind carries, used to give the engine only what it must do.
+# Model fields each kind carries, used to give the impairer only what it must do.
 _KIND_FIELDS = {
     "partition": ("partition",),
     "loss": ("loss",),
@@ -83,22 +83,22 @@ class Command:
 class Plan:
     """What to run on the router for one impairment state.
 
-    apply:  run in order after the engine (if ``engine_config``) is up and has printed ready.
+    apply:  run in order after the impairer (if ``impairer_config``) is up and has printed ready.
     clear:  run in order to remove exactly what ``apply`` installed (each command then succeeds).
-    engine_config: the JSON-able config for nfq_engine, or None when no link needs it.
+    impairer_config: the JSON-able config for nfq_engine, or None when no link needs it.
     backends: link -> kind -> backend name, for every kind set on every impaired link.
     """
 
     apply: Tuple[Command, ...] = ()
     clear: Tuple[Command, ...] = ()
-    engine_config: Optional[dict] = None
+    impairer_config: Optional[dict] = None
     backends: Mapping[Link, Mapping[str, str]] = field(default_factory=dict)
     cut: Tuple[Tuple[str, str], ...] = ()   # (in, out) interfaces of links nftables partitions
     tc_qdiscs: Tuple[Tuple[str, str, str], ...] = ()  # (link, device, handle): each link's own qdiscs
 
     @property
-    def needs_engine(self) -> bool:
-        return self.engine_config is not None
+    def needs_impairer(self) -> bool:
+        return self.impairer_config is not None
 
     def backend_table(self) -> Dict[str, Dict[str, str]]:
         """``backends`` with string keys, for JSON and display."""
@@ -109,7 +109,7 @@ def transition(old: Optional[Plan], new: Plan) -> Tuple[Command, ...]:
     """Commands to move the router from ``old`` (None: nothing installed) to ``new``.
 
     Clear-then-apply: between the two, for the few milliseconds the commands take (the
-    router runs them as one script), packets pass unimpaired.  Packets the engine already holds keep their release times.  Except
+    router runs them as one script), packets pass unimpaired.  Packets the impairer already holds keep their release times.  Except
     on a link cut before or after: a guard table drops its packets from before the clear
     until after the apply, so a partition starts and ends exactly between two packets
     (a TCP sender cannot slip a burst through the gap).
@@ -143,7 +143,7 @@ def guard_removal() -> Tuple[Command, ...]:
 class _Context:
     caps: Capabilities
     single_source: bool  # only one other network can feed each interface (router has 2)
-    per_segment: bool = False  # every impaired link passes through the engine's queue
+    per_segment: bool = False  # every impaired link passes through the impairer's queue
 
     @property
     def per_link_classes(self) -> bool:
@@ -157,8 +157,8 @@ class _Context:
         return self.caps.netem and self.per_link_classes
 
     @property
-    def engine(self) -> bool:
-        return self.caps.nfqueue_engine
+    def impairer(self) -> bool:
+        return self.caps.nfqueue_impairer
 
 
 def _netem_missing_reason(ctx: _Context) -> str:
@@ -167,28 +167,28 @@ def _netem_missing_reason(ctx: _Context) -> str:
     return "tc netem: cannot be applied per link (needs tc htb and nftables 'meta priority')"
 
 
-def _engine_missing_reason(caps: Capabilities) -> str:
+def _impairer_missing_reason(caps: Capabilities) -> str:
     missing = [name for name in ("iptables_nfqueue", "nfqueue_netlink") if not getattr(caps, name)]
-    return "nfqueue engine: " + "; ".join(f"{name}: {caps.why_not(name)}" for name in missing)
+    return "nfqueue impairer: " + "; ".join(f"{name}: {caps.why_not(name)}" for name in missing)
 
 
-def _choose(kind: str, ctx: _Context, engine_on_link: bool) -> str:
+def _choose(kind: str, ctx: _Context, impairer_on_link: bool) -> str:
     """The backend for one kind on one link, or UnsupportedImpairment naming what is missing."""
     caps = ctx.caps
     # (backend, usable here?) in order of preference
     options: Sequence[Tuple[str, bool]]
     if kind == "partition":
-        options = [(NFT_DROP, caps.nft), (NETEM, ctx.netem), (ENGINE, ctx.engine)]
+        options = [(NFT_DROP, caps.nft), (NETEM, ctx.netem), (IMPAIRER, ctx.impairer)]
     elif kind == "loss":
-        options = [(NETEM, ctx.netem), (NFT_NUMGEN, caps.nft_numgen), (ENGINE, ctx.engine)]
+        options = [(NETEM, ctx.netem), (NFT_NUMGEN, caps.nft_numgen), (IMPAIRER, ctx.impairer)]
     elif kind in ("correlated_loss", "corrupt", "delay", "reorder"):
-        options = [(NETEM, ctx.netem), (ENGINE, ctx.engine)]
+        options = [(NETEM, ctx.netem), (IMPAIRER, ctx.impairer)]
     elif kind == "duplicate":
-        # nft's copy leaves at once, skipping the engine's delay, so links the engine
-        # handles anyway get their duplicates from the engine (a raw socket).
+        # nft's copy leaves at once, skipping the impairer's delay, so links the impairer
+        # handles anyway get their duplicates from the impairer (a raw socket).
         options = [(NETEM, ctx.netem),
-                   (NFT_DUP, caps.nft_dup and not engine_on_link),
-                   (ENGINE, ctx.engine and caps.raw_socket)]
+                   (NFT_DUP, caps.nft_dup and not impairer_on_link),
+                   (IMPAIRER, ctx.impairer and caps.raw_socket)]
     elif kind == "rate":
         options = [(HTB, caps.tc_htb and (caps.nft_meta_priority or ctx.single_source)),
                    (TBF, caps.tc_tbf and ctx.single_source)]
@@ -206,8 +206,8 @@ def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> s
     for backend in backends:
         if backend == NETEM:
             reasons.append(_netem_missing_reason(ctx))
-        elif backend == ENGINE:
-            reasons.append(_engine_missing_reason(caps)
+        elif backend == IMPAIRER:
+            reasons.append(_impairer_missing_reason(caps)
                            + ("" if caps.raw_socket or kind != "duplicate"
                               else f"; raw_socket: {caps.why_not('raw_socket')}"))
         elif backend in (HTB, TBF) and not ctx.single_source:
@@ -224,11 +224,11 @@ def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> s
 
 def choose_backends(imp: Impairment, ctx: _Context) -> Dict[str, str]:
     """kind -> backend for one link's impairment."""
-    chosen = {kind: _choose(kind, ctx, engine_on_link=False)
+    chosen = {kind: _choose(kind, ctx, impairer_on_link=False)
               for kind in imp.kinds() if kind != "duplicate"}
     if "duplicate" in imp.kinds():
-        engine_on_link = ctx.per_segment or ENGINE in chosen.values()
-        chosen["duplicate"] = _choose("duplicate", ctx, engine_on_link)
+        impairer_on_link = ctx.per_segment or IMPAIRER in chosen.values()
+        chosen["duplicate"] = _choose("duplicate", ctx, impairer_on_link)
     return {kind: chosen[kind] for kind in imp.kinds()}
 
 
@@ -241,12 +241,12 @@ def describe_backends(caps: Capabilities, networks: int = 3) -> Dict[str, str]:
     table = {}
     for kind in KINDS:
         try:
-            backend = _choose(kind, ctx, engine_on_link=False)
+            backend = _choose(kind, ctx, impairer_on_link=False)
         except UnsupportedImpairment as exc:
             table[kind] = f"unavailable: {exc}"
             continue
-        if kind == "duplicate" and backend == NFT_DUP and ctx.engine and caps.raw_socket:
-            backend += f" ({ENGINE} on links it already handles)"
+        if kind == "duplicate" and backend == NFT_DUP and ctx.impairer and caps.raw_socket:
+            backend += f" ({IMPAIRER} on links it already handles)"
         table[kind] = backend
     return table
 
@@ -338,12 +338,12 @@ class _Builder:
     ctx: _Context
     nft_rules: List[str] = field(default_factory=list)
     egress: Dict[str, List[Tuple[Link, Impairment, List[str]]]] = field(default_factory=dict)
-    engine_links: List[dict] = field(default_factory=list)
+    impairer_links: List[dict] = field(default_factory=list)
     nfqueue_rules: List[Tuple[str, ...]] = field(default_factory=list)
     tc_qdiscs: List[Tuple[str, str, str]] = field(default_factory=list)  # (link, dev, handle)
 
     def add_link(self, link: Link, imp: Impairment, kinds: Mapping[str, str], queue: int) -> None:
-        """Record one link; ``queue`` is its engine queue number, if it needs the engine."""
+        """Record one link; ``queue`` is its impairer queue number, if it needs the impairer."""
         src_if, dst_if = self.ifnames[link.src], self.ifnames[link.dst]
         match = f"iifname {_nft_quoted(src_if)} oifname {_nft_quoted(dst_if)}"
         by_backend: Dict[str, List[str]] = {}
@@ -372,12 +372,12 @@ class _Builder:
             self.nft_rules.append(f"{match} {_numgen_match(imp.duplicate)}counter "
                                   f"dup to {{family}} daddr device {_nft_quoted(dst_if)} "
                                   f"comment {_nft_quoted(f'duplicate {link}')}")
-        if ENGINE in by_backend or self.ctx.per_segment:
-            entry = _engine_link(link, imp, by_backend.get(ENGINE, []), queue)
+        if IMPAIRER in by_backend or self.ctx.per_segment:
+            entry = _impairer_link(link, imp, by_backend.get(IMPAIRER, []), queue)
             if tc_kinds and self.uses_htb and self.ctx.caps.nft_meta_priority:
-                # The engine's duplicates skip the forward chain, so it tags them itself.
+                # The impairer's duplicates skip the forward chain, so it tags them itself.
                 entry["skb_priority"] = (1 << 16) | (0x10 + len(self.egress[dst_if]) - 1)
-            self.engine_links.append(entry)
+            self.impairer_links.append(entry)
             self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
                                        "--queue-num", str(queue), "--queue-bypass"))
 
@@ -447,9 +447,9 @@ class _Builder:
         for family in NFT_FAMILIES:
             # Adding then deleting first makes the load replace any older table, all in
             # one transaction.  The chain runs after iptables' filter table (priority 0),
-            # whose NFQUEUE rules hand packets to the engine: the kernel splits TCP's
+            # whose NFQUEUE rules hand packets to the impairer: the kernel splits TCP's
             # 64 KiB GSO packets into wire-size segments before queueing them, and
-            # re-injects them one by one, so on links through the engine our drops count
+            # re-injects them one by one, so on links through the impairer our drops count
             # wire packets.  (Elsewhere a GSO packet is dropped whole, as netem does.)
             lines += [f"table {family} {NFT_TABLE} {{}}", f"delete table {family} {NFT_TABLE}",
                       f"table {family} {NFT_TABLE} {{", f"\tchain {NFT_CHAIN} {{",
@@ -459,8 +459,8 @@ class _Builder:
         return "\n".join(lines) + "\n"
 
 
-def _engine_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
-    """The engine's config for one link: only the kinds it must apply there."""
+def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
+    """The impairer's config for one link: only the kinds it must apply there."""
     entry = {"queue": queue, "link": str(link)}
     for kind in kinds:
         for name in _KIND_FIELDS[kind]:
@@ -476,19 +476,19 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     """The commands that put ``link_impairments`` on the router, and those that remove them.
 
     ``ifnames`` maps each network the router joins to its interface there.  Each directed
-    link has a fixed engine queue number, ``queue_base`` plus its place among all the
-    router's links in sorted order, so a link keeps its queue (and the packets the engine
+    link has a fixed impairer queue number, ``queue_base`` plus its place among all the
+    router's links in sorted order, so a link keeps its queue (and the packets the impairer
     holds for it) from one step's plan to the next.
 
     TCP hands the router 64 KiB GSO packets, and nftables and netem drop (or duplicate)
     such a packet whole: "1 % loss" then hits 1 % of bursts of ~44 segments.  With
-    ``per_segment`` every impaired link passes through the engine's queue, which splits
+    ``per_segment`` every impaired link passes through the impairer's queue, which splits
     them, so every kind counts wire packets (UDP is per datagram either way).  It costs
     a trip through userspace per packet.
     """
-    if per_segment and not caps.nfqueue_engine:
-        raise UnsupportedImpairment("per-segment impairment needs the nfqueue engine; "
-                                    + _engine_missing_reason(caps))
+    if per_segment and not caps.nfqueue_impairer:
+        raise UnsupportedImpairment("per-segment impairment needs the nfqueue impairer; "
+                                    + _impairer_missing_reason(caps))
     for link in link_impairments:
         for network in (link.src, link.dst):
             if network not in ifnames:
@@ -514,19 +514,19 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
         apply.append(Command(("nft", "-f", "-"), stdin=ruleset))
     apply += tc_apply
     apply += [Command(("iptables", "-w", "-A") + rule) for rule in builder.nfqueue_rules]
-    # Clear in reverse: stop queueing to the engine first, then tc, then nftables.
+    # Clear in reverse: stop queueing to the impairer first, then tc, then nftables.
     clear += [Command(("iptables", "-w", "-D") + rule) for rule in builder.nfqueue_rules]
     clear += tc_clear
     if ruleset is not None:
         clear += [Command(("nft", "delete", "table", family, NFT_TABLE))
                   for family in NFT_FAMILIES]
 
-    engine_config = None
-    if builder.engine_links:
-        engine_config = {"version": 1, "queue_maxlen": ENGINE_QUEUE_MAXLEN,
-                         "links": builder.engine_links}
+    impairer_config = None
+    if builder.impairer_links:
+        impairer_config = {"version": 1, "queue_maxlen": IMPAIRER_QUEUE_MAXLEN,
+                         "links": builder.impairer_links}
     # The guard of a transition is an nftables table: only for partitions nftables applies.
     cut = tuple((ifnames[link.src], ifnames[link.dst])
                 for link, kinds in backends.items() if kinds.get("partition") == NFT_DROP)
-    return Plan(apply=tuple(apply), clear=tuple(clear), engine_config=engine_config,
+    return Plan(apply=tuple(apply), clear=tuple(clear), impairer_config=impairer_config,
                 backends=backends, cut=cut, tc_qdiscs=tuple(builder.tc_qdiscs))

@@ -199,7 +199,7 @@ class Capabilities:
 
         ``backend`` (default: the SOCKETLAB_BACKEND environment variable, else "auto")
         set to "fallback" hides netem from the choice, so a netem kernel uses the
-        backends of a kernel without it (nftables, tc htb/tbf, the NFQUEUE engine):
+        backends of a kernel without it (nftables, tc htb/tbf, the NFQUEUE impairer):
         for tests and benchmarks of both paths, and for users who want to compare.
         """
         flags = {f.name for f in fields(cls)} - {"errors"}
@@ -218,8 +218,8 @@ class Capabilities:
         return self
 
     @property
-    def nfqueue_engine(self) -> bool:
-        """The userspace engine needs an NFQUEUE target to send packets to it and a
+    def nfqueue_impairer(self) -> bool:
+        """The impairer needs an NFQUEUE target to send packets to it and a
         netlink queue to bind to."""
         return self.iptables_nfqueue and self.nfqueue_netlink
 

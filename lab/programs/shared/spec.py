@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from .topology import HOST_NAME, MAX_CLIENTS, Limits
+from .topology import DEFAULT_PORT, HOST_NAME, MAX_CLIENTS, Limits
 from . import units
 from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Decimal, Duration, Field, Integer, ListOf,
                          MapOf, Percent, Rate, Record, Scalar, Size, Text, Type, Variants, did_you_mean,
@@ -124,7 +124,7 @@ OPTIONS: Dict[str, Tuple[Type, str]] = {
 }
 
 
-class Expectation(Type):
+class ExpectationField(Type):
     """One list item of ``expect``: ``KEY: value`` or ``KEY: {operator: value, ...}``."""
 
     expected = "a 'step.field: test' mapping"
@@ -264,7 +264,7 @@ TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with on
                                 title="an extra host")),
                    default={}, shown_default={}),
     "server": Field(Choice("What the server host runs at start.", ["uppercase", "idle"]),
-                    "uppercase: the TCP and UDP uppercase servers on port 12000; idle: nothing "
+                    f"uppercase: the TCP and UDP uppercase servers on port {DEFAULT_PORT}; idle: nothing "
                     "(start your own in a step).", default="uppercase", shown_default="uppercase"),
     "tcp_mode": Field(Choice("", ["iterative", "concurrent"]),
                       "How the uppercase TCP server serves clients: one at a time (iterative) or "
@@ -333,7 +333,7 @@ STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
     }),
 })
 
-EXPECTATION = Expectation("'STEP.FIELD.PATH: value' or 'STEP.FIELD: {operator: value}'; an aggregate "
+EXPECTATION = ExpectationField("'STEP.FIELD.PATH: value' or 'STEP.FIELD: {operator: value}'; an aggregate "
                           "(max, min, mean, sum, count, all, any) around the key combines the step's hosts.")
 
 SCENARIO = Record("A socketlab scenario: a lab, timed steps, and expectations on the results.", {

@@ -22,7 +22,7 @@ IPv4Addr = ipaddress.IPv4Address
 DEFAULT_POOL = "10.77.0.0/16"
 COMPOSE_SUBNETS = (ipaddress.ip_network("10.77.1.0/24"), ipaddress.ip_network("10.77.2.0/24"))
 MAX_CLIENTS = 100
-DEFAULT_PORT = 12000
+DEFAULT_PORT = 12000          # the lab's servers' port: every program and command takes it from here
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -48,7 +48,7 @@ class Limits:
         return f"{self.pids} pids, {self.memory // MiB} MiB, {cpus}"
 
 
-# The router is everyone's gateway and runs the impairment engine: it gets its own,
+# The router is everyone's gateway and runs the impairer: it gets its own,
 # larger limits, no CPU cap, and 4 times a host's CPU weight when CPUs are contended.
 ROUTER_LIMITS = Limits(pids=1024, memory=1024 * MiB, cpus=0)
 # Hosts keep Docker's default weight (1024), so on a shared machine they do not lose to

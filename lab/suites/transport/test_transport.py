@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from lab.programs.shared.topology import DEFAULT_PORT
 from lab.scenario.stats import acceptance_interval
 
 CONFIDENCE = 0.999
@@ -92,7 +93,7 @@ def test_a_partition_stalls_tcp_which_recovers_and_udp_loses_what_was_sent(lab):
         transfer = lab.start("client1", "tcp-measure --timeout 60 --bytes 1000000")
         probe = lab.start("client2", f"udp-measure --count 600 --rate {rate} --wait 2")
         # Cut once both are sending: the TCP connection is up, the UDP socket exists.
-        wait_for(lab, "client1", "ss -Htn state established dport = :12000")
+        wait_for(lab, "client1", f"ss -Htn state established dport = :{DEFAULT_PORT}")
         wait_for(lab, "client2", "ss -Huan")   # udp-measure's socket (the only one there)
         with lab.partition("clients", "servers"):
             began = time.monotonic()      # the cut is in force from here ...

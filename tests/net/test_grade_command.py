@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conftest import LAB, LECTURE
-from test_grading import submission_with_a_bug
+from test_grading_scenarios import submission_with_a_bug
 
 REPLY_CHECKS = {"tcp_server_replies_in_upper_case", "udp_server_replies_in_upper_case"}
 

@@ -2,14 +2,16 @@
 state each step acts on (hosts stopped and started, links partitioned and healed), which
 also gives every network step the full new state of the links it changes.
 
-A mixin of the builder in validate.py (it uses its ``error``, ``links``, ``impairment``,
-``expand_hosts`` and state).
+A mixin of the builder in validate.py (``_Builder``). What it needs of that class is
+declared below as annotations, the whole contract: the builder's state it reads and
+writes, and the helpers it calls. A unit test holds the mixin to it (every ``self.X``
+used here is defined here or declared) and the builder to providing each.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..programs.shared.impairment import Change, Impairment, next_state
+from ..programs.shared.impairment import Change, Impairment, Link, next_state
 from . import results
 from ..programs.shared.fieldtypes import INVALID, did_you_mean, valid
 from .model import (HealStep, HostStep, ImpairStep, PartitionStep, RunStep, SignalStep, Step, WaitStep,
@@ -20,7 +22,22 @@ from ..programs.shared.units import fmt_seconds
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class TimelineRules:
+class StepRules:
+    # --- what the builder provides (validate._Builder) ----------------------------------
+    data: Dict[str, Any]                               # the checked document
+    steps: List[Step]                                  # built steps, appended here
+    by_name: Dict[str, Tuple[int, Optional[Step]]]     # step name -> (index, step or None)
+    all_names: Dict[str, int]                          # every name as written -> index
+    state: Dict[Link, Impairment]                      # links' impairments so far
+    partitioned: Dict[Link, int]                       # link -> step that partitioned it
+    stopped: Dict[str, int]                            # host -> step that stopped it
+    error: Callable[..., None]                          # (path, message, key=False)
+    position: Callable[..., Any]                       # (path, key=False) -> expect.Position
+    given: Callable[[Path], bool]                      # was the field written in the file?
+    expand_hosts: Callable[..., Optional[Tuple[str, ...]]]  # (value, path, running=True)
+    links: Callable[[Any, Path], Optional[List[Link]]]
+    impairment: Callable[[Dict[str, Any], Path], Optional[Impairment]]
+
     # --- steps -----------------------------------------------------------------------------
 
     def build_steps(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import engine, ui
+from . import engine, labels, ui
 from .programs.shared.errors import LabError
 from .images import definition
 from .programs.shared import topology as model

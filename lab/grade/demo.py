@@ -138,6 +138,55 @@ def make_class(folder: Path, copies: int = 1, variants=None, gradescope: bool = 
     return made
 
 
+# A submission that tries to leave things for the next student on the same lab: a detached
+# process that keeps port 12000 (answering wrongly), files in /work and /tmp.
+LEAVES_THINGS = '''import subprocess, sys
+open('/work/leftover.txt', 'w').write('from the last student')
+open('/tmp/leftover.txt', 'w').write('from the last student')
+squatter = """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 12000)); s.listen(5)
+while True:
+    c, _ = s.accept(); c.recv(1024); c.sendall(b"LEFT OVER"); c.close()
+"""
+subprocess.Popen([sys.executable, '-c', squatter], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+
+def make_hostile(folder: Path) -> Dict[str, str]:
+    """Submissions that would break a grader, each with the words its row's reason holds
+    ("" for the ones that are graded): an archive that does not unpack, a 2 GB (sparse)
+    file, a symlink to /etc/passwd, a name with a newline, a zip of a good submission,
+    a tar that writes outside itself."""
+    import io
+    import tarfile
+    import zipfile
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    big = folder / "big"
+    big.mkdir()
+    (big / "TCPServer.py").write_text(LECTURE["TCPServer.py"])
+    with open(big / "movie.mp4", "wb") as f:
+        f.truncate(2 << 30)
+    link = folder / "link"
+    link.mkdir()
+    (link / "TCPServer.py").symlink_to("/etc/passwd")
+    odd = folder / "new\nline"
+    odd.mkdir()
+    (odd / "UDPServer.py").write_text(LECTURE["UDPServer.py"])
+    with zipfile.ZipFile(folder / "zipped.zip", "w") as z:
+        z.writestr("hw/UDPServer.py", LECTURE["UDPServer.py"])
+    with tarfile.open(folder / "escape.tar.gz", "w:gz") as t:
+        info = tarfile.TarInfo("../../outside.py")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+    return {"bad.zip": "does not unpack", "big": "movie.mp4 is 2,147.5 MB", "link": "symlink to /etc/passwd",
+            "new\nline": "", "zipped.zip": "", "escape.tar.gz": "outside itself"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.grade.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)

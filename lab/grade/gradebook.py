@@ -84,11 +84,11 @@ class Summary:
 
 
 def _first_line(text: str) -> str:
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if line:
-            return line if len(line) <= EXAMPLE_CHARS else line[:EXAMPLE_CHARS - 1] + "…"
-    return ""
+    """A failure's gist: its first line, and the line after it when the first only
+    introduces what follows (ends with ':')."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    gist = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    return gist if len(gist) <= EXAMPLE_CHARS else gist[:EXAMPLE_CHARS - 1] + "…"
 
 
 def summary(records: Sequence[dict], check_defs: Sequence[tuple]) -> Summary:

@@ -38,8 +38,9 @@ def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradesco
     or a whole class with --class DIR.
 
     One submission: exit 0 full marks, 1 points lost, 2 bad input, 3 the grader could not run (no engine,
-    no image).  A class: exit 0 once every submission has a row (points lost or not), 130 if interrupted
-    (run the same command again to resume: graded submissions are kept unless changed or --regrade)."""
+    no image).  A class: exit 0 once every submission has a row (points lost or not), 3 if the grader
+    failed on some (their rows say so), 130 if interrupted (run the same command again to resume:
+    graded submissions are kept unless changed or --regrade)."""
     from pathlib import Path
     if bool(folder) == bool(class_dir):
         raise Refused("grade", "give one submission FOLDER or --class DIR")
@@ -109,7 +110,12 @@ def _grade_class(class_dir, out, level, jobs, regrade):
     ui.progress(f"{len(result.records)} rows in {out / 'gradebook.csv'}; summary in {out / 'summary.html'}; "
                 f"{result.graded_now} graded now, {result.kept} kept, with {result.jobs} worker(s) in "
                 f"{_duration(time.monotonic() - began)}")
+    errors = [r for r in result.records if r["status"] == "grader-error"]
     if result.interrupted:
         ui.err.print(f"lab grade: interrupted; {len(result.records)} of {result.total} submissions "
                      "have a row; run the same command again to resume")
         sys.exit(130)
+    if errors:
+        ui.error(f"{len(errors)} submission(s) not graded because the grader failed (see their rows); "
+                 "run the same command again to retry them", label="lab grade:")
+        sys.exit(3)

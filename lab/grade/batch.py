@@ -59,6 +59,20 @@ def engine_jobs() -> int:
     return default_jobs(int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0))
 
 
+def check_engine() -> None:
+    """Refuse to start the workers where no submission could be graded (exit 3), instead
+    of a grader error on every row."""
+    import docker.errors
+    from .. import engine
+    from ..images import definition
+    from ..programs.shared.errors import LabEnvironmentError
+    try:
+        engine.client().images.get(definition.HOST_IMAGE)
+    except docker.errors.ImageNotFound:
+        raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} is not in the engine",
+                                  hint="run `lab images build`") from None
+
+
 def checks_key(level: str) -> str:
     text = "\n".join(f"{c.name}:{c.points:g}" for c in checks_for(level))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -218,6 +232,8 @@ def grade_class(directory: Path, out: Path, level: str = "default", jobs: Option
                 kept += 1
             else:
                 pending.append(sub)
+        if pending:
+            check_engine()
         jobs = max(1, min(jobs or engine_jobs(), len(pending) or 1))
         say(f"{len(subs)} submissions ({layout}): {kept} kept from an earlier run, "
             f"{len(records) - kept} not gradable, {len(pending)} to grade with {jobs} worker(s)")

@@ -144,3 +144,28 @@ def test_slugs_are_unique_and_safe():
     assert [slug_of(n, taken) for n in ["a b", "a_b", "../x", "", "summary.html", "A_B"]] == \
         ["a_b", "a_b-2", "x", "submission", "summary.html-2", "A_B-3"]
     assert all(os.sep not in s for s in taken)
+
+
+def test_prairielearn_file_says_not_gradable_when_no_engine_is_reachable(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from lab.cli import cli
+    make_class(tmp_path / "c", variants=["lecture"])
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    result = CliRunner().invoke(cli, ["grade", str(tmp_path / "c" / "lecture"), "--prairielearn",
+                                      str(tmp_path / "pl.json")])
+    assert result.exit_code == 3, result.output
+    import json
+    pl = json.loads((tmp_path / "pl.json").read_text())
+    assert pl["gradable"] is False and pl["message"].startswith("the grader could not run")
+
+
+def test_class_options_are_refused_where_they_do_not_apply(tmp_path):
+    from click.testing import CliRunner
+    from lab.cli import cli
+    make_class(tmp_path / "c", variants=["lecture"])
+    for args in (["grade"], ["grade", str(tmp_path / "c" / "lecture"), "--class", str(tmp_path / "c")],
+                 ["grade", "--class", str(tmp_path / "c"), "--junit", "x.xml"],
+                 ["grade", str(tmp_path / "c" / "lecture"), "--jobs", "2"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "lab grade:" in result.output, (args, result.output)

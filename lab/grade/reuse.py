@@ -8,15 +8,15 @@ emptied and filled with the next submission before the hosts start, the router's
 impairments are cleared to none and its neighbour cache flushed (the new hosts have new
 MAC addresses).  The router runs no student code.
 
-A check runs with a capture on the router; the capture is read (into a ladder of its
-packets) only when the check failed, so a student sees *why*.
+The checks run under one capture on the router; it is read (into a ladder of each failed
+check's packets) only when a check failed, so a student sees *why*.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Change
@@ -121,49 +121,70 @@ class _Recorder:
         return bg
 
 
-def _ladder(lab: Lab, pcaps: Dict[str, bytes], title: str, end: float) -> Dict[str, str]:
-    from ..packets.analysis import analyse, hosts_of, ifaces_of
+def _ladders(lab: Lab, pcaps: Dict[str, bytes], windows: Dict[int, tuple], end: float) -> Dict[int, dict]:
+    """check index -> its ladder, from one capture of the whole grading cut by each check's
+    time window (the router's capture and these clocks are the same machine's)."""
     from ..packets import ladder as ladder_mod
+    from ..packets.analysis import analyse, hosts_of, ifaces_of
     from ..report.html import ladder_section
     topology = lab._dlab.topology
     analysis = analyse(pcaps, ifaces_of(topology, lab.router._router.ifnames), wins=None, capture_end=end)
-    lad = analysis.ladder(hosts_of(topology), title=title)
-    return {"ladder_html": ladder_section(lad, "the packets through the router"),
-            "ladder_text": ladder_mod.text(lad), "packets": lad.total}
+    out = {}
+    for index, (title, t0, t1) in windows.items():
+        lad = analysis.ladder(hosts_of(topology), title=title, keep=lambda p, t0=t0, t1=t1: t0 <= p.t <= t1)
+        if lad.total:
+            out[index] = {"ladder_html": ladder_section(lad, "the packets through the router"),
+                          "ladder_text": ladder_mod.text(lad), "packets": lad.total}
+    return out
+
+
+def _start_capture(lab: Lab) -> bool:
+    try:
+        lab.router.start_capture()
+        return True
+    except LabError:
+        return False     # no picture, the same verdicts
 
 
 def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool = True,
              progress: Callable[[str], None] = lambda m: None):
     """Run every check of the level on ``rlab`` (its hosts fresh, /work holding the
-    submission): (GradeReport, per check: transcript and, for failed checks, a ladder)."""
+    submission): (GradeReport, per check: transcript and, for failed checks, a ladder).
+
+    One capture runs on the router through all the checks (starting and stopping one per
+    check cost more than the checks); each failed check's ladder holds the packets of its
+    own time window."""
     began = time.monotonic()
     lab = rlab.lab
     report = GradeReport(submission, rlab.level, files)
     rec = _Recorder(lab)
     g = Grading(rec, set(files))
     extras: List[dict] = []
+    windows: Dict[int, tuple] = {}
+    capturing = capture and _start_capture(lab)
+    pcaps: Dict[str, bytes] = {}
     try:
-        for chk in checks_for(rlab.level):
+        for index, chk in enumerate(checks_for(rlab.level)):
             rec.log = []
-            pcaps: Optional[Dict[str, bytes]] = None
-            runs = capture and all(f in files for f in chk.needs)
-            if runs:
-                lab.router.start_capture()
-            try:
-                result = _run_check(chk, g, progress)
-            finally:
-                if runs:
-                    pcaps = lab.router.stop_capture()
-            extra: dict = {"transcript": list(rec.log)}
-            if result.status == "failed" and pcaps and any(len(p) > 24 for p in pcaps.values()):
-                try:
-                    extra.update(_ladder(lab, pcaps, f"{chk.name}", time.time()))
-                except Exception as exc:  # noqa: BLE001 - a capture we cannot read costs the picture only
-                    extra["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
+            t0 = time.time()
+            result = _run_check(chk, g, progress)
+            if result.status == "failed":
+                windows[index] = (chk.name, t0, time.time())
             report.results.append(result)
-            extras.append(extra)
+            extras.append({"transcript": list(rec.log)})
     finally:
-        g.stop_all()
+        try:
+            g.stop_all()
+        finally:
+            if capturing:
+                pcaps = lab.router.stop_capture()
+    if windows and any(len(p) > 24 for p in pcaps.values()):
+        try:
+            for index, extra in _ladders(lab, pcaps, windows, time.time()).items():
+                extras[index].update(extra)
+        except Exception as exc:  # noqa: BLE001 - a capture we cannot read costs the picture only
+            for index in windows:
+                extras[index]["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
     report.duration_s = round(time.monotonic() - began, 3)
     rlab.graded += 1
     return report, extras

@@ -13,6 +13,7 @@ check's packets) only when a check failed, so a student sees *why*.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +34,27 @@ def clients_for(level: str) -> int:
     return 10 if level == "robust" else 3
 
 
+# -- the only places that reach under testing.Lab (its DockerLab and router client) ---------
+
+def _docker(lab: Lab):
+    """The DockerLab under ``lab``: its topology, its engine client, host creation."""
+    return lab._dlab
+
+
+def _router_used(lab: Lab) -> bool:
+    return lab._router is not None
+
+
+def _router_ifnames(lab: Lab) -> Dict[str, str]:
+    """network -> the router's interface on it."""
+    return lab.router._router.ifnames
+
+
+def _forget_programs(lab: Lab) -> None:
+    """The background programs ``lab`` knows of died with their hosts."""
+    lab._background.clear()
+
+
 class ReusedLab:
     """A grading lab whose hosts are made new for every submission (see the module doc)."""
 
@@ -48,12 +70,12 @@ class ReusedLab:
         return self.lab.name
 
     def _hosts(self):
-        return [h for h in self.lab._dlab.topology.hosts if h.role != "router"]
+        return [h for h in _docker(self.lab).topology.hosts if h.role != "router"]
 
     def remove_hosts(self) -> None:
         """End every program of the last student: its hosts go, with all they ran."""
-        lab, dlab = self.lab, self.lab._dlab
-        lab._background.clear()
+        lab, dlab = self.lab, _docker(self.lab)
+        _forget_programs(lab)
         # What the programs wrote in /work belongs to the hosts' root: removed from inside,
         # so a grader that is not root can refill the folder.
         dlab.exec(STUDENT_HOST, ["sh", "-c", "rm -rf /work/* /work/.[!.]* /work/..?*"])
@@ -64,12 +86,12 @@ class ReusedLab:
             except Exception as exc:  # noqa: BLE001 - already gone is fine; the create below says otherwise
                 if "No such container" not in str(exc):
                     raise LabError(f"could not remove host {host.name} of {lab.name}: {exc}") from None
-        if lab._router is not None:
+        if _router_used(lab):
             lab.router.change(Change.replace_all({}))     # no impairment or partition left over
         dlab.exec("router", ["ip", "neigh", "flush", "all"])
 
     def start_hosts(self, ready_timeout: float = 60.0) -> None:
-        dlab = self.lab._dlab
+        dlab = _docker(self.lab)
         engine_cpus = int(dlab.c.info().get("NCPU") or 1)
         hosts = self._hosts()
         first = [h for h in hosts if h.role == "server"]
@@ -127,8 +149,8 @@ def _ladders(lab: Lab, pcaps: Dict[str, bytes], windows: Dict[int, tuple], end: 
     from ..packets import ladder as ladder_mod
     from ..packets.analysis import analyse, hosts_of, ifaces_of
     from ..report.html import ladder_section
-    topology = lab._dlab.topology
-    analysis = analyse(pcaps, ifaces_of(topology, lab.router._router.ifnames), wins=None, capture_end=end)
+    topology = _docker(lab).topology
+    analysis = analyse(pcaps, ifaces_of(topology, _router_ifnames(lab)), wins=None, capture_end=end)
     out = {}
     for index, (title, t0, t1) in windows.items():
         lad = analysis.ladder(hosts_of(topology), title=title, keep=lambda p, t0=t0, t1=t1: t0 <= p.t <= t1)
@@ -138,12 +160,11 @@ def _ladders(lab: Lab, pcaps: Dict[str, bytes], windows: Dict[int, tuple], end: 
     return out
 
 
-def _start_capture(lab: Lab) -> bool:
+def _start_capture(lab: Lab, stack: contextlib.ExitStack):
     try:
-        lab.router.start_capture()
-        return True
+        return stack.enter_context(lab.capture())
     except LabError:
-        return False     # no picture, the same verdicts
+        return None      # no picture, the same verdicts
 
 
 def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool = True,
@@ -161,8 +182,8 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     g = Grading(rec, set(files))
     extras: List[dict] = []
     windows: Dict[int, tuple] = {}
-    capturing = capture and _start_capture(lab)
-    pcaps: Dict[str, bytes] = {}
+    stack = contextlib.ExitStack()
+    cap = _start_capture(lab, stack) if capture else None
     try:
         for index, chk in enumerate(checks_for(rlab.level)):
             rec.log = []
@@ -176,8 +197,8 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
         try:
             g.stop_all()
         finally:
-            if capturing:
-                pcaps = lab.router.stop_capture()
+            stack.close()       # the capture stops; cap.pcaps is filled
+    pcaps = cap.pcaps if cap is not None else {}
     if windows and any(len(p) > 24 for p in pcaps.values()):
         try:
             for index, extra in _ladders(lab, pcaps, windows, time.time()).items():

@@ -140,8 +140,8 @@ def find_submissions(directory: Path) -> Tuple[str, List[Submission]]:
     elif entries and all((p / ".git").exists() for p in entries if p.is_dir() and not p.is_symlink()) \
             and any(p.is_dir() for p in entries):
         layout = "github-classroom"
-    entries = [p for p in entries if p.is_dir() or p.is_symlink() or p.name.endswith(ARCHIVES)
-               or p.is_file()]
+    # a loose file that is no archive (a README, last run's CSV) is not a submission
+    entries = [p for p in entries if p.is_dir() or p.is_symlink() or p.name.endswith(ARCHIVES)]
     prefix = _common_prefix([p.name for p in entries]) if layout == "github-classroom" else ""
     taken: set = set()
     subs = []

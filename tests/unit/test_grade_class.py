@@ -126,6 +126,7 @@ def test_github_classroom_clones_are_named_by_user_and_git_is_not_hashed(tmp_pat
 def test_hostile_submissions_are_refused_with_a_reason_and_odd_names_made_safe(tmp_path):
     expected = make_hostile(tmp_path / "class")
     make_class(tmp_path / "class", variants=["lecture"])
+    (tmp_path / "class" / "notes.txt").write_text("not a submission")
     _, subs = find_submissions(tmp_path / "class")
     for s in subs:
         prepare(s, tmp_path / "scratch")

@@ -147,18 +147,22 @@ def test_slugs_are_unique_and_safe():
     assert all(os.sep not in s for s in taken)
 
 
-def test_prairielearn_file_says_not_gradable_when_no_engine_is_reachable(tmp_path, monkeypatch):
+def test_prairielearn_file_says_not_gradable_when_the_grader_cannot_run(tmp_path, monkeypatch):
     from click.testing import CliRunner
     from lab.cli import cli
+    from lab.grade import run
+    from lab.programs.shared.errors import LabEnvironmentError
+
+    def no_engine(*args, **kwargs):
+        raise LabEnvironmentError("cannot reach the Docker Engine")
     make_class(tmp_path / "c", variants=["lecture"])
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setattr(run, "grade", no_engine)
     result = CliRunner().invoke(cli, ["grade", str(tmp_path / "c" / "lecture"), "--prairielearn",
                                       str(tmp_path / "pl.json")])
     assert result.exit_code == 3, result.output
     import json
     pl = json.loads((tmp_path / "pl.json").read_text())
-    assert pl["gradable"] is False and pl["message"].startswith("the grader could not run")
+    assert pl["gradable"] is False and pl["message"] == "the grader could not run: cannot reach the Docker Engine"
 
 
 def test_class_options_are_refused_where_they_do_not_apply(tmp_path):

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import LAB, lab_name, run_json
 from lab.impairments.router import RouterImpairments
-from lab.topology.docker_lab import find_host, remove_lab
+from lab.running import RunningLab
+from lab.topology.docker_lab import remove_lab
 from test_impairments import assert_binomial
 
 LAB_NAME = lab_name("live")
@@ -55,7 +56,7 @@ def live():
     remove_lab(LAB_NAME)
     try:
         lab("up", "--name", LAB_NAME, "--clients", "1")
-        yield RouterImpairments(container=find_host("router", LAB_NAME))
+        yield RunningLab.attach(LAB_NAME).router
     finally:
         remove_lab(LAB_NAME)
 
@@ -69,19 +70,16 @@ def clean(live):
 
 
 def udp(count: int, rate: float = 5000) -> dict:
-    from lab.topology.docker_lab import exec_in
-    host = find_host("client1", LAB_NAME)
-    done = exec_in(host, ["udp-measure", "--host", "server", "--count", str(count), "--rate", f"{rate:g}",
-                          "--wait", "1"])
+    done = RunningLab.attach(LAB_NAME).exec(
+        "client1", ["udp-measure", "--host", "server", "--count", str(count), "--rate", f"{rate:g}", "--wait", "1"])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["error"] is None and result["sent"] == count, result
     return result
 
 
 def tcp(nbytes: int, timeout: float = 60) -> dict:
-    from lab.topology.docker_lab import exec_in
-    done = exec_in(find_host("client1", LAB_NAME),
-                   ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
+    done = RunningLab.attach(LAB_NAME).exec(
+        "client1", ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -155,7 +153,7 @@ def test_show_is_true_after_a_sequence_of_changes_and_clear(clean):
     lab("heal", "--lab", LAB_NAME)                             # every cut link
     assert in_force() == {"clients->servers": {"loss": 5.0}, "servers->clients": {"delay_ms": 10.0}}
     # A second, independent reader (another shell) sees the same: the router holds it.
-    assert RouterImpairments(container=find_host("router", LAB_NAME)).show()["state"] == [
+    assert RunningLab.attach(LAB_NAME).show()["state"] == [
         {"link": "clients->servers", "loss": 5.0}, {"link": "servers->clients", "delay_ms": 10.0}]
     impair("--clear", "clients -> servers")
     assert in_force() == {"servers->clients": {"delay_ms": 10.0}}

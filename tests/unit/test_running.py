@@ -1,8 +1,10 @@
 """The one door to a running lab: which lab a command means, the topology read back from
-labelled containers."""
+labelled containers, and no second door left in the tree."""
 from __future__ import annotations
 
+import ast
 import ipaddress
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,8 @@ from lab.labels import LABEL, LABEL_HOST, LABEL_LAB, LABEL_ROLE
 from lab.programs.shared.errors import LabError
 from lab.running import which_lab
 from lab.topology.docker_lab import read_topology
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- which lab ---------------------------------------------------------------------------
@@ -92,3 +96,23 @@ def test_a_compose_lab_is_read_back_by_service_and_number():
     assert topo.host("router").role == "router"
     assert topo.host("client2").addresses == (("clients", ipaddress.ip_address("10.77.1.12")),)
 
+
+# -- one door ----------------------------------------------------------------------------
+
+def _defined(names: set) -> list:
+    found = []
+    for path in sorted([*(ROOT / "lab").rglob("*.py"), *(ROOT / "tests").rglob("*.py"),
+                        *(ROOT / "benchmarks").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names:
+                found.append(f"{path.relative_to(ROOT)}:{node.name}")
+    return found
+
+
+def test_there_is_one_door_to_a_running_lab():
+    assert _defined({"attach"}) == ["lab/running.py:attach"]
+    assert _defined({"find_router", "find_host", "router_for", "router_capture", "_RouterAdapter"}) == []
+
+
+def test_one_class_is_named_capture():
+    assert _defined({"Capture"}) == ["lab/running.py:Capture"]

@@ -4,6 +4,7 @@ import json
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -77,14 +78,25 @@ def class_lab(tmp_path_factory):
         yield lab
 
 
+def _default_signals() -> None:
+    """In the child, before exec: SIGINT and SIGTERM at their defaults. A child inherits
+    ignored dispositions (a shell starts a background job with SIGINT ignored), and Python
+    then never turns SIGINT into KeyboardInterrupt: a test that sends it would fail for
+    reasons of how the suite was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _lab_cli(*args, **kwargs) -> subprocess.Popen:
+    kwargs.setdefault("preexec_fn", _default_signals)
     return subprocess.Popen([str(LAB), *map(str, args)], **kwargs)
 
 
 @pytest.fixture(scope="session")
 def lab_cli():
     """`lab ARGS...` started in a subprocess (Popen keyword arguments after), through the
-    installed console script."""
+    installed console script, with SIGINT and SIGTERM at their defaults whatever this
+    process's dispositions."""
     return _lab_cli
 
 

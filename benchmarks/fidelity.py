@@ -40,8 +40,8 @@ from rich.table import Table
 
 from lab import ui
 from lab.programs.shared.errors import LabError
-from lab.impairments import Impairment, Link, UnsupportedImpairment
-from lab.programs.shared.impairment import BACKEND_ENV
+from lab.programs.shared.backends import UnsupportedImpairment
+from lab.programs.shared.impairment import BACKEND_ENV, Impairment, Link
 from lab.impairments.router import RouterImpairments
 from lab.running import RunningLab
 from lab.scenario.stats import acceptance_interval, clopper_pearson

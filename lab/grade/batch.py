@@ -125,9 +125,23 @@ def write_outputs(out: Path, rec: dict, report=None) -> None:
 
 # -- a worker process ----------------------------------------------------------------------
 
+def _end_with_parent() -> None:
+    """If `lab grade` itself dies (kill -9), its workers stop as on Ctrl-C and remove their
+    labs, instead of grading on for nobody."""
+    import threading
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)    # polling the parent's liveness: no portable event for it
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def _worker(index: int, level: str, out: str, tasks, results, capture: bool) -> None:
     """Grade tasks from ``tasks`` on one reused lab until a None; report on ``results``."""
     from .reuse import ReusedLab, check_rows, grade_on
+    _end_with_parent()
     work = Path(tempfile.mkdtemp(prefix=f"socketlab-class-{index}-"))
     rlab = None
     try:

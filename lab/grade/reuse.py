@@ -34,20 +34,11 @@ def clients_for(level: str) -> int:
     return 10 if level == "robust" else 3
 
 
-# -- the only places that reach under testing.Lab (its DockerLab and router client) ---------
+# -- the only places that reach under testing.Lab ------------------------------------------
 
 def _docker(lab: Lab):
     """The DockerLab under ``lab``: its topology, its engine client, host creation."""
-    return lab._dlab
-
-
-def _router_used(lab: Lab) -> bool:
-    return lab._router is not None
-
-
-def _router_ifnames(lab: Lab) -> Dict[str, str]:
-    """network -> the router's interface on it."""
-    return lab.router._router.ifnames
+    return lab.running.docker
 
 
 def _forget_programs(lab: Lab) -> None:
@@ -78,7 +69,7 @@ class ReusedLab:
         _forget_programs(lab)
         # What the programs wrote in /work belongs to the hosts' root: removed from inside,
         # so a grader that is not root can refill the folder.
-        dlab.exec(STUDENT_HOST, ["sh", "-c", "rm -rf /work/* /work/.[!.]* /work/..?*"])
+        lab.running.exec(STUDENT_HOST, ["sh", "-c", "rm -rf /work/* /work/.[!.]* /work/..?*"])
         api = dlab.c.api
         for host in self._hosts():
             try:
@@ -86,9 +77,9 @@ class ReusedLab:
             except Exception as exc:  # noqa: BLE001 - already gone is fine; the create below says otherwise
                 if "No such container" not in str(exc):
                     raise LabError(f"could not remove host {host.name} of {lab.name}: {exc}") from None
-        if _router_used(lab):
-            lab.router.change(Change.replace_all({}))     # no impairment or partition left over
-        dlab.exec("router", ["ip", "neigh", "flush", "all"])
+        if lab.running.router_used:
+            lab.running.change(Change.replace_all({}))    # no impairment or partition left over
+        lab.running.exec("router", ["ip", "neigh", "flush", "all"])
 
     def start_hosts(self, ready_timeout: float = 60.0) -> None:
         dlab = _docker(self.lab)
@@ -143,14 +134,14 @@ class _Recorder:
         return bg
 
 
-def _ladders(lab: Lab, pcaps: Dict[str, bytes], windows: Dict[int, tuple], end: float) -> Dict[int, dict]:
+def _ladders(lab: Lab, cap, windows: Dict[int, tuple], end: float) -> Dict[int, dict]:
     """check index -> its ladder, from one capture of the whole grading cut by each check's
     time window (the router's capture and these clocks are the same machine's)."""
     from ..packets import ladder as ladder_mod
     from ..packets.analysis import analyse, hosts_of, ifaces_of
     from ..report.html import ladder_section
     topology = _docker(lab).topology
-    analysis = analyse(pcaps, ifaces_of(topology, _router_ifnames(lab)), wins=None, capture_end=end)
+    analysis = analyse(cap.pcaps, ifaces_of(topology, cap.ifnames), wins=None, capture_end=end)
     out = {}
     for index, (title, t0, t1) in windows.items():
         lad = analysis.ladder(hosts_of(topology), title=title, keep=lambda p, t0=t0, t1=t1: t0 <= p.t <= t1)
@@ -201,7 +192,7 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     pcaps = cap.pcaps if cap is not None else {}
     if windows and any(len(p) > 24 for p in pcaps.values()):
         try:
-            for index, extra in _ladders(lab, pcaps, windows, time.time()).items():
+            for index, extra in _ladders(lab, cap, windows, time.time()).items():
                 extras[index].update(extra)
         except Exception as exc:  # noqa: BLE001 - a capture we cannot read costs the picture only
             for index in windows:

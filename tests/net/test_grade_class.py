@@ -14,17 +14,17 @@ import time
 import docker
 import pytest
 
-from conftest import LAB
 from lab.grade.demo import EXPECTED_LOST, LEAVES_THINGS, LECTURE, make_class, make_hostile
 
 ENV = {**os.environ, "COLUMNS": "200"}
 
 
-def lab_grade_class(folder, out, *args, timeout=1500):
-    done = subprocess.run([str(LAB), "grade", "--class", str(folder), "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=timeout, env=ENV)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+@pytest.fixture(scope="module")
+def lab_grade_class(lab_command):
+    """(folder, out, *args) -> `lab grade --class FOLDER --out OUT ARGS` run to its end."""
+    def grade(folder, out, *args, timeout=1500):
+        return lab_command("grade", "--class", folder, "--out", out, *args, check=False, timeout=timeout, env=ENV)
+    return grade
 
 
 def records(out):
@@ -36,7 +36,7 @@ def verdicts(out):
 
 
 @pytest.fixture(scope="module")
-def klass(tmp_path_factory):
+def klass(tmp_path_factory, lab_grade_class):
     folder = tmp_path_factory.mktemp("class")
     made = make_class(folder, gradescope=True)
     runs = {}
@@ -89,7 +89,7 @@ def test_each_student_gets_gradescope_results_junit_and_a_report_with_ladders(kl
     assert any("tcp-client" in t["sent"] for t in failed["transcript"])
 
 
-def test_nothing_of_one_student_reaches_the_next_on_a_reused_lab(tmp_path):
+def test_nothing_of_one_student_reaches_the_next_on_a_reused_lab(tmp_path, lab_grade_class):
     folder = tmp_path / "class"
     first = folder / "a-leaves-things"
     first.mkdir(parents=True)
@@ -111,11 +111,11 @@ def _engine_labs(name):
     return [c.name for c in docker.from_env().containers.list(all=True) if c.name.startswith(name + "-")]
 
 
-def test_an_interrupted_class_resumes_and_regrades_only_what_changed(tmp_path):
+def test_an_interrupted_class_resumes_and_regrades_only_what_changed(tmp_path, lab_cli, lab_grade_class):
     folder, out = tmp_path / "class", tmp_path / "out"
     make_class(folder, variants=["lecture", "localhost", "one-shot"])
-    proc = subprocess.Popen([str(LAB), "grade", "--class", str(folder), "--out", str(out), "--jobs", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = lab_cli("grade", "--class", folder, "--out", out, "--jobs", "1",
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 600
     while not list(out.glob("*/grade.json")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -140,7 +140,7 @@ def test_an_interrupted_class_resumes_and_regrades_only_what_changed(tmp_path):
     assert lost == EXPECTED_LOST["localhost"] - {"tcp_client_gets_the_reply", "tcp_client_works_with_nc"}
 
 
-def test_hostile_submissions_are_one_row_each_with_a_reason_and_the_class_goes_on(tmp_path):
+def test_hostile_submissions_are_one_row_each_with_a_reason_and_the_class_goes_on(tmp_path, lab_grade_class):
     folder, out = tmp_path / "class", tmp_path / "out"
     expected = make_hostile(folder)
     make_class(folder, variants=["lecture"])

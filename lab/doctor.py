@@ -48,7 +48,13 @@ def check_engine() -> Check:
         version = engine.client().version()
     except LabError as exc:
         return Check("docker engine", "fail", str(exc), exc.hint)
-    return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')})")
+    choice = engine.chosen()
+    where = (f"local (the engine's host is this machine, {engine.engine_name()})" if engine.local()
+             else f"remote (the engine's host is {engine.engine_name() or '?'}, not this machine)")
+    files = ("bind mounts" if engine.bind_mounts()
+             else "copied in and out by archive" + (" (SOCKETLAB_BIND_MOUNTS=0)" if engine.local() else ""))
+    return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')}) "
+                 f"at {choice.describe()}; {where}; work folders: {files}")
 
 
 def check_image() -> Check:

@@ -50,11 +50,14 @@ class EngineChoice:
 
     @property
     def scheme(self) -> str:
-        return self.host.split("://", 1)[0] if "://" in self.host else "unix"
+        """unix, tcp, ssh or npipe (the SDK writes unix as http+unix, tcp as http(s))."""
+        raw = self.host.split("://", 1)[0] if "://" in self.host else "unix"
+        return {"http+unix": "unix", "http": "tcp", "https": "tcp", "http+docker": "unix"}.get(raw, raw)
 
     def describe(self) -> str:
+        tls = bool(self.tls) or self.host.startswith("https://")
         how = {"unix": "a unix socket", "npipe": "a named pipe", "ssh": "ssh",
-               "tcp": "TCP with TLS" if self.tls else "TCP without TLS"}.get(self.scheme, self.scheme)
+               "tcp": "TCP with TLS" if tls else "TCP without TLS"}.get(self.scheme, self.scheme)
         via = "DOCKER_HOST" if self.source == "DOCKER_HOST" else f"context {self.context!r} ({self.source})"
         return f"{self.host} over {how}, chosen by {via}"
 

@@ -55,18 +55,28 @@ def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_js
 
 @click.command()
 @click.argument("name", required=False, default="lab")
-@click.option("--all", "everything", is_flag=True, help="Remove every socketlab container and network, of any lab.")
+@click.option("--all", "everything", is_flag=True,
+              help="Remove every lab this machine made (on a shared engine, other machines' labs stay).")
+@click.option("--any-owner", is_flag=True, help="With --all: every socketlab lab in the engine, whoever made it.")
 @click.option("--stale", is_flag=True, help="Only remove the labs of runs, tests and benchmarks that ended "
                                             "(every other command does this too).")
-def down(name, everything, stale):
+def down(name, everything, any_owner, stale):
     """Remove a lab's containers and networks (by label, also after a crash)."""
     from ..topology import lifecycle
-    from ..topology.docker_lab import remove_lab
+    from ..topology.docker_lab import remove_lab, remove_machine_labs
+    if any_owner and not everything:
+        raise click.UsageError("--any-owner goes with --all")
     if not lifecycle.reap_and_say(ui.err) and stale:
         ui.progress("no stale labs")
     if stale:
         return
-    n_ctr, n_net = remove_lab(None if everything else name)
+    if everything:
+        n_ctr, n_net, others = remove_machine_labs(any_owner)
+        if others:
+            ui.progress(f"left {len(others)} lab(s) of other machines: {', '.join(others)} "
+                        "(`lab down --all --any-owner` removes them too)")
+    else:
+        n_ctr, n_net = remove_lab(name)
     ui.progress(f"removed {n_ctr} containers and {n_net} networks")
 
 

@@ -469,6 +469,26 @@ def remove_lab(lab: str | None) -> tuple[int, int]:
     return remove_matching(labels.filters(lab=lab))
 
 
+def remove_machine_labs(any_owner: bool = False) -> tuple[int, int, list[str]]:
+    """`lab down --all`: remove every lab this machine made (labels.mine), or with
+    any_owner every lab. Returns containers and networks removed, and the names of the
+    labs left because another machine made them."""
+    api = engine.client().api
+    here = labels.machine_id()
+    items = api.containers(all=True, filters=labels.filters()) + api.networks(filters=labels.filters())
+    ours, others = set(), set()
+    for item in items:
+        tags = item.get("Labels") or {}
+        key = tags.get(labels.LABEL_INSTANCE) or tags.get(LABEL_LAB) or "?"
+        (ours if labels.mine(tags, here, any_owner) else others).add((key, tags.get(LABEL_LAB, "?")))
+    n_ctr = n_net = 0
+    for key, lab in sorted(ours):
+        by = labels.filters(instance=key) if key != lab else labels.filters(lab=lab)
+        c, n = remove_matching(by)
+        n_ctr, n_net = n_ctr + c, n_net + n
+    return n_ctr, n_net, sorted({lab for _, lab in others})
+
+
 def remove_matching(filters: dict) -> tuple[int, int]:
     """Remove every container and network matching label `filters`. Idempotent.
 

@@ -45,6 +45,9 @@ LABEL_OWNER_START = "org.socketlab.owner.start"  # field 22 of /proc/PID/stat (t
 # The machine that made a lab (class labs too): machine_id() of the `lab` that made it.
 LABEL_MACHINE = "org.socketlab.machine"
 MACHINE_ID_ENV = "SOCKETLAB_MACHINE_ID"
+# On a host whose /work was copied in by archive (workdir.py): the folder on the making
+# machine that its /work comes back into when the lab is removed.
+LABEL_WORK = "org.socketlab.work"
 # On images: what the Dockerfile says (compose builds it too) and what `lab images build` adds.
 LABEL_IMAGE = "org.socketlab.image"      # "host": the Dockerfile's own label (a unit test holds it to this)
 LABEL_DIGEST = "org.socketlab.digest"    # the build context's digest: up to date or not

@@ -37,8 +37,9 @@ def run_checks() -> list[Check]:
     checks = [check_engine()]
     if checks[0].status == "fail":
         return checks
-    checks += [check_image(), *check_compose(), check_mmdebstrap(), check_subnets()]
-    if checks[1].status != "fail":
+    image = check_image()
+    checks += [*check_engine_place(), image, *check_compose(), check_mmdebstrap(), check_subnets()]
+    if image.status != "fail":
         checks += check_kernel()
     return checks
 
@@ -48,13 +49,23 @@ def check_engine() -> Check:
         version = engine.client().version()
     except LabError as exc:
         return Check("docker engine", "fail", str(exc), exc.hint)
+    return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')})")
+
+
+def check_engine_place() -> list[Check]:
+    """Which engine (as the docker CLI chooses it), how it is reached, and whether it is on
+    this machine: that decides how work folders reach the hosts."""
     choice = engine.chosen()
-    where = (f"local (the engine's host is this machine, {engine.engine_name()})" if engine.local()
-             else f"remote (the engine's host is {engine.engine_name() or '?'}, not this machine)")
-    files = ("bind mounts" if engine.bind_mounts()
-             else "copied in and out by archive" + (" (SOCKETLAB_BIND_MOUNTS=0)" if engine.local() else ""))
-    return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')}) "
-                 f"at {choice.describe()}; {where}; work folders: {files}")
+    name = engine.engine_name() or "?"
+    if engine.local():
+        where = f"local: the engine's host is this machine ({name})"
+        files = "bind mounts" if engine.bind_mounts() else \
+            f"copied in and back by archive ({engine.BIND_MOUNTS_ENV}=0)"
+    else:
+        where = f"remote: the engine's host is {name}, not this machine"
+        files = "copied into each host and back at `lab down` by archive (docs/remote-engines.md)"
+    return [Check("engine endpoint", "info", choice.describe()),
+            Check("engine host", "info", f"{where}; work folders: {files}")]
 
 
 def check_image() -> Check:

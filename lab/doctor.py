@@ -64,8 +64,17 @@ def check_engine_place() -> list[Check]:
     else:
         where = f"remote: the engine's host is {name}, not this machine"
         files = "copied into each host and back at `lab down` by archive (docs/remote-engines.md)"
-    return [Check("engine endpoint", "info", choice.describe()),
-            Check("engine host", "info", f"{where}; work folders: {files}")]
+    checks = [Check("engine endpoint", "info", choice.describe()),
+              Check("engine host", "info", f"{where}; work folders: {files}")]
+    kind, rootless = engine.kind_of(engine.client().version(), engine.client().info())
+    if kind != "Docker Engine" or rootless:
+        checks.append(Check("engine kind", "warn" if rootless else "info",
+                            f"{kind}{' (rootless)' if rootless else ''}, through its Docker-compatible API"
+                            + ("; rootless: it cannot load kernel modules (netem only if already loaded: "
+                               "the kernel probe decides) and bridge networks with fixed subnets may be refused"
+                               if rootless else ""),
+                            "a rootful engine for the full lab (docs/remote-engines.md#podman)" if rootless else ""))
+    return checks
 
 
 def check_image() -> Check:

@@ -164,3 +164,13 @@ def bind_mounts() -> bool:
     """Whether work folders may be bind-mounted (a local engine, not turned off by
     SOCKETLAB_BIND_MOUNTS=0); otherwise they go in and out by archive."""
     return os.environ.get(BIND_MOUNTS_ENV, "1") != "0" and local()
+
+
+def kind_of(version: dict, info: dict) -> tuple[str, bool]:
+    """What serves the API ("Docker Engine" or "Podman", from `version`'s components) and
+    whether it runs rootless (`info`'s security options), as the engine itself says (pure)."""
+    names = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
+    kind = "Podman" if "podman" in names.lower() or "podman" in str(version.get("Platform", {})).lower() \
+        else "Docker Engine"
+    rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions") or [])
+    return kind, rootless

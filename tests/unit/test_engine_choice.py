@@ -105,3 +105,12 @@ def test_local_means_the_engine_host_is_this_machine():
     assert engine.is_local("laptop", here="laptop")
     assert not engine.is_local("docker-desktop", here="laptop")
     assert not engine.is_local("", here="")
+
+
+def test_podman_and_rootless_engines_are_told_apart_by_what_they_say():
+    docker_version = {"Components": [{"Name": "Engine", "Version": "26.1.5"}]}
+    podman_version = {"Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
+    assert engine.kind_of(docker_version, {"SecurityOptions": ["name=seccomp,profile=builtin"]}) == \
+        ("Docker Engine", False)
+    assert engine.kind_of(podman_version, {"SecurityOptions": ["name=rootless"]}) == ("Podman", True)
+    assert engine.kind_of({}, {}) == ("Docker Engine", False)

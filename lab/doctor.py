@@ -63,7 +63,7 @@ def check_engine_place() -> list[Check]:
             f"copied in and back by archive ({engine.BIND_MOUNTS_ENV}=0)"
     else:
         where = f"remote: the engine's host is {name}, not this machine"
-        files = "copied into each host and back at `lab down` by archive (docs/remote-engines.md)"
+        files = "copied into each host by archive, and back when the lab is removed (docs/remote-engines.md)"
     checks = [Check("engine endpoint", "info", choice.describe()),
               Check("engine host", "info", f"{where}; work folders: {files}")]
     kind, rootless = engine.kind_of(engine.client().version(), engine.client().info())

@@ -13,7 +13,8 @@ from .options import LAB_OPTION
 @click.option("--name", default="lab", show_default=True, help="Lab name; labs with different names run side by side.")
 @click.option("--clients", default=1, show_default=True, type=click.IntRange(0, 100), help="Number of client hosts.")
 @click.option("--work", "work_dir", default="work", show_default=True, type=click.Path(file_okay=False),
-              help="Folder mounted as /work on every host (your own programs).")
+              help="Folder that is /work on every host (your own programs); on a remote engine copied in, "
+                   "and back at `lab down`.")
 @click.option("--server", "server_runs", type=click.Choice(["uppercase", "idle"]), default="uppercase",
               show_default=True, help="What the server host runs: our uppercase TCP+UDP servers on 12000, or nothing.")
 @click.option("--tcp-mode", type=click.Choice(["iterative", "concurrent"]), default="concurrent", show_default=True,

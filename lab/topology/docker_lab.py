@@ -159,7 +159,7 @@ class DockerLab:
         try:
             self._check_image()
             if self.work_dir and not engine.bind_mounts():
-                progress(f"work folder {self.work_dir}: copied into each host, brought back at `lab down` "
+                progress(f"work folder {self.work_dir}: copied into each host, brought back when the lab is removed "
                          "(the engine cannot see this machine's files)")
                 self._work_archive, _ = workdir.pack(self.work_dir)
             self._create_networks(progress)

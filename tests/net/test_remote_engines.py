@@ -80,7 +80,7 @@ def test_a_class_lab_by_archive_gives_its_work_back_at_lab_down(tmp_path):
         up = subprocess.run([str(LAB), "up", "--name", name, "--clients", "1", "--work", str(work)],
                             capture_output=True, text=True, timeout=300, env=env)
         assert up.returncode == 0, up.stderr
-        assert "brought back at `lab down`" in up.stderr + up.stdout
+        assert "brought back when the lab is removed" in up.stderr + up.stdout
         wrote = subprocess.run([str(LAB), "exec", "--lab", name, "client1", "--", "sh", "-c",
                                 "echo from client1 >/work/notes.txt"], capture_output=True, text=True,
                                timeout=120, env=env)

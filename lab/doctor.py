@@ -37,8 +37,9 @@ def run_checks() -> list[Check]:
     checks = [check_engine()]
     if checks[0].status == "fail":
         return checks
-    checks += [check_image(), *check_compose(), check_mmdebstrap(), check_subnets()]
-    if checks[1].status != "fail":
+    image = check_image()
+    checks += [*check_engine_place(), image, *check_compose(), check_mmdebstrap(), check_subnets()]
+    if image.status != "fail":
         checks += check_kernel()
     return checks
 
@@ -49,6 +50,31 @@ def check_engine() -> Check:
     except LabError as exc:
         return Check("docker engine", "fail", str(exc), exc.hint)
     return Check("docker engine", "ok", f"Engine {version.get('Version')} (API {version.get('ApiVersion')})")
+
+
+def check_engine_place() -> list[Check]:
+    """Which engine (as the docker CLI chooses it), how it is reached, and whether it is on
+    this machine: that decides how work folders reach the hosts."""
+    choice = engine.chosen()
+    name = engine.engine_name() or "?"
+    if engine.local():
+        where = f"local: the engine's host is this machine ({name})"
+        files = "bind mounts" if engine.bind_mounts() else \
+            f"copied in and back by archive ({engine.BIND_MOUNTS_ENV}=0)"
+    else:
+        where = f"remote: the engine's host is {name}, not this machine"
+        files = "copied into each host by archive, and back when the lab is removed (docs/remote-engines.md)"
+    checks = [Check("engine endpoint", "info", choice.describe()),
+              Check("engine host", "info", f"{where}; work folders: {files}")]
+    kind, rootless = engine.kind_of(engine.client().version(), engine.client().info())
+    if kind != "Docker Engine" or rootless:
+        checks.append(Check("engine kind", "warn" if rootless else "info",
+                            f"{kind}{' (rootless)' if rootless else ''}, through its Docker-compatible API"
+                            + ("; rootless: it cannot load kernel modules (netem only if already loaded: "
+                               "the kernel probe decides) and bridge networks with fixed subnets may be refused"
+                               if rootless else ""),
+                            "a rootful engine for the full lab (docs/remote-engines.md#podman)" if rootless else ""))
+    return checks
 
 
 def check_image() -> Check:
@@ -112,32 +138,28 @@ def check_subnets() -> Check:
                                 "or choose another pool (--subnets / SOCKETLAB_SUBNETS)")
 
 
-def netem_status(caps, kernel: str | None = None, modules_root: Path = Path("/lib/modules"),
-                 loaded: Path = Path("/proc/modules")) -> Check:
+def netem_status(caps, probe: dict) -> Check:
     """Is tc netem used, and if not, why: the kernel has none, has it as a module that
-    did not load, or SOCKETLAB_BACKEND chose the fallbacks. The module files are
-    looked up for the kernel this program runs on, which is the engine's for a
-    local Docker Engine (not for Docker Desktop's or a remote engine's VM)."""
+    did not load, or SOCKETLAB_BACKEND chose the fallbacks. Everything is the engine's
+    kernel's, as its probe container saw it (release, module files from the engine's
+    /lib/modules, /proc/modules): never this machine's, which may not run the engine."""
     from .programs.shared.impairment import BACKEND_ENV
     if caps.netem:
-        return Check("netem", "ok", "tc netem works in this kernel: it applies loss, delay, jitter, "
+        return Check("netem", "ok", "tc netem works in the engine's kernel: it applies loss, delay, jitter, "
                      "duplicate, corrupt and reorder")
     why = caps.why_not("netem")
     if BACKEND_ENV in why:
         return Check("netem", "info", f"present, not used: {BACKEND_ENV}=fallback chose the fallback backends",
                      f"unset {BACKEND_ENV} to use netem")
-    kernel = kernel or os.uname().release
-    moddir = modules_root / kernel
-    dep = moddir / "modules.dep"
-    has_module = dep.is_file() and "/sch_netem.ko" in dep.read_text(errors="replace")
-    is_loaded = loaded.is_file() and any(
-        line.startswith("sch_netem ") for line in loaded.read_text(errors="replace").splitlines())
-    if has_module and not is_loaded:
-        return Check("netem", "warn", f"kernel {kernel} has sch_netem as a module, but it is not loaded "
-                     f"(and did not load on demand): fallback backends are used ({why})",
-                     "sudo modprobe sch_netem, then lab doctor again")
-    return Check("netem", "info", f"no sch_netem in kernel {kernel}: fallback backends are used "
-                 f"(nftables, tc htb/tbf, the NFQUEUE impairer) ({why})",
+    kernel = probe.get("kernel") or "?"
+    module = probe.get("netem_module") or {}
+    if module.get("module") and not module.get("loaded"):
+        return Check("netem", "warn", f"the engine's kernel {kernel} has sch_netem as a module, but it is not "
+                     f"loaded (and did not load on demand): fallback backends are used ({why})",
+                     "sudo modprobe sch_netem on the engine's host, then lab doctor again")
+    unknown = " (its module files could not be read)" if module.get("module") is None else ""
+    return Check("netem", "info", f"no sch_netem in the engine's kernel {kernel}{unknown}: fallback backends "
+                 f"are used (nftables, tc htb/tbf, the NFQUEUE impairer) ({why})",
                  "none needed; for netem, a kernel with CONFIG_NET_SCH_NETEM")
 
 
@@ -159,13 +181,14 @@ def check_kernel() -> list[Check]:
     from .impairments.kernel import probe_kernel
     from .programs.shared.impairment import Capabilities
     try:
-        caps = Capabilities.from_probe(probe_kernel())
+        probe = probe_kernel()
+        caps = Capabilities.from_probe(probe)
     except (docker.errors.DockerException, ValueError, IndexError) as exc:
         return [Check("kernel probe", "fail", f"the probe container failed: {exc}")]
     abilities = {"netem": caps.netem, "nftables numgen": caps.nft_numgen, "nftables dup": caps.nft_dup,
                  "NFQUEUE": caps.iptables_nfqueue, "tc tbf": caps.tc_tbf, "tc htb": caps.tc_htb}
     checks = [Check("kernel", "info", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abilities.items())),
-              netem_status(caps)]
+              netem_status(caps, probe)]
     for kind, backend in describe_backends(caps).items():
         bad = backend.startswith("unavailable")
         reason = "" if bad else _backend_reason(kind, backend, caps)

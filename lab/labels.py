@@ -14,10 +14,18 @@ Two kinds of lab:
 
 Every resource of one DockerLab object also carries its instance id, so that a lab
 tears down only what it made itself, even if another process picked the same name.
+
+Every lab, class or ephemeral, also carries the **machine** that made it (`machine_id`:
+$SOCKETLAB_MACHINE_ID, else /etc/machine-id, else an id made once in the user's state
+folder). An engine may be shared (a class server, Docker Desktop's VM, a CI engine used by
+two runners): a lab of another machine is never judged stale here (its pids mean nothing
+on this machine), and `lab down --all` removes only this machine's labs unless told
+`--any-owner`. `owner_gone` and `mine` are the rules, pure.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +42,12 @@ LABEL_OWNER_BOOT = "org.socketlab.owner.boot"    # /proc/sys/kernel/random/boot_
 LABEL_OWNER_PIDNS = "org.socketlab.owner.pidns"  # /proc/self/ns/pid: pids mean nothing across namespaces
 LABEL_OWNER_PID = "org.socketlab.owner.pid"
 LABEL_OWNER_START = "org.socketlab.owner.start"  # field 22 of /proc/PID/stat (ticks since boot)
+# The machine that made a lab (class labs too): machine_id() of the `lab` that made it.
+LABEL_MACHINE = "org.socketlab.machine"
+MACHINE_ID_ENV = "SOCKETLAB_MACHINE_ID"
+# On a host whose /work was copied in by archive (workdir.py): the folder on the making
+# machine that its /work comes back into when the lab is removed.
+LABEL_WORK = "org.socketlab.work"
 # On images: what the Dockerfile says (compose builds it too) and what `lab images build` adds.
 LABEL_IMAGE = "org.socketlab.image"      # "host": the Dockerfile's own label (a unit test holds it to this)
 LABEL_DIGEST = "org.socketlab.digest"    # the build context's digest: up to date or not
@@ -48,10 +62,11 @@ class Owner:
     pid: int
     start: str
     pidns: str = ""
+    machine: str = ""      # machine_id() of the owner ("" on labs made before it existed)
 
     def labels(self) -> dict[str, str]:
         return {LABEL_OWNER_HOST: self.host, LABEL_OWNER_BOOT: self.boot, LABEL_OWNER_PIDNS: self.pidns,
-                LABEL_OWNER_PID: str(self.pid), LABEL_OWNER_START: self.start}
+                LABEL_OWNER_PID: str(self.pid), LABEL_OWNER_START: self.start, LABEL_MACHINE: self.machine}
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> Optional["Owner"]:
@@ -59,7 +74,7 @@ class Owner:
         try:
             return cls(labels[LABEL_OWNER_HOST], labels.get(LABEL_OWNER_BOOT, ""),
                        int(labels[LABEL_OWNER_PID]), labels.get(LABEL_OWNER_START, ""),
-                       labels.get(LABEL_OWNER_PIDNS, ""))
+                       labels.get(LABEL_OWNER_PIDNS, ""), labels.get(LABEL_MACHINE, ""))
         except (KeyError, ValueError):
             return None
 
@@ -67,10 +82,26 @@ class Owner:
         return f"pid {self.pid} on {self.host}"
 
 
-def lab_labels(lab: str, instance: str, owner: Optional[Owner], **extra: str) -> dict[str, str]:
-    """The labels of one resource of a lab (owner None: a class lab)."""
-    return {LABEL: "1", LABEL_LAB: lab, LABEL_INSTANCE: instance,
+def lab_labels(lab: str, instance: str, owner: Optional[Owner], machine: Optional[str] = None,
+               **extra: str) -> dict[str, str]:
+    """The labels of one resource of a lab (owner None: a class lab), made on `machine`
+    (default: the owner's machine, else this one)."""
+    made_on = machine if machine is not None else (owner.machine if owner and owner.machine else machine_id())
+    return {LABEL: "1", LABEL_LAB: lab, LABEL_INSTANCE: instance, LABEL_MACHINE: made_on,
             **(owner.labels() if owner else {}), **extra}
+
+
+def machine_of(labels: Mapping[str, str]) -> str:
+    """The machine a resource says made it ("" if it does not say: made by an older socketlab
+    or by compose)."""
+    return labels.get(LABEL_MACHINE, "")
+
+
+def mine(labels: Mapping[str, str], here: str, any_owner: bool = False) -> bool:
+    """Whether `lab down --all` on machine `here` removes this resource: with any_owner,
+    everything; else what this machine made, and what says no machine (made before machines
+    were labelled, or by compose from this checkout)."""
+    return any_owner or machine_of(labels) in ("", here)
 
 
 def filters(lab: Optional[str] = None, instance: Optional[str] = None, host: Optional[str] = None,
@@ -91,13 +122,16 @@ def filters(lab: Optional[str] = None, instance: Optional[str] = None, host: Opt
 def owner_gone(owner: Owner, here: Owner, start_of: Callable[[int], Optional[str]]) -> bool:
     """Whether `owner` has certainly ended, judged from the process `here` (this one).
 
-    Only owners on this host and in this pid namespace can be judged: another host's
+    Only owners on this machine, host and pid namespace can be judged: another machine's
+    (an engine shared by several machines), another host's
     (another machine, a container with its own host name) or another namespace's (a
     container sharing the host name) might be alive, so their labs are left alone.
     On this host: a different boot, a pid that does not exist, or a pid that started at
     another time (reused) all mean the owner is gone. `start_of(pid)` reads a pid's start
     time, None if there is no such process.
     """
+    if owner.machine and here.machine and owner.machine != here.machine:
+        return False      # another machine's lab: its pids and boots mean nothing here
     if owner.host != here.host or (owner.pidns and here.pidns and owner.pidns != here.pidns):
         return False
     if owner.boot and here.boot and owner.boot != here.boot:
@@ -145,4 +179,47 @@ def _pid_namespace() -> str:
 def current_owner() -> Owner:
     """This process, as the owner of the labs it makes."""
     pid = os.getpid()
-    return Owner(socket.gethostname(), _boot_id(), pid, process_start(pid) or "", _pid_namespace())
+    return Owner(socket.gethostname(), _boot_id(), pid, process_start(pid) or "", _pid_namespace(), machine_id())
+
+
+def choose_machine_id(env_value: str, etc_machine_id: str, stored: str) -> str:
+    """The first of: $SOCKETLAB_MACHINE_ID, /etc/machine-id, the id stored in the user's
+    state folder ("" if none: then one is made and stored). Pure."""
+    for value in (env_value, etc_machine_id, stored):
+        if value.strip():
+            return value.strip()
+    return ""
+
+
+def state_dir() -> Path:
+    """The user's state folder for socketlab ($XDG_STATE_HOME/socketlab, else ~/.local/state/socketlab)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "socketlab"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+_made = ""     # an id made here that could not be stored: the same for this whole process
+
+
+def machine_id() -> str:
+    """This machine's id (see choose_machine_id); made once and stored when it has none."""
+    found = choose_machine_id(os.environ.get(MACHINE_ID_ENV, ""), _read(Path("/etc/machine-id")),
+                              _read(state_dir() / "machine-id"))
+    if found:
+        return found
+    global _made
+    if _made:
+        return _made
+    made = _made = secrets.token_hex(16)
+    try:
+        state_dir().mkdir(parents=True, exist_ok=True)
+        (state_dir() / "machine-id").write_text(made + "\n")
+    except OSError:
+        pass              # a read-only home: the id lasts as long as this process
+    return made

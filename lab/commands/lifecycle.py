@@ -13,7 +13,8 @@ from .options import LAB_OPTION
 @click.option("--name", default="lab", show_default=True, help="Lab name; labs with different names run side by side.")
 @click.option("--clients", default=1, show_default=True, type=click.IntRange(0, 100), help="Number of client hosts.")
 @click.option("--work", "work_dir", default="work", show_default=True, type=click.Path(file_okay=False),
-              help="Folder mounted as /work on every host (your own programs).")
+              help="Folder that is /work on every host (your own programs); on a remote engine copied in, "
+                   "and back at `lab down`.")
 @click.option("--server", "server_runs", type=click.Choice(["uppercase", "idle"]), default="uppercase",
               show_default=True, help="What the server host runs: our uppercase TCP+UDP servers on 12000, or nothing.")
 @click.option("--tcp-mode", type=click.Choice(["iterative", "concurrent"]), default="concurrent", show_default=True,
@@ -55,18 +56,28 @@ def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_js
 
 @click.command()
 @click.argument("name", required=False, default="lab")
-@click.option("--all", "everything", is_flag=True, help="Remove every socketlab container and network, of any lab.")
+@click.option("--all", "everything", is_flag=True,
+              help="Remove every lab this machine made (on a shared engine, other machines' labs stay).")
+@click.option("--any-owner", is_flag=True, help="With --all: every socketlab lab in the engine, whoever made it.")
 @click.option("--stale", is_flag=True, help="Only remove the labs of runs, tests and benchmarks that ended "
                                             "(every other command does this too).")
-def down(name, everything, stale):
+def down(name, everything, any_owner, stale):
     """Remove a lab's containers and networks (by label, also after a crash)."""
     from ..topology import lifecycle
-    from ..topology.docker_lab import remove_lab
+    from ..topology.docker_lab import remove_lab, remove_machine_labs
+    if any_owner and not everything:
+        raise click.UsageError("--any-owner goes with --all")
     if not lifecycle.reap_and_say(ui.err) and stale:
         ui.progress("no stale labs")
     if stale:
         return
-    n_ctr, n_net = remove_lab(None if everything else name)
+    if everything:
+        n_ctr, n_net, others = remove_machine_labs(any_owner)
+        if others:
+            ui.progress(f"left {len(others)} lab(s) of other machines: {', '.join(others)} "
+                        "(`lab down --all --any-owner` removes them too)")
+    else:
+        n_ctr, n_net = remove_lab(name)
     ui.progress(f"removed {n_ctr} containers and {n_net} networks")
 
 

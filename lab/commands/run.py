@@ -44,7 +44,7 @@ def validate(files):
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where each run's artifacts folder goes.")
 @click.option("--work", "work_dir", default="work", show_default=True, type=click.Path(file_okay=False),
-              help="Folder mounted as /work on every host.")
+              help="Folder that is /work on every host; on a remote engine copied in, and back when the run ends.")
 def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
     """Run scenario files on real containers and judge them.
 

@@ -10,7 +10,9 @@ exits 1; otherwise 0, whatever is missing).  Everything it adds it deletes again
 veth pair "slprobe0/slprobe1", an ifb "slprobe-ifb", nftables table "ip socketlab_probe",
 iptables chain "SOCKETLAB_PROBE", nfnetlink queue 65000.  Nothing it does touches
 existing interfaces, rules or traffic, so it may run in the real router as well as in a
-throwaway container with network_mode "none".
+throwaway container with network_mode "none". It also reports whether the kernel has
+sch_netem as a module and whether it is loaded ("netem_module"), read from the engine's
+/lib/modules when that is mounted in.
 """
 
 from __future__ import annotations
@@ -152,8 +154,28 @@ PROBES: Dict[str, Callable[[], None]] = {
 }
 
 
+def netem_module(release: str, modules_root: str = "/lib/modules", loaded: str = "/proc/modules") -> dict:
+    """Whether the kernel this runs on has sch_netem as a module file and whether it is
+    loaded. In a container, os.uname() and /proc/modules are the engine's kernel's; its
+    module files are seen only when the engine's /lib/modules is mounted in (read-only,
+    as `lab doctor`'s probe container does): else "module" is None (cannot tell)."""
+    dep = os.path.join(modules_root, release, "modules.dep")
+    try:
+        with open(dep, errors="replace") as f:
+            module: Optional[bool] = "/sch_netem.ko" in f.read()
+    except OSError:
+        module = None
+    try:
+        with open(loaded, errors="replace") as f:
+            is_loaded = any(line.startswith("sch_netem ") for line in f)
+    except OSError:
+        is_loaded = False
+    return {"module": module, "loaded": is_loaded}
+
+
 def probe_all() -> dict:
     result: dict = {"version": 1, "kernel": os.uname().release}
+    result["netem_module"] = netem_module(result["kernel"])
     errors: Dict[str, str] = {}
     try:
         # A veth pair of our own to put qdiscs and dup rules on, so no real one is touched.

@@ -29,6 +29,7 @@ import docker.types
 import docker.utils
 
 from .. import engine, labels
+from . import workdir
 from ..concurrency import run_all
 from ..programs.shared.errors import LabEnvironmentError, LabError
 from ..images import definition
@@ -76,14 +77,17 @@ def new_instance() -> str:
 
 
 def host_settings(topo: Topology, host: Host, work_dir: Path | None, instance: str = "",
-                  owner: Optional[Owner] = None, engine_cpus: int = 1) -> dict:
-    """The container's settings as plain data (kept apart from the API calls, for tests)."""
+                  owner: Optional[Owner] = None, engine_cpus: int = 1, by_archive: bool = False) -> dict:
+    """The container's settings as plain data (kept apart from the API calls, for tests).
+    The work folder is bind-mounted, or (by_archive) copied in and back (workdir.py)."""
     router = host.role == "router"
+    work = {labels.LABEL_WORK: str(work_dir)} if work_dir and by_archive else {}
     return {
         "name": container_name(topo.lab, host.name),
         "hostname": host.name,
         "command": list(host.command),
-        "labels": labels.lab_labels(topo.lab, instance, owner, **{LABEL_ROLE: host.role, LABEL_HOST: host.name}),
+        "labels": labels.lab_labels(topo.lab, instance, owner, **{LABEL_ROLE: host.role, LABEL_HOST: host.name},
+                                    **work),
         # Only the router may change the network; no host can send raw frames
         # (which could skip the router), except the router for captures.
         "cap_drop": ["ALL"] if router else ["NET_RAW"],
@@ -91,7 +95,7 @@ def host_settings(topo: Topology, host: Host, work_dir: Path | None, instance: s
         "sysctls": ROUTER_SYSCTLS if router else {},
         "extra_hosts": topo.names_for(host),
         "dns_opt": DNS_OPTIONS,
-        "binds": {str(work_dir): {"bind": "/work", "mode": "rw"}} if work_dir else {},
+        "binds": {str(work_dir): {"bind": "/work", "mode": "rw"}} if work_dir and not by_archive else {},
         "networks": [(network_name(topo.lab, net), str(addr)) for net, addr in host.addresses],
         "limits": model.limit_settings(topo.limits, router, engine_cpus),
     }
@@ -118,6 +122,7 @@ class DockerLab:
         # name (the engine's duplicate check is not atomic), and a name would be ambiguous.
         self.network_ids: dict[str, str] = {}
         self.c = engine.client()
+        self._work_archive: bytes | None = None   # the work folder packed, when it goes by archive
 
     @classmethod
     def plan(cls, spec: LabSpec, work_dir: Path | None = None, ephemeral: bool = True) -> "DockerLab":
@@ -153,6 +158,10 @@ class DockerLab:
         polling."""
         try:
             self._check_image()
+            if self.work_dir and not engine.bind_mounts():
+                progress(f"work folder {self.work_dir}: copied into each host, brought back when the lab is removed "
+                         "(the engine cannot see this machine's files)")
+                self._work_archive, _ = workdir.pack(self.work_dir)
             self._create_networks(progress)
             self._settle_name_race()
             engine_cpus = int(self.c.info().get("NCPU") or 1)
@@ -281,7 +290,8 @@ class DockerLab:
         self.network_ids[name] = created.id
 
     def _create_container(self, host: Host, engine_cpus: int = 1) -> None:
-        s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus)
+        s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus,
+                          by_archive=self._work_archive is not None)
         api = self.c.api
         (first_net, first_ip), *more = [(self.network_ids.get(net, net), ip) for net, ip in s["networks"]]
         host_config = api.create_host_config(
@@ -298,6 +308,8 @@ class DockerLab:
             raise _name_taken(self.topology.lab, exc) or exc
         for net, ip in more:
             api.connect_container_to_network(s["name"], net, ipv4_address=ip)
+        if self._work_archive is not None:
+            workdir.put_into(api, s["name"], self._work_archive)
 
     # --- using a running lab ----------------------------------------------
 
@@ -479,6 +491,26 @@ def remove_lab(lab: str | None) -> tuple[int, int]:
     return remove_matching(labels.filters(lab=lab))
 
 
+def remove_machine_labs(any_owner: bool = False) -> tuple[int, int, list[str]]:
+    """`lab down --all`: remove every lab this machine made (labels.mine), or with
+    any_owner every lab. Returns containers and networks removed, and the names of the
+    labs left because another machine made them."""
+    api = engine.client().api
+    here = labels.machine_id()
+    items = api.containers(all=True, filters=labels.filters()) + api.networks(filters=labels.filters())
+    ours, others = set(), set()
+    for item in items:
+        tags = item.get("Labels") or {}
+        key = tags.get(labels.LABEL_INSTANCE) or tags.get(LABEL_LAB) or "?"
+        (ours if labels.mine(tags, here, any_owner) else others).add((key, tags.get(LABEL_LAB, "?")))
+    n_ctr = n_net = 0
+    for key, lab in sorted(ours):
+        by = labels.filters(instance=key) if key != lab else labels.filters(lab=lab)
+        c, n = remove_matching(by)
+        n_ctr, n_net = n_ctr + c, n_net + n
+    return n_ctr, n_net, sorted({lab for _, lab in others})
+
+
 def remove_matching(filters: dict) -> tuple[int, int]:
     """Remove every container and network matching label `filters`. Idempotent.
 
@@ -488,6 +520,9 @@ def remove_matching(filters: dict) -> tuple[int, int]:
     """
     api = engine.client().api
     n_containers = n_networks = 0
+    # Hosts whose /work came in by archive give it back first (workdir.py); what could not
+    # come back is said once everything is removed.
+    problems = workdir.bring_back(api, filters, labels.machine_id())
 
     def remove(call, item_id: str, still_busy: str) -> int:
         try:
@@ -511,6 +546,9 @@ def remove_matching(filters: dict) -> tuple[int, int]:
         networks = api.networks(filters=filters)
         n_networks += sum(remove(api.remove_network, net["Id"], "active endpoints") for net in networks)
         if not containers and not networks:
+            if problems:
+                raise LabEnvironmentError("the lab is removed, but its work folder is not all back: "
+                                          + "; ".join(problems))
             return n_containers, n_networks
         time.sleep(pause)  # something was still leaving: look again, a little later each time
     left = [net["Name"] for net in api.networks(filters=filters)]

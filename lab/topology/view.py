@@ -1,7 +1,7 @@
 """How labs look to people (tables) and to machines (dicts for JSON)."""
 from __future__ import annotations
 
-from .. import ui
+from .. import labels, ui
 from ..labels import LABEL_HOST, LABEL_LAB, LABEL_ROLE, Owner
 from .docker_lab import find_containers
 from ..programs.shared.topology import Topology
@@ -24,13 +24,17 @@ def print_topology(topo: Topology) -> None:
 
 def running_labs() -> dict:
     labs: dict[str, dict] = {}
+    here = labels.machine_id()
     for ctr in find_containers():
         owner = Owner.from_labels(ctr.labels)
+        machine = labels.machine_of(ctr.labels)
         lab = labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), {
             "hosts": {},
             # ephemeral: removed by the next `lab` command once its owner process is gone
             "kind": "ephemeral" if owner else "class",
-            "owner": {"host": owner.host, "pid": owner.pid} if owner else None})
+            "owner": {"host": owner.host, "pid": owner.pid} if owner else None,
+            # the machine that made it ("" if it does not say); this_machine: `lab down --all` removes it
+            "machine": machine, "this_machine": machine in ("", here)})
         nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
         name = ctr.labels.get(LABEL_HOST) or ctr.name
         prefix = f"{ctr.labels.get(LABEL_LAB)}-"
@@ -49,6 +53,9 @@ def print_status(labs: dict) -> None:
         owner = lab.get("owner")
         kind = (f"ephemeral: goes when pid {owner['pid']} on {owner['host']} ends" if owner
                 else "class lab: stays until `lab down`")
+        machine = lab.get("machine", "")
+        kind += ("; made by machine " + machine[:12] + ("" if not lab.get("this_machine") else " (this one)")
+                 if machine else "")
         ui.table(f"lab {name} ({kind})", ["host", "role", "state", "addresses"],
                  [[h, v["role"], v["state"], ", ".join(f"{a} ({n})" for n, a in v["addresses"].items())]
                   for h, v in sorted(lab["hosts"].items())])

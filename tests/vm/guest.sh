@@ -35,6 +35,27 @@ if [ -f "$job/images.tar" ]; then
     while read -r from to; do docker tag "$from" "$to" || finish 125; done <"$job/retag"
 fi
 
+if [ -f "$job/engine-only" ]; then
+    # tests/vm/run --engine-only: the command runs on the host, against this engine over
+    # TCP (no TLS; the port is reachable only through QEMU's forward on the host's 127.0.0.1).
+    port=$(cat "$job/engine-only")
+    start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/docker.service | head -n1)
+    mkdir -p /etc/systemd/system/docker.service.d
+    printf '[Service]\nExecStart=\nExecStart=%s -H tcp://0.0.0.0:%s --tls=false\n' "$start" "$port" \
+        >/etc/systemd/system/docker.service.d/socketlab-tcp.conf
+    systemctl daemon-reload && systemctl restart docker || finish 125
+    i=0
+    until docker -H "tcp://127.0.0.1:$port" info >/dev/null 2>&1; do
+        i=$((i + 1)); [ "$i" -le 120 ] || { say "dockerd did not listen on tcp $port in 120 s"; finish 125; }
+        sleep 1
+    done
+    say "$(uname -sr), $(docker version -f 'Docker {{.Server.Version}}'): engine listening on tcp port $port"
+    touch "$job/engine-ready"
+    until [ -f "$job/stop" ]; do sleep 1; done
+    say "the host's command ended: $(docker ps -aq | wc -l) container(s) left in this engine"
+    finish 0
+fi
+
 cd /root/socketlab
 say "$(uname -sr), $(docker version -f 'Docker {{.Server.Version}}'), $(docker compose version 2>/dev/null || echo 'no Compose v2'), $(python3 -V)"
 say "running: $(cat "$job/command.txt")"

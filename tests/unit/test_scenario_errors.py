@@ -154,7 +154,8 @@ def test_unparseable_units():
 def test_unknown_impairment_key():
     assert one("impairments:\n  - link: clients -> servers\n    latency: 5ms\n") == \
         "scenarios/x.yaml:5:5: impairments[0].latency: unknown key for an impairment; expected one of: " \
-        "link, loss, loss_correlation, gemodel, delay, jitter, duplicate, corrupt, reorder, rate, queue"
+        "link, loss, loss_correlation, gemodel, delay, jitter, duplicate, corrupt, reorder, rate, queue, " \
+            "segment, gap, reset_after, blackhole_after, hold_fin, connections, mtu"
 
 
 def test_misspelt_impairment_key():

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 PORT = 15000
+LAB = Path(sys.executable).parent / "lab"
 
 # One server for every test: it accepts connections; for each it reads a command line
 # "send N CHUNK_DELAY_MS" / "sink" / "close-after-ms T" and does it, printing nothing.
@@ -174,3 +179,21 @@ def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(lab):
         head, values = [l.split()[1:] for l in text.splitlines() if l.startswith("Ip:")]
         return int(dict(zip(head, values))["ReasmOKs"])
     assert reassembled(after) - reassembled(before) == 1   # the 1028-byte packet came in pieces
+
+
+def test_lab_watch_counts_what_the_router_made(lab):
+    with lab.impair("servers -> clients", segment=4, reset_after="100B"):
+        watch = subprocess.Popen([str(LAB), "watch", "--lab", lab.name, "--json"],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            json.loads(watch.stdout.readline())          # the watch has begun
+            got = client(lab, "send 1000")
+            deadline, row = time.monotonic() + 30, {}
+            while time.monotonic() < deadline and not row.get("resets_sent"):
+                line = json.loads(watch.stdout.readline())
+                row = next(r for r in line["links"] if r["link"] == "servers->clients")
+        finally:
+            watch.terminate()
+            watch.wait(10)
+    assert got["end"] == "reset" and sum(got["sizes"]) == 100
+    assert row["pieces_made"] == 25 and row["resets_sent"] == 1, row

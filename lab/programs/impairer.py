@@ -48,6 +48,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
+import subprocess
+
 from lab.programs import tcp_packets
 from lab.programs.impairer_decisions import LinkConfig, LinkImpairer, flip_random_bit, link_rng, load_config
 from lab.programs.impairer_streams import Streams
@@ -56,6 +58,36 @@ from lab.programs.nfqueue import (NF_ACCEPT, NF_DROP, NFNL_SUBSYS_QUEUE, NFQNL_C
                                   NETLINK_NETFILTER, SO_RCVBUFFORCE, QueuedPacket, config_command,
                                   config_copy_packet, iter_messages, kernel_queue_stats, parse_error,
                                   parse_packet, verdict_message)
+
+
+DEAD_TABLE = "socketlab_streams"
+
+
+def dead_ruleset() -> str:
+    """A set of dead connections (reset or black-holed) whose packets the forward hook
+    drops both ways, before iptables queues anything to us.  Pure SYNs pass, so a new
+    connection on the same addresses reaches us and revives them."""
+    return "\n".join([
+        f"table ip {DEAD_TABLE} {{}}", f"delete table ip {DEAD_TABLE}", f"table ip {DEAD_TABLE} {{",
+        "\tset dead { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; timeout 30m; }",
+        "\tchain drop_dead {", "\t\ttype filter hook forward priority filter - 5; policy accept;",
+        "\t\tip protocol tcp tcp flags & (syn | ack) != syn "
+        "ip saddr . tcp sport . ip daddr . tcp dport @dead counter drop",
+        "\t}", "}", ""])
+
+
+def dead_elements(key: tuple) -> str:
+    """Both directions of a flow key, as nft set elements."""
+    (a, p), (b, q) = key
+    a, b = socket.inet_ntoa(a), socket.inet_ntoa(b)
+    return f"{{ {a} . {p} . {b} . {q}, {b} . {q} . {a} . {p} }}"
+
+
+def nft(argv: List[str], stdin: Optional[str] = None) -> Optional[str]:
+    """Run nft; the error text, or None.  A failure is reported in the stats, not fatal:
+    stopping would let every packet through unimpaired."""
+    done = subprocess.run(["nft"] + argv, input=stdin, capture_output=True, text=True)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
 
 
 @dataclass(order=True)
@@ -92,6 +124,8 @@ class Impairer:
         self.flags = {"reload": False, "stats": False, "stop": False}
         self.streams = Streams()
         self.streaming = False       # some link has stream kinds: parse TCP headers
+        self.dead_table = False      # DEAD_TABLE is loaded
+        self.nft_errors: List[str] = []
         if sock is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
             sock.bind((0, 0))
@@ -122,9 +156,9 @@ class Impairer:
         self.seq += 1
         return self.seq
 
-    def bind(self, queue: int, whole: bool = False) -> None:
+    def bind(self, queue: int, whole: bool = False, gso: Optional[bool] = None) -> None:
         self._request(config_command(queue, NFQNL_CFG_CMD_BIND, self._next_seq()))
-        self._request(config_copy_packet(queue, self.maxlen, self._next_seq(), whole=whole))
+        self._request(config_copy_packet(queue, self.maxlen, self._next_seq(), whole=whole, gso=gso))
 
     def unbind(self, queue: int) -> None:
         self._request(config_command(queue, NFQNL_CFG_CMD_UNBIND, self._next_seq()))
@@ -133,6 +167,14 @@ class Impairer:
         """Bind new queues, unbind dropped ones (releasing what they hold first), and give
         kept queues their new settings.  Held packets keep their release times."""
         self.streaming = any(c.impairment.stream() for c in configs.values())
+        if self.streaming and not self.dead_table:
+            error = nft(["-f", "-"], dead_ruleset())
+            if error:
+                raise OSError(f"nft: cannot load table {DEAD_TABLE}: {error}")
+            self.dead_table = True
+        elif not self.streaming and self.dead_table:
+            nft(["delete", "table", "ip", DEAD_TABLE])
+            self.dead_table = False
         if (any(c.impairment.duplicate for c in configs.values()) or self.streaming) and self.raw is None:
             # IPPROTO_RAW implies IP_HDRINCL: we send the copy exactly as forwarded.
             self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -145,11 +187,11 @@ class Impairer:
         for queue, config in sorted(configs.items()):
             old = self.links.get(queue)
             if old is None:
-                self.bind(queue, whole=config.whole_packets)
+                self.bind(queue, whole=config.whole_packets, gso=config.gso)
                 self.links[queue] = LinkImpairer(config, link_rng(self.seed, queue))
             else:
                 self._request(config_copy_packet(queue, maxlen, self._next_seq(),
-                                                 whole=config.whole_packets))
+                                                 whole=config.whole_packets, gso=config.gso))
                 # New settings start a new loss state, but keep the generator, and the
                 # counters while the queue still serves the same link.
                 fresh = LinkImpairer(config, old.rng)
@@ -182,6 +224,12 @@ class Impairer:
         if segment is not None:
             verdict = self.streams.decide(link.config.impairment, packet.queue, segment, now,
                                           link.rng, link.counters)
+            while self.streams.changed:
+                key, dead = self.streams.changed.pop(0)
+                error = nft(["add" if dead else "delete", "element", "ip", DEAD_TABLE, "dead",
+                             dead_elements(key)])
+                if error:
+                    self.nft_errors = (self.nft_errors + [error])[-5:]
             if not verdict.accept:
                 self._verdict(packet.queue, packet.packet_id, NF_DROP)
                 for made in verdict.made:
@@ -220,6 +268,7 @@ class Impairer:
         original, whose TTL the kernel has already lowered before the FORWARD hook queued
         it.  It skips the forward chain that puts the link's packets in their tc class,
         so we set the class as the socket's priority."""
+        self.flush()   # verdicts given before go first: a reset must not overtake the data
         destination = socket.inet_ntoa(packet[16:20])
         priority = self.links[queue].config.skb_priority
         try:
@@ -239,10 +288,14 @@ class Impairer:
             self.flush()
 
     def flush(self) -> None:
-        """Send the pending verdicts, many netlink messages in one datagram."""
+        """Send the pending verdicts, many netlink messages in one datagram.  The socket
+        is left as it was: flushing in the middle of reading a batch must not make the
+        batch's next read block."""
         if self.pending:
+            blocking = self.sock.getblocking()
             self.sock.setblocking(True)
             self.sock.send(self.pending)
+            self.sock.setblocking(blocking)
             self.pending.clear()
 
     def _release(self, which=None) -> None:
@@ -299,6 +352,7 @@ class Impairer:
             "enobufs": self.enobufs,
             "verdict_errors": self.verdict_errors,
             "copy_errors": self.copy_errors,
+            "nft_errors": self.nft_errors,
             "kernel": {str(q): s for q, s in sorted(kernel.items())}
             if "error" not in kernel else kernel,
         }
@@ -349,6 +403,8 @@ class Impairer:
         final = {**self.stats(), "released_at_exit": released}
         for queue in sorted(self.links):
             self.unbind(queue)
+        if self.dead_table:
+            nft(["delete", "table", "ip", DEAD_TABLE])
         return final
 
 

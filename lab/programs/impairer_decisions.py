@@ -70,8 +70,7 @@ class NoLoss:
 @dataclass(frozen=True)
 class LinkConfig:
     """One queue's link and the ``Impairment`` the impairer applies there (only the kinds
-    the backends gave it; an empty one for a link queued so the impairer sees the other
-    direction of the connections it resets or black-holes)."""
+    the backends gave it)."""
 
     queue: int
     link: str = ""
@@ -99,10 +98,16 @@ class LinkConfig:
         """True when no decision needs the payload or per-segment chances: delay,
         jitter, reorder and partition act on a GSO packet as on each of its segments,
         while loss, duplicates and corruption are per segment (as tests count them), and
-        the stream kinds read every segment's headers (so do links only watched for them)."""
+        the stream kinds read every segment's headers."""
         imp = self.impairment
-        return (not (imp.loss or imp.gemodel or imp.duplicate or imp.corrupt or imp.stream())
-                and not imp.is_empty())
+        return not (imp.loss or imp.gemodel or imp.duplicate or imp.corrupt or imp.stream())
+
+    @property
+    def gso(self) -> bool:
+        """GSO packets whole (one verdict per 64 KiB burst) unless a decision is per
+        segment: the stream kinds read headers and cut only where they must."""
+        imp = self.impairment
+        return not (imp.loss or imp.gemodel or imp.duplicate or imp.corrupt)
 
     def loss_model(self):
         imp = self.impairment

@@ -22,6 +22,7 @@ from lab.programs.shared.impairment import Impairment
 
 FLOW_IDLE_S = 300.0        # a connection not seen for this long is forgotten
 FLOW_PRUNE_AT = 10_000     # ... looked for once this many are known
+CUT_PIECE = 1400           # without segment, the cut part of a (GSO) segment goes in pieces this big
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Streams:
 
     def __init__(self):
         self.flows: Dict[tuple, _Flow] = {}
+        # (flow key, dead?) as connections die or a new SYN revives their addresses: the
+        # impairer puts them in (or out of) the kernel's set of dead connections, which
+        # drops their packets both ways without queueing the other direction to us.
+        self.changed: List[Tuple[tuple, bool]] = []
 
     def decide(self, imp: Impairment, queue: int, pkt: tcp.TcpPacket, now: float,
                rng: random.Random, counters) -> StreamVerdict:
@@ -82,6 +87,8 @@ class Streams:
         if flow is None or (pkt.syn_only and flow.dead):
             if len(self.flows) >= FLOW_PRUNE_AT:
                 self._prune(now)
+            if flow is not None:
+                self.changed.append((key, False))
             flow = self.flows[key] = _Flow(now)
         flow.seen = now
         if flow.dead:
@@ -105,7 +112,7 @@ class Streams:
 
     def _payload(self, imp: Impairment, flow: _Flow, direction: _Direction, pkt: tcp.TcpPacket,
                  now: float, counters) -> StreamVerdict:
-        size = len(pkt.payload)
+        size = pkt.payload_len
         offset = (pkt.seq - direction.start) % tcp.SEQ_MOD   # payload bytes before this packet
         limits = [(n, kind) for n, kind in ((imp.reset_after, "reset"),
                                             (imp.blackhole_after, "blackhole")) if n]
@@ -125,7 +132,7 @@ class Streams:
         made: List[Made] = []
         gap = (imp.gap_ms or 0) / 1000
         if keep:
-            parts = tcp.pieces(pkt, imp.segment or keep, limit=keep)
+            parts = tcp.pieces(pkt, imp.segment or CUT_PIECE, limit=keep)
             for index, piece in enumerate(parts):
                 last = index == len(parts) - 1
                 made.append(Made(at - now + index * gap + (hold if last else 0.0), piece,
@@ -136,6 +143,7 @@ class Streams:
         if not crosses:
             return StreamVerdict(False, 0.0, tuple(made), f"cut in {len(made)} pieces (segment {imp.segment})")
         flow.dead = ending
+        self.changed.append((flow_key(pkt), True))
         if ending == "blackhole":
             counters.blackholed += 1
             return StreamVerdict(False, 0.0, tuple(made), f"black-holed after {n_limit} B")

@@ -77,17 +77,19 @@ def config_command(queue: int, command: int, seq: int) -> bytes:
 
 
 def config_copy_packet(queue: int, maxlen: int, seq: int, copy_range: int = 0xFFFF,
-                       whole: bool = False) -> bytes:
+                       whole: bool = False, gso: Optional[bool] = None) -> bytes:
     """Copy whole packets to us, and let the kernel hold up to ``maxlen`` for this queue
     (packets we are delaying count against it).
 
     ``whole`` is for links whose packets we never read nor split (delay, jitter,
     reorder, partition): the payload stays in the kernel (metadata-only copies) and GSO
-    packets come whole, so a 64 KiB TCP burst is one verdict instead of forty-five."""
+    packets come whole, so a 64 KiB TCP burst is one verdict instead of forty-five.
+    ``gso`` (default: as ``whole``) asks for GSO packets whole while copying them: for
+    the stream kinds, which read the headers and cut only the rare segment they end in."""
     # struct nfqnl_msg_config_params { __be32 copy_range; u8 copy_mode; } __packed
     mode = NFQNL_COPY_META if whole else NFQNL_COPY_PACKET
     params = struct.pack("!IB", 0 if whole else copy_range, mode)
-    flags = struct.pack("!I", NFQA_CFG_F_GSO if whole else 0)
+    flags = struct.pack("!I", NFQA_CFG_F_GSO if (whole if gso is None else gso) else 0)
     attrs = (pack_attr(NFQA_CFG_PARAMS, params)
              + pack_attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen))
              + pack_attr(NFQA_CFG_FLAGS, flags)

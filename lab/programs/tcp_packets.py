@@ -45,6 +45,11 @@ class TcpPacket:
         return self.raw[self.ip_len + self.tcp_len:]
 
     @property
+    def payload_len(self) -> int:
+        """Without copying the payload (a GSO packet's is up to 64 KiB)."""
+        return len(self.raw) - self.ip_len - self.tcp_len
+
+    @property
     def syn_only(self) -> bool:
         return bool(self.flags & SYN) and not self.flags & ACK
 
@@ -60,7 +65,8 @@ def parse(packet: bytes) -> Optional[TcpPacket]:
     ip_len = (packet[0] & 0x0F) * 4
     if proto != 6 or frag & 0x3FFF or len(packet) < ip_len + 20:
         return None
-    packet = packet[:total] if total <= len(packet) else packet
+    if total < len(packet):
+        packet = packet[:total]
     sport, dport, seq, ack, offset, flags, _win, _sum, _urg = _TCP.unpack_from(packet, ip_len)
     tcp_len = (offset >> 4) * 4
     if tcp_len < 20 or len(packet) < ip_len + tcp_len:

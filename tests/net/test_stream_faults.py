@@ -85,7 +85,7 @@ def lab(socketlab_module):
     lab = socketlab_module()
     (lab.work / "stream_server.py").write_text(SERVER)
     (lab.work / "stream_client.py").write_text(CLIENT)
-    lab.start("server", "python3 stream_server.py", ready_port=PORT)
+    lab.start("server", "python3 stream_server.py", ready_port=PORT, ready_timeout=60)
     return lab
 
 
@@ -96,14 +96,14 @@ def client(lab, command, timeout=10.0, extra=0, run_timeout=60):
 
 
 def test_segment_cuts_the_reply_into_pieces_of_n_bytes_gap_apart(lab):
-    with lab.impair("servers -> clients", segment=3, gap="50ms"):
+    with lab.impair("servers -> clients", segment=3, gap="100ms"):
         got = client(lab, "send 30")
     assert sum(got["sizes"]) == 30 and got["end"] == "eof"
-    # each recv() returns what has arrived: never more than one 3-byte piece at a time,
-    # as the pieces are 50 ms apart and the client is waiting in recv()
-    assert max(got["sizes"]) == 3 and len(got["sizes"]) == 10, got
-    spread = got["times"][-1] - got["times"][0]
-    assert spread >= 9 * 0.050 - 0.005, got      # never early; late is the machine being busy
+    # recv() returns what has arrived: whole 3-byte pieces (two or more at once only if the
+    # client was kept off the CPU past a gap), never the 30 bytes in one
+    assert all(size % 3 == 0 for size in got["sizes"]) and len(got["sizes"]) >= 2, got
+    # the last piece leaves 9 gaps after the first, which needed the request first: never early
+    assert got["times"][-1] >= 9 * 0.100 - 0.005, got
 
 
 def test_segment_of_one_byte_with_no_gap_still_delivers_everything(lab):

@@ -320,9 +320,13 @@ def test_parse_error():
 class FakeSocket:
     def __init__(self):
         self.sent = []
+        self.blocking = True
 
     def setblocking(self, flag):
-        pass
+        self.blocking = flag
+
+    def getblocking(self):
+        return self.blocking
 
     def send(self, data):
         self.sent.append(bytes(data))
@@ -482,3 +486,12 @@ def test_reload_resets_counters_when_a_queue_serves_another_link(engine):
     engine.links[0].counters.seen = 3
     engine.apply_config(100, {0: LinkConfig.of(queue=0, link="b->a")})
     assert engine.links[0].counters.seen == 0
+
+
+def test_a_flush_while_reading_a_batch_leaves_the_socket_non_blocking(engine):
+    # the router sends what it made (a piece, a reset) mid-batch, flushing verdicts
+    # first; the batch's next read must still not block
+    engine.sock.setblocking(False)
+    engine._verdict(0, 1, nfqueue.NF_ACCEPT)
+    engine.flush()
+    assert engine.sock.sent and not engine.sock.getblocking()

@@ -398,14 +398,6 @@ class _Builder:
             self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
                                        "--queue-num", str(queue), "--queue-bypass"))
 
-    def add_watch(self, link: Link, queue: int) -> None:
-        """Queue a link with nothing of its own to do, so the impairer sees the other
-        direction of the connections it resets or black-holes (and drops it there)."""
-        src_if, dst_if = self.ifnames[link.src], self.ifnames[link.dst]
-        self.impairer_links.append({"queue": queue, "link": str(link), "impairment": {}})
-        self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
-                                   "--queue-num", str(queue), "--queue-bypass"))
-
     def add_mtu_route(self, src_if: str, dst_if: str, mtu: int, table: int) -> None:
         """Packets that came in on ``src_if`` are routed by a table of their own whose
         routes into ``dst_if``'s networks carry ``mtu``: the kernel then fragments what is
@@ -538,11 +530,6 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
         backends[link] = choose_backends(imp, ctx)  # raises before anything is built
         builder.add_link(link, imp, backends[link],
                          queue_base + every_link.index((link.src, link.dst)))
-    queued = {entry["link"] for entry in builder.impairer_links}
-    for link in sorted(backends, key=lambda l: (l.src, l.dst)):
-        if link_impairments[link].stream() and str(link.reverse()) not in queued:
-            builder.add_watch(link.reverse(), queue_base + every_link.index((link.dst, link.src)))
-            queued.add(str(link.reverse()))
 
     apply: List[Command] = []
     clear: List[Command] = []

@@ -11,7 +11,8 @@ import pytest
 
 from lab.programs import tcp_packets as tcp
 from lab.programs.impairer_decisions import Counters, LinkConfig
-from lab.programs.impairer_streams import Streams
+from lab.programs.impairer import dead_elements, dead_ruleset
+from lab.programs.impairer_streams import CUT_PIECE, Streams, flow_key
 from lab.programs.shared import oneline
 from lab.programs.shared.backends import UnsupportedImpairment, plan
 from lab.programs.shared.impairment import Capabilities, Impairment, Link
@@ -59,13 +60,13 @@ def test_the_model_refuses_out_of_range(fields):
 
 # -- backends -------------------------------------------------------------------------------
 
-def test_stream_kinds_go_to_the_impairer_even_with_netem_and_queue_the_other_way():
+def test_stream_kinds_go_to_the_impairer_even_with_netem():
     with_netem = Capabilities(**{**{k: v for k, v in vars(CAPS).items() if k != "errors"}, "netem": True})
     p = plan({C2S: Impairment(delay_ms=10, segment=2, gap_ms=5)}, IFNAMES, with_netem)
     assert p.backends[C2S] == {"delay": "tc netem", "segment": "nfqueue impairer"}
     links = {entry["link"]: entry["impairment"] for entry in p.impairer_config["links"]}
-    assert links == {"clients->servers": {"segment": 2, "gap_ms": 5}, "servers->clients": {}}
-    assert sum("NFQUEUE" in c.argv for c in p.apply) == 2
+    assert links == {"clients->servers": {"segment": 2, "gap_ms": 5}}
+    assert sum("NFQUEUE" in c.argv for c in p.apply) == 1
 
 
 def test_stream_kinds_without_a_raw_socket_are_refused_not_ignored():
@@ -87,7 +88,8 @@ def test_mtu_is_a_routing_table_of_the_link_and_cleared_exactly():
 def test_link_config_holds_the_impairment():
     config = LinkConfig.from_dict({"queue": 1, "link": "a->b", "impairment": {"segment": 3}})
     assert config.impairment == Impairment(segment=3) and not config.whole_packets
-    assert not LinkConfig.from_dict({"queue": 1, "impairment": {}}).whole_packets  # a watch link
+    assert config.gso          # one verdict per GSO burst: the stream kinds cut where they must
+    assert not LinkConfig.from_dict({"queue": 1, "impairment": {"segment": 3, "loss": 1}}).gso
 
 
 # -- the packets the router makes ---------------------------------------------------------
@@ -153,10 +155,12 @@ def test_reset_after_cuts_at_size_and_resets_both_ends_with_their_next_sequence_
     assert (to_server.dst, to_server.seq, to_server.ack) == (SERVER, 1008, 5000)
     assert (to_client.dst, to_client.seq, to_client.ack) == (CLIENT, 5000, 1008)
     assert counters.resets_sent == 1
+    assert streams.changed == [(flow_key(made[0]), True)]    # for the kernel's set of dead flows
     # the connection is dead both ways until a new SYN on the same addresses
     reply = segment(b"x", seq=5000, src=SERVER, dst=CLIENT, sport=12000, dport=40000)
     assert not decide(streams, Impairment(), reply, queue=1).accept
     assert decide(streams, imp, segment(seq=3000, flags=tcp.SYN)).accept
+    assert streams.changed[-1] == (flow_key(made[0]), False)
 
 
 def test_blackhole_after_passes_exactly_size_then_drops_both_ways():
@@ -195,3 +199,19 @@ def test_connections_share_is_chosen_once_per_connection_at_its_syn():
         assert second.accept == first.accept      # the choice holds for the connection
     lo, hi = binomial_interval(n, 0.30)
     assert lo <= reset <= hi
+
+
+def test_a_cut_gso_burst_goes_in_pieces_a_raw_socket_can_send():
+    streams, imp = Streams(), Impairment(blackhole_after=5000)
+    decide(streams, imp, segment(seq=999, flags=tcp.SYN))
+    verdict = decide(streams, imp, segment(b"z" * 60000, seq=1000))
+    sizes = [len(tcp.parse(m.packet).payload) for m in verdict.made]
+    assert sum(sizes) == 5000 and max(sizes) == CUT_PIECE
+
+
+def test_dead_connections_are_dropped_both_ways_by_the_kernel_set():
+    key = flow_key(segment())
+    assert dead_elements(key) in ("{ 10.85.1.2 . 40000 . 10.85.2.2 . 12000, 10.85.2.2 . 12000 . 10.85.1.2 . 40000 }",
+                                  "{ 10.85.2.2 . 12000 . 10.85.1.2 . 40000, 10.85.1.2 . 40000 . 10.85.2.2 . 12000 }")
+    rules = dead_ruleset()
+    assert "priority filter - 5" in rules and "tcp flags & (syn | ack) != syn" in rules

@@ -527,3 +527,15 @@ def test_problems_in_many_places_are_all_reported():
     assert [line.split(": ")[0] for line in found] == [
         "scenarios/x.yaml:3:21", "scenarios/x.yaml:5:12", "scenarios/x.yaml:5:12",
         "scenarios/x.yaml:5:26", "scenarios/x.yaml:7:18", "scenarios/x.yaml:9:5"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("segment: 0", "impairments[0].segment: 0 is below the minimum of 1"),
+    ("reset_after: 5", "impairments[0].reset_after: 5 has no unit"),
+    ("blackhole_after: -1KiB", "impairments[0].blackhole_after: '-1KiB' is negative"),
+    ("mtu: 40", "impairments[0].mtu: 40 is below the minimum of 68"),
+    ("gap: 50ms", "gap needs segment"),
+])
+def test_stream_fault_values_are_refused_naming_the_key(line, message):
+    found = one(f"impairments:\n  - link: clients -> servers\n    {line}\n")
+    assert found.startswith("scenarios/x.yaml:") and message in found, found

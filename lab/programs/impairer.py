@@ -53,6 +53,7 @@ import subprocess
 from lab.programs import tcp_packets
 from lab.programs.impairer_decisions import LinkConfig, LinkImpairer, flip_random_bit, link_rng, load_config
 from lab.programs.impairer_streams import Streams
+from lab.programs.shared.backends import NFT_STREAMS_TABLE
 from lab.programs.nfqueue import (NF_ACCEPT, NF_DROP, NFNL_SUBSYS_QUEUE, NFQNL_CFG_CMD_BIND,
                                   NFQNL_CFG_CMD_UNBIND, NFQNL_MSG_PACKET, NLMSG_ERROR,
                                   NETLINK_NETFILTER, SO_RCVBUFFORCE, QueuedPacket, config_command,
@@ -60,7 +61,7 @@ from lab.programs.nfqueue import (NF_ACCEPT, NF_DROP, NFNL_SUBSYS_QUEUE, NFQNL_C
                                   parse_packet, verdict_message)
 
 
-DEAD_TABLE = "socketlab_streams"
+DEAD_TABLE = NFT_STREAMS_TABLE
 
 
 def dead_ruleset() -> str:

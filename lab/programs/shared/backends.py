@@ -43,6 +43,7 @@ MTU_TABLE_BASE = 100          # link i's routing table (and its rule's preferenc
 
 NFT_TABLE = "socketlab"
 NFT_GUARD_TABLE = "socketlab_guard"   # only while a change to a partitioned link is made
+NFT_STREAMS_TABLE = "socketlab_streams"   # the impairer's set of dead (reset, black-holed) connections
 NFT_FAMILIES = ("ip", "ip6")
 NFT_CHAIN = "impair"          # not "fwd": that is an nftables keyword
 NUMGEN_MOD = 1_000_000        # numgen resolution: 0.0001 %

@@ -81,7 +81,7 @@ CLIENT = textwrap.dedent(r'''
 
 
 @pytest.fixture(scope="module")
-def lab(socketlab_module):
+def stream_lab(socketlab_module):
     lab = socketlab_module()
     (lab.work / "stream_server.py").write_text(SERVER)
     (lab.work / "stream_client.py").write_text(CLIENT)
@@ -95,7 +95,8 @@ def client(lab, command, timeout=10.0, extra=0, run_timeout=60):
     return r.json
 
 
-def test_segment_cuts_the_reply_into_pieces_of_n_bytes_gap_apart(lab):
+def test_segment_cuts_the_reply_into_pieces_of_n_bytes_gap_apart(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", segment=3, gap="100ms"):
         got = client(lab, "send 30")
     assert sum(got["sizes"]) == 30 and got["end"] == "eof"
@@ -106,25 +107,29 @@ def test_segment_cuts_the_reply_into_pieces_of_n_bytes_gap_apart(lab):
     assert got["times"][-1] >= 9 * 0.100 - 0.005, got
 
 
-def test_segment_of_one_byte_with_no_gap_still_delivers_everything(lab):
+def test_segment_of_one_byte_with_no_gap_still_delivers_everything(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", segment=1):
         got = client(lab, "send 20000")
     assert sum(got["sizes"]) == 20000 and got["end"] == "eof"
 
 
-def test_reset_after_resets_the_client_after_that_many_bytes(lab):
+def test_reset_after_resets_the_client_after_that_many_bytes(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", reset_after="1KiB"):
         got = client(lab, "send 100000")
     assert got["end"] == "reset" and sum(got["sizes"]) == 1024, got
 
 
-def test_reset_after_on_the_sending_side_gives_the_sender_a_reset_too(lab):
+def test_reset_after_on_the_sending_side_gives_the_sender_a_reset_too(stream_lab):
+    lab = stream_lab
     with lab.impair("clients -> servers", reset_after="2KiB"):
         got = client(lab, "sink", extra=3000)
     assert got["end"] == "reset", got
 
 
-def test_blackhole_after_hangs_a_client_without_timeout_and_times_out_one_with(lab):
+def test_blackhole_after_hangs_a_client_without_timeout_and_times_out_one_with(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", blackhole_after="500B"):
         with_timeout = client(lab, "send 5000", timeout=2)
         without = lab.run("client1", f"python3 stream_client.py 'send 5000' 0 0", timeout=4)
@@ -132,7 +137,8 @@ def test_blackhole_after_hangs_a_client_without_timeout_and_times_out_one_with(l
     assert without.timed_out, without
 
 
-def test_hold_fin_delays_the_end_of_the_reply(lab):
+def test_hold_fin_delays_the_end_of_the_reply(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", hold_fin="1500ms"):
         got = client(lab, "send 10")
     # the data comes at once; the end (recv() == b"") only after the held FIN
@@ -153,7 +159,8 @@ def binomial_interval(n: int, p: float, level: float = 0.999) -> tuple[int, int]
     return lo, hi
 
 
-def test_connections_applies_to_its_share_of_connections(lab):
+def test_connections_applies_to_its_share_of_connections(stream_lab):
+    lab = stream_lab
     n = 120
     loop = ("for i in $(seq %d); do python3 stream_client.py 'send 3000' 10 0; done" % n)
     with lab.impair("servers -> clients", reset_after="1KiB", connections="25%"):
@@ -164,7 +171,8 @@ def test_connections_applies_to_its_share_of_connections(lab):
     assert lo <= ends.count("reset") <= hi, (ends.count("reset"), lo, hi)
 
 
-def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(lab):
+def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(stream_lab):
+    lab = stream_lab
     server = lab.address("server")
     with lab.impair("clients -> servers", mtu=576):
         df = lab.run("client1", f"ping -c 1 -W 2 -M do -s 1000 {server}")
@@ -181,7 +189,8 @@ def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(lab):
     assert reassembled(after) - reassembled(before) == 1   # the 1028-byte packet came in pieces
 
 
-def test_lab_watch_counts_what_the_router_made(lab):
+def test_lab_watch_counts_what_the_router_made(stream_lab):
+    lab = stream_lab
     with lab.impair("servers -> clients", segment=4, reset_after="100B"):
         watch = subprocess.Popen([str(LAB), "watch", "--lab", lab.name, "--json"],
                                  stdout=subprocess.PIPE, text=True)

@@ -93,7 +93,7 @@ class Plan:
 
     apply:  run in order after the impairer (if ``impairer_config``) is up and has printed ready.
     clear:  run in order to remove exactly what ``apply`` installed (each command then succeeds).
-    impairer_config: the JSON-able config for nfq_engine, or None when no link needs it.
+    impairer_config: the JSON-able config for the impairer, or None when no link needs it.
     backends: link -> kind -> backend name, for every kind set on every impaired link.
     """
 

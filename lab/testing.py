@@ -321,7 +321,9 @@ class Lab:
 
     def impair(self, link: str = "clients <-> servers", **fields: Any):
         """Context manager: set the scenario-style ``fields`` (loss="20%", delay="50ms",
-        jitter, duplicate, corrupt, reorder, rate="1mbit", queue, loss_correlation, gemodel)
+        jitter, duplicate, corrupt, reorder, rate="1mbit", queue, loss_correlation, gemodel,
+        and the stream faults segment=2, gap="50ms", reset_after="1KiB", blackhole_after,
+        hold_fin, connections="50%", mtu=576)
         on ``link`` ('a -> b' one way, 'a <-> b' both) on top of what it has; the state
         from before is back when the block ends."""
         changes = parse_impairment(link, fields, [n for n in self.networks if n not in ("clients", "servers")])

@@ -17,7 +17,7 @@ import click
 from .. import ui
 from ..impairments.live import shown
 from ..running import RunningLab
-from ..programs.shared.impairment import Change
+from ..programs.shared.impairment import STREAM_FIELDS, Change
 from ..programs.shared.oneline import KEYS, OneLineError, impairment_of, links_of
 from .options import LAB_OPTION, Refused
 
@@ -28,6 +28,7 @@ HELP = {
     "duplicate": "Chance of sending a packet twice.", "corrupt": "Chance of flipping a bit.",
     "reorder": "Share sent at once, overtaking delayed ones (needs --delay).",
     "rate": "Bandwidth limit, e.g. 1mbit.", "queue": "Packets the rate limiter may queue (needs --rate).",
+    **{f.key.replace("_", "-"): f.help for f in STREAM_FIELDS},
 }
 
 

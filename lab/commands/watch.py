@@ -28,19 +28,26 @@ def _rate(bps: float) -> str:
     return f"{bps:.0f} bit/s"
 
 
+def made_by_router(row: dict) -> str:
+    """The stream faults' and mtu's work: pieces, resets, black-holed connections, fragments."""
+    parts = [(row.get("pieces_made", 0), "pieces"), (row.get("resets_sent", 0), "resets"),
+             (row.get("blackholed", 0), "black-holed"), (row.get("fragments", 0), "fragments")]
+    return ", ".join(f"{n} {what}" for n, what in parts if n) or "0"
+
+
 def table(lab: str, totals: Totals, backends: dict):
     from rich.table import Table
     t = Table(title=f"lab {lab}: the router's counters since the watch began (Ctrl-C ends)",
               title_justify="left")
     for col in ("link", "forwarded", "bytes", "rate", "lost", "cut", "queue drops", "impairer queue drops",
-                "duplicated", "delayed", "reordered", "corrupted", "impairments"):
+                "duplicated", "delayed", "reordered", "corrupted", "made by the router", "impairments"):
         t.add_column(col, justify="left" if col in ("link", "impairments") else "right")
     for row in totals.rows():
         kinds = backends.get(row["link"], {})
         t.add_row(row["link"], str(row["forwarded_packets"]), str(row["forwarded_bytes"]),
                   _rate(row["rate_bps"]), str(row["dropped_loss"]), str(row["dropped_partition"]),
                   str(row["dropped_queue"]), str(row["dropped_engine_queue"]), str(row["duplicated"]), str(row["delayed"]),
-                  str(row["reordered"]), str(row["corrupted"]),
+                  str(row["reordered"]), str(row["corrupted"]), made_by_router(row),
                   ", ".join(f"{k.replace('_', ' ')} ({b})" for k, b in kinds.items()) or "none")
     return t
 

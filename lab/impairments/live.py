@@ -33,6 +33,17 @@ def describe(item: dict) -> Dict[str, str]:
         rate = item["rate_kbit"]
         text = f"{rate / 1000:g}mbit" if rate >= 1000 else f"{rate:g}kbit"
         out["rate"] = text + (f" queue {item['queue_limit']}" if item.get("queue_limit") else "")
+    share = f" of {item['connections']:g}% of connections" if item.get("connections") else ""
+    if item.get("segment"):
+        gap = f", {item['gap_ms']:g}ms apart" if item.get("gap_ms") else ""
+        out["segment"] = f"pieces of {item['segment']} B{gap}{share}"
+    for kind in ("reset_after", "blackhole_after"):
+        if item.get(kind):
+            out[kind] = f"{item[kind]} B{share}"
+    if item.get("hold_fin_ms"):
+        out["hold_fin"] = f"{item['hold_fin_ms']:g}ms{share}"
+    if item.get("mtu"):
+        out["mtu"] = f"{item['mtu']} B"
     return out
 
 

@@ -43,7 +43,7 @@ class Analysis:
         m = self.matched
         if keep is not None:
             m = Matched([f for f in m.fates if keep(f.packet)], [p for p in m.local if keep(p)],
-                        [p for p in m.unmatched_out if keep(p)])
+                        [p for p in m.unmatched_out if keep(p)], m.made)
         lad = ladder.build(m, hosts, first_network, title, t0)
         lad.notes += self.notes
         return ladder.fold(lad)

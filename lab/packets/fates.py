@@ -14,6 +14,9 @@ unchanged but for its TTL and checksum.  Matching each arrival to the copies tha
   a copy changed in transit    -> corrupted (same size, one header field or the payload differs)
   left later                   -> delayed by X ms (every copy's delay is kept)
   left before an earlier one   -> reordered (it overtook a packet of its flow that arrived before it)
+  no copy, but pieces of it    -> cut: the router re-segmented it (``segment``, or the cut at
+                                  ``reset_after``/``blackhole_after``) and sent pieces it made
+  an RST nothing brought in    -> made by the router (``reset_after``)
 
 Identical arrivals (same digest: a TCP segment sent twice with identical bytes) share their
 copies in time order: a copy belongs to the latest identical arrival before it.  A packet that
@@ -41,6 +44,7 @@ FATES_LIMIT = 5000        # impaired packets kept in fates.json
 
 UNKNOWN_REASON = "which impairment: not recorded"
 FORWARDED, DROPPED, DUPLICATED, CORRUPTED, UNKNOWN = "forwarded", "dropped", "duplicated", "corrupted", "unknown"
+CUT = "cut"
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ class Fate:
             parts.append(f"duplicated ×{len(self.copies)}")
         elif self.verdict == CORRUPTED:
             parts.append("corrupted")
+        elif self.verdict == CUT:
+            parts.append(f"cut by the router into {len(self.copies)} piece{'s' if len(self.copies) > 1 else ''}")
         if self.delayed:
             parts.append(f"delayed {self.delay_ms:.1f} ms")
         if self.reordered:
@@ -184,6 +190,7 @@ class Matched:
     fates: List[Fate]                 # every arrival to forward, in time order
     local: List[Packet]               # to or from the router itself
     unmatched_out: List[Packet]       # left without a seen arrival (capture started late, or router-made)
+    made: Dict[int, str] = field(default_factory=dict)   # id() of an unmatched packet the router made -> what
 
 
 def _field_changes(a: Packet, b: Packet) -> int:
@@ -249,6 +256,7 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
                 used.add(id(c))
                 break
     unmatched = [c for c in unmatched if id(c) not in used]
+    made = _router_made(fates, arrivals, unmatched)
 
     # A packet stays in the router up to the longest delay seen on its link (a queue, the
     # impairer): whatever was in force during that time may have dropped it, e.g. a partition
@@ -258,7 +266,7 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
         if fate.copies:
             held[fate.link] = max(held[fate.link], fate.copies[0].t - fate.packet.t)
     for fate in fates:
-        if fate.verdict == CORRUPTED:
+        if fate.verdict in (CORRUPTED, CUT):
             continue
         if not fate.copies:
             if capture_end is not None and fate.packet.t >= capture_end - END_MARGIN_S:
@@ -271,7 +279,32 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
         elif len(fate.copies) > 1:
             fate.verdict = DUPLICATED
     _mark_reordered(fates)
-    return Matched(fates, local, unmatched)
+    return Matched(fates, local, unmatched, made)
+
+
+def _router_made(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet]) -> Dict[int, str]:
+    """The stream faults' packets: TCP pieces whose sequence numbers lie inside a segment that
+    arrived and did not leave (that segment's fate becomes CUT, the pieces its copies), and
+    RSTs that nothing brought in.  id() of each -> its note."""
+    made: Dict[int, str] = {}
+    by_flow: Dict[tuple, List[Packet]] = defaultdict(list)
+    for c in unmatched:
+        if c.proto == "tcp":
+            by_flow[(c.iface, c.flow)].append(c)
+    for fate, (p, _a, there) in zip(fates, arrivals):
+        if fate.copies or fate.verdict != FORWARDED or p.proto != "tcp" or not p.payload_len:
+            continue
+        pieces = [c for c in by_flow.get((there.name, p.flow), ())
+                  if id(c) not in made and "RST" not in c.flags and p.t <= c.t <= p.t + FUZZY_WINDOW_S
+                  and 0 <= (c.seq - p.seq) % (1 << 32) < p.payload_len]
+        if pieces:
+            fate.verdict, fate.copies = CUT, pieces
+            for n, c in enumerate(pieces, 1):
+                made[id(c)] = f"piece {n}/{len(pieces)}, made by the router"
+    for c in unmatched:
+        if c.proto == "tcp" and "RST" in c.flags and id(c) not in made:
+            made[id(c)] = "RST made by the router"
+    return made
 
 
 def _mark_reordered(fates: Sequence[Fate]) -> None:
@@ -307,5 +340,6 @@ def fate_log(matched: Matched, t0: float, limit: int = FATES_LIMIT) -> dict:
         "impaired_total": len(impaired),
         "cut": len(impaired) > limit,
         "packets": [f.as_dict(t0) for f in impaired[:limit]],
-        "left_without_arrival": len(matched.unmatched_out),
+        "left_without_arrival": len(matched.unmatched_out) - len(matched.made),
+        "made_by_router": len(matched.made),
     }

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .fates import CORRUPTED, DROPPED, DUPLICATED, UNKNOWN, Fate, Matched
+from .fates import CORRUPTED, CUT, DROPPED, DUPLICATED, UNKNOWN, Fate, Matched
 from .model import Packet
 
 HEAD_ROWS, TAIL_ROWS, MIDDLE_ROWS = 16, 10, 40
@@ -167,7 +167,7 @@ def build(matched: Matched, hosts: Sequence[Tuple[str, str, str]], first_network
         if p.proto == "tcp" and (p.payload_len or "SYN" in p.flags or "FIN" in p.flags):
             row.segment = (p.src, p.sport, p.dst, p.dport, p.seq)
         notes = []
-        if retrans.check(p):
+        if id(p) not in matched.made and retrans.check(p):   # pieces re-send the cut segment's seq
             row.kind = "retransmission"
             notes.append("retransmission")
         if fate is not None:
@@ -176,12 +176,17 @@ def build(matched: Matched, hosts: Sequence[Tuple[str, str, str]], first_network
                 notes.append(label)
             if fate.verdict in (DROPPED, UNKNOWN):
                 row.kind, row.stops_at_router = fate.verdict, True
+            elif fate.verdict == CUT:                   # its pieces are drawn from the router
+                row.stops_at_router = True
             elif fate.verdict in (DUPLICATED, CORRUPTED):
                 row.kind = fate.verdict
             elif fate.reordered and row.kind == "packet":
                 row.kind = "reordered"
             elif fate.delayed and row.kind == "packet":
                 row.kind = "delayed"
+        elif id(p) in matched.made:
+            src = router
+            notes.append(matched.made[id(p)])
         elif id(p) in unmatched:
             src = router
             notes.append("left the router; its arrival was not captured")

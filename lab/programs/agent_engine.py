@@ -1,7 +1,7 @@
 """The NFQUEUE engine's life cycle, inside the router: start, reload, stats, stop, and
 "is it alive?".  Used by ``impair_agent`` only (standard library only).
 
-The engine (``lab.programs.nfq_engine``) runs as its own session, detached from the
+The engine (``lab.programs.impairer``) runs as its own session, detached from the
 agent that started it: the agent is one short ``docker exec``, the engine outlives it
 and is reaped by the container's init.  What the agent needs to find it again (pid,
 generation, output files) is a small dict the agent keeps in its state file, so any
@@ -21,7 +21,7 @@ import subprocess
 import time
 from typing import Callable, List, Optional, Sequence
 
-MODULE = "lab.programs.nfq_engine"
+MODULE = "lab.programs.impairer"
 POLL_S = 0.02
 
 
@@ -34,7 +34,7 @@ class EngineDied(EngineError):
 
 
 def alive(pid: Optional[int]) -> bool:
-    """Is ``pid`` a live (not zombie) nfq_engine process?"""
+    """Is ``pid`` a live (not zombie) impairer process?"""
     if not pid:
         return False
     try:

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 from typing import Dict, List, Optional
 
-from lab.programs.shared.backends import NFT_GUARD_TABLE, NFT_TABLE
+from lab.programs.shared.backends import MTU_TABLE_BASE, NFT_GUARD_TABLE, NFT_STREAMS_TABLE, NFT_TABLE
 
 WORK_DIR = "/run/socketlab-impair"
 NETWORKS_FILE = f"{WORK_DIR}/networks.json"   # written by `host-role router --network ...`
@@ -100,6 +100,19 @@ def nft_tables() -> List[tuple]:
     tables = []
     for line in run(["nft", "list", "tables"]).splitlines():
         words = line.split()
-        if len(words) == 3 and words[0] == "table" and words[2] in (NFT_TABLE, NFT_GUARD_TABLE):
+        if len(words) == 3 and words[0] == "table" and words[2] in (NFT_TABLE, NFT_GUARD_TABLE,
+                                                                    NFT_STREAMS_TABLE):
             tables.append((words[1], words[2]))
     return tables
+
+
+def mtu_rules() -> List[int]:
+    """The preferences of the routing rules backends.plan adds for ``mtu`` (each also
+    names its table), found by looking."""
+    prefs = []
+    for line in run(["ip", "-4", "rule", "show"]).splitlines():
+        pref = line.split(":", 1)[0].strip()
+        if pref.isdigit() and MTU_TABLE_BASE <= int(pref) < MTU_TABLE_BASE + 1000 and \
+                f"lookup {pref}" in line:
+            prefs.append(int(pref))
+    return prefs

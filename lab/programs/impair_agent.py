@@ -42,7 +42,7 @@ from lab.programs.shared.backends import Command, Plan, UnsupportedImpairment, p
 from lab.programs.shared.impairment import Capabilities, Change, next_state, state_from_list, state_to_list
 from lab.programs import agent_engine as engine
 from lab.programs.agent_router import (NETWORKS_FILE, WORK_DIR, AgentError, CommandFailed, InputError, StateUnknown,
-                                       Unsupported, discover_ifnames, nft_tables, read_networks, root_qdiscs, run,
+                                       Unsupported, discover_ifnames, mtu_rules, nft_tables, read_networks, root_qdiscs, run,
                                        run_commands)
 
 STATE_FILE = f"{WORK_DIR}/agent.json"
@@ -238,6 +238,9 @@ class Agent:
                 run(["iptables", "-w", "-D"] + shlex.split(line)[1:])
         for family, table in nft_tables():
             run(["nft", "delete", "table", family, table])
+        for pref in mtu_rules():
+            run(["ip", "rule", "del", "pref", str(pref)])
+            run(["ip", "route", "flush", "table", str(pref)])
         defaults = self.data["default_qdiscs"] or {}
         for ifname, kind in root_qdiscs(self.ifnames.values()).items():
             if kind not in ("noqueue", defaults.get(ifname, "noqueue")):
@@ -245,6 +248,7 @@ class Agent:
 
     def leftovers(self) -> List[str]:
         left = [f"nft table {family} {table}" for family, table in nft_tables()]
+        left += [f"ip rule {pref} (mtu)" for pref in mtu_rules()]
         left += [f"iptables {line}" for line in run(["iptables", "-w", "-S", "FORWARD"]).splitlines()
                  if "NFQUEUE" in line]
         defaults = self.data["default_qdiscs"] or {}

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional
 
-from lab.programs import nfq_engine
+from lab.programs import nfqueue
 
 DEV, PEER, IFB = "slprobe0", "slprobe1", "slprobe-ifb"
 NFT_TABLE = "socketlab_probe"
@@ -103,15 +103,15 @@ def probe_ifb() -> None:
 def probe_nfqueue_netlink() -> None:
     """Bind a queue over netlink the way the engine does, then unbind it."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nfq_engine.NETLINK_NETFILTER)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nfqueue.NETLINK_NETFILTER)
     except OSError as exc:
         raise ProbeFailed(f"netlink socket: {exc}") from None
     with sock:
         sock.bind((0, 0))
         sock.settimeout(5)
-        for seq, command in ((1, nfq_engine.NFQNL_CFG_CMD_BIND),
-                             (2, nfq_engine.NFQNL_CFG_CMD_UNBIND)):
-            sock.send(nfq_engine.config_command(PROBE_QUEUE, command, seq))
+        for seq, command in ((1, nfqueue.NFQNL_CFG_CMD_BIND),
+                             (2, nfqueue.NFQNL_CFG_CMD_UNBIND)):
+            sock.send(nfqueue.config_command(PROBE_QUEUE, command, seq))
             error = _ack(sock, seq)
             if error:
                 raise ProbeFailed(f"nfnetlink_queue bind: {os.strerror(error)}")
@@ -120,9 +120,9 @@ def probe_nfqueue_netlink() -> None:
 def _ack(sock: socket.socket, seq: int) -> int:
     try:
         while True:
-            for msg_type, msg_seq, body in nfq_engine.iter_messages(sock.recv(65536)):
-                if msg_type == nfq_engine.NLMSG_ERROR and msg_seq == seq:
-                    return nfq_engine.parse_error(body)
+            for msg_type, msg_seq, body in nfqueue.iter_messages(sock.recv(65536)):
+                if msg_type == nfqueue.NLMSG_ERROR and msg_seq == seq:
+                    return nfqueue.parse_error(body)
     except socket.timeout:
         raise ProbeFailed("nfnetlink_queue: no answer from the kernel") from None
 

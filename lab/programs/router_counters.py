@@ -12,7 +12,12 @@ kernel or engine counter.
   these include netem's own loss).
 * the engine's links: its per-queue counters (dropped, duplicated, delayed, reordered,
   corrupted), and what the kernel dropped in front of it (its NFQUEUE queue or netlink
-  socket full: ``dropped_engine_queue``).
+  socket full: ``dropped_engine_queue``), and what it made for the stream kinds: pieces
+  of re-segmented TCP segments, connections reset (an RST made to each end),
+  connections black-holed.
+* fragments: the kernel's ``Ip: FragCreates`` (/proc/net/snmp), the fragments the
+  router made for ``mtu``.  The kernel counts them for the whole router, so they are
+  shown on the links whose mtu it applies (each of them, if several).
 """
 from __future__ import annotations
 
@@ -23,7 +28,11 @@ from typing import Dict, Optional
 
 ACCOUNT_TABLE = "socketlab_account"
 FIELDS = ("forwarded_packets", "forwarded_bytes", "dropped_partition", "dropped_loss",
-          "dropped_queue", "dropped_engine_queue", "duplicated", "delayed", "reordered", "corrupted")
+          "dropped_queue", "dropped_engine_queue", "duplicated", "delayed", "reordered", "corrupted",
+          "pieces_made", "resets_sent", "blackholed", "fragments")
+# the impairer's per-queue counters that go into a link's row as they are
+IMPAIRER_FIELDS = ("duplicated", "delayed", "reordered", "corrupted", "pieces_made", "resets_sent",
+                   "blackholed")
 
 
 def grown(now: int, then: int) -> int:
@@ -84,6 +93,22 @@ def qdisc_drops(devices) -> Dict[tuple, int]:
     return drops
 
 
+def fragments_made(snmp: str) -> int:
+    """``Ip: FragCreates`` from the text of /proc/net/snmp (0 if missing)."""
+    rows = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Ip:")]
+    if len(rows) < 2:
+        return 0
+    return int(dict(zip(rows[0], rows[1])).get("FragCreates", 0))
+
+
+def _router_fragments() -> int:
+    try:
+        with open("/proc/net/snmp", encoding="ascii") as f:
+            return fragments_made(f.read())
+    except OSError:
+        return 0
+
+
 def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[str, Dict[str, str]],
          tc_qdiscs=(), partitioned=()) -> dict:
     """{"time": seconds (monotonic), "links": {link: {field: count}}} for every directed link."""
@@ -117,6 +142,11 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
                                         + int(in_front.get("socket_full_dropped", 0)))
         cut = queue["link"] in partitioned
         row["dropped_partition" if cut else "dropped_loss"] += queue.get("dropped", 0)
-        for name in ("duplicated", "delayed", "reordered", "corrupted"):
+        for name in IMPAIRER_FIELDS:
             row[name] += queue.get(name, 0)
+    mtu_links = [link for link, kinds in (backends or {}).items() if "mtu" in kinds and link in links]
+    if mtu_links:
+        made = _router_fragments()
+        for link in mtu_links:
+            links[link]["fragments"] = made
     return {"time": now, "links": links, "backends": backends}

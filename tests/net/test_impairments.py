@@ -18,7 +18,7 @@ path (CI's VM runs this file both ways).  Tests of the impairer itself (its dupl
 its death) force the fallback backends so they run on every kernel that has NFQUEUE.
 
 Timing: the impairer holds a packet until its release time and polls with a timeout rounded
-UP to whole milliseconds (nfq_engine.Engine.run), so a packet is never early and at most
+UP to whole milliseconds (impairer.Impairer.run), so a packet is never early and at most
 IMPAIRER_GRANULARITY_MS late (plus scheduling).
 """
 from __future__ import annotations
@@ -351,7 +351,7 @@ def router_state(lab, ifnames) -> dict:
         "forward": [line for line in out(["iptables", "-S", "FORWARD"]).splitlines()],
         "qdiscs": {ifname: [q["kind"] for q in json.loads(out(["tc", "-j", "qdisc", "show", "dev", ifname]))]
                    for ifname in ifnames.values()},
-        "impairer": lab.exec("router", ["pgrep", "-f", "nfq_engine"]).stdout.split(),
+        "impairer": lab.exec("router", ["pgrep", "-f", "lab.programs.impairer"]).stdout.split(),
     }
 
 

@@ -76,9 +76,9 @@ def test_delay_without_netem_goes_to_the_engine():
     assert argvs(p.clear) == [
         "iptables -w -D FORWARD -i eth0 -o eth1 -j NFQUEUE --queue-num 0 --queue-bypass"]
     assert p.impairer_config == {
-        "version": 1, "queue_maxlen": backends.IMPAIRER_QUEUE_MAXLEN,
-        "links": [{"queue": 0, "link": "clients->servers", "delay_ms": 40, "jitter_ms": 10,
-                   "reorder": 25}]}
+        "version": 2, "queue_maxlen": backends.IMPAIRER_QUEUE_MAXLEN,
+        "links": [{"queue": 0, "link": "clients->servers",
+                   "impairment": {"delay_ms": 40, "jitter_ms": 10, "reorder": 25}}]}
 
 
 def test_engine_gets_only_the_kinds_it_applies():
@@ -87,13 +87,14 @@ def test_engine_gets_only_the_kinds_it_applies():
     assert p.backends[C2S] == {"loss": "nftables numgen", "corrupt": "nfqueue impairer",
                                "delay": "nfqueue impairer"}
     (link,) = p.impairer_config["links"]
-    assert "loss" not in link and link["corrupt"] == 1 and link["delay_ms"] == 10
+    imp = link["impairment"]
+    assert "loss" not in imp and imp["corrupt"] == 1 and imp["delay_ms"] == 10
 
 
 def test_bursty_loss_goes_to_the_engine_with_its_parameters():
     ge = GilbertElliott(p=1, r=30)
     p = plan({S2C: Impairment(gemodel=ge)}, IFNAMES, NO_NETEM)
-    assert p.impairer_config["links"][0]["gemodel"] == {
+    assert p.impairer_config["links"][0]["impairment"]["gemodel"] == {
         "p": 1, "r": 30, "one_minus_h": 100.0, "one_minus_k": 0.0}
 
 
@@ -113,7 +114,7 @@ def test_duplicate_by_nft_unless_the_engine_already_handles_the_link():
     # nft's copy would skip the impairer's delay, so the impairer makes it.
     delayed = plan({C2S: Impairment(duplicate=5, delay_ms=10)}, IFNAMES, NO_NETEM)
     assert delayed.backends[C2S]["duplicate"] == "nfqueue impairer"
-    assert delayed.impairer_config["links"][0]["duplicate"] == 5
+    assert delayed.impairer_config["links"][0]["impairment"]["duplicate"] == 5
 
 
 def test_rate_without_netem_is_an_htb_class_chosen_by_nft_priority():
@@ -283,13 +284,20 @@ def test_describe_backends_on_this_kernel():
         "delay": "nfqueue impairer",
         "reorder": "nfqueue impairer",
         "rate": "tc htb",
+        "segment": "nfqueue impairer",
+        "reset_after": "nfqueue impairer",
+        "blackhole_after": "nfqueue impairer",
+        "hold_fin": "nfqueue impairer",
+        "mtu": "ip route mtu",
     }
 
 
 def test_describe_backends_with_netem_and_with_nothing():
-    assert set(describe_backends(FULL).values()) == {"nftables drop", "tc netem", "tc htb"}
+    # the stream kinds stay on the impairer with netem: no qdisc re-segments or resets
+    assert set(describe_backends(FULL).values()) == {"nftables drop", "tc netem", "tc htb",
+                                                     "nfqueue impairer", "ip route mtu"}
     table = describe_backends(NOTHING)
-    assert all(v.startswith("unavailable: ") for v in table.values())
+    assert all(v.startswith("unavailable: ") for k, v in table.items() if k != "mtu")
 
 
 def test_per_segment_sends_every_impaired_link_through_the_engine():
@@ -299,8 +307,8 @@ def test_per_segment_sends_every_impaired_link_through_the_engine():
     assert p.backends == {C2S: {"loss": "nftables numgen"},
                           S2C: {"duplicate": "nfqueue impairer"}}
     assert p.impairer_config["links"] == [
-        {"queue": 0, "link": "clients->servers"},
-        {"queue": 1, "link": "servers->clients", "duplicate": 2}]
+        {"queue": 0, "link": "clients->servers", "impairment": {}},
+        {"queue": 1, "link": "servers->clients", "impairment": {"duplicate": 2}}]
     assert [a for a in argvs(p.apply) if a.startswith("iptables")] == [
         "iptables -w -A FORWARD -i eth0 -o eth1 -j NFQUEUE --queue-num 0 --queue-bypass",
         "iptables -w -A FORWARD -i eth1 -o eth0 -j NFQUEUE --queue-num 1 --queue-bypass"]

@@ -266,3 +266,23 @@ def test_columns_put_the_clients_left_of_the_router_and_name_unknown_hosts_by_ad
     assert lad.router == 2
     assert [(r.src, r.dst) for r in lad.rows] == [(0, 3), (1, 3), (1, 4)]
     assert "client2" in ladder.text(lad).splitlines()[0]
+
+
+def test_pieces_and_resets_the_router_made_are_marked_as_its_own():
+    reply = tcp(SERVER, CLIENT, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, seq=500, ack=9, data=b"HELLO",
+                sport=12000, dport=40000)
+    piece1 = tcp(SERVER, CLIENT, dpkt.tcp.TH_ACK, seq=500, ack=9, data=b"HE", sport=12000, dport=40000, ttl=63)
+    piece2 = tcp(SERVER, CLIENT, dpkt.tcp.TH_ACK, seq=502, ack=9, data=b"LL", sport=12000, dport=40000, ttl=63)
+    rst = tcp(SERVER, CLIENT, dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK, seq=504, ack=9, sport=12000, dport=40000)
+    m = fates.match(packets([(1.05, piece1), (1.1, piece2), (1.15, rst)], [(1.0, reply)]), IFACES)
+    (fate,) = m.fates
+    assert fate.verdict == fates.CUT and fate.label().startswith("cut by the router into 2 pieces")
+    notes = sorted(m.made.values())
+    assert notes == ["RST made by the router", "piece 1/2, made by the router",
+                     "piece 2/2, made by the router"]
+    log = fates.fate_log(m, 0.0)
+    assert log["made_by_router"] == 3 and log["left_without_arrival"] == 0
+    rows = ladder.build(m, HOSTS).rows
+    assert [r.note for r in rows][1:] == ["piece 1/2, made by the router",
+                                          "piece 2/2, made by the router",
+                                          "RST made by the router"]

@@ -154,7 +154,8 @@ def test_unparseable_units():
 def test_unknown_impairment_key():
     assert one("impairments:\n  - link: clients -> servers\n    latency: 5ms\n") == \
         "scenarios/x.yaml:5:5: impairments[0].latency: unknown key for an impairment; expected one of: " \
-        "link, loss, loss_correlation, gemodel, delay, jitter, duplicate, corrupt, reorder, rate, queue"
+        "link, loss, loss_correlation, gemodel, delay, jitter, duplicate, corrupt, reorder, rate, queue, " \
+            "segment, gap, reset_after, blackhole_after, hold_fin, connections, mtu"
 
 
 def test_misspelt_impairment_key():
@@ -526,3 +527,15 @@ def test_problems_in_many_places_are_all_reported():
     assert [line.split(": ")[0] for line in found] == [
         "scenarios/x.yaml:3:21", "scenarios/x.yaml:5:12", "scenarios/x.yaml:5:12",
         "scenarios/x.yaml:5:26", "scenarios/x.yaml:7:18", "scenarios/x.yaml:9:5"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("segment: 0", "impairments[0].segment: 0 is below the minimum of 1"),
+    ("reset_after: 5", "impairments[0].reset_after: 5 has no unit"),
+    ("blackhole_after: -1KiB", "impairments[0].blackhole_after: '-1KiB' is negative"),
+    ("mtu: 40", "impairments[0].mtu: 40 is below the minimum of 68"),
+    ("gap: 50ms", "gap needs segment"),
+])
+def test_stream_fault_values_are_refused_naming_the_key(line, message):
+    found = one(f"impairments:\n  - link: clients -> servers\n    {line}\n")
+    assert found.startswith("scenarios/x.yaml:") and message in found, found

@@ -1,6 +1,7 @@
 """lab watch's arithmetic (pure): counts since the watch began from counters that may restart."""
 from lab.impairments.watch import FIELDS, Totals
-from lab.programs.router_counters import accounting_ruleset
+from lab.commands.watch import made_by_router
+from lab.programs.router_counters import accounting_ruleset, fragments_made
 
 
 def reading(t, **counts):
@@ -30,3 +31,15 @@ def test_the_accounting_table_counts_every_directed_link():
     assert 'iifname "eth0" oifname "eth1" counter comment "forwarded clients->servers"' in text
     assert 'iifname "eth1" oifname "eth0" counter comment "forwarded servers->clients"' in text
     assert "hook postrouting" in text
+
+
+def test_what_the_router_made_is_one_column():
+    assert made_by_router(dict.fromkeys(FIELDS, 0)) == "0"
+    row = {**dict.fromkeys(FIELDS, 0), "pieces_made": 12, "resets_sent": 1, "fragments": 4}
+    assert made_by_router(row) == "12 pieces, 1 resets, 4 fragments"
+
+
+def test_fragments_are_the_kernels_fragcreates():
+    snmp = ("Ip: Forwarding DefaultTTL FragOKs FragFails FragCreates\n"
+            "Ip: 1 64 2 0 6\nIcmp: InMsgs\nIcmp: 0\n")
+    assert fragments_made(snmp) == 6 and fragments_made("") == 0

@@ -12,7 +12,7 @@ on networks A and B):
   per-link tc classes, ``meta priority set`` so the packet lands in the link's class.
 * tc htb on B_if (tbf if there is no htb and only one network can feed B_if): rate and
   queue limit, and the per-link classes that hold each link's netem.
-* the userspace NFQUEUE impairer (``lab.programs.nfq_engine``), where netem is missing:
+* the userspace NFQUEUE impairer (``lab.programs.impairer``), where netem is missing:
   delay, jitter, reorder, corrupt, correlated and Gilbert-Elliott loss, and duplication
   on links it already handles.  iptables ``-j NFQUEUE --queue-bypass`` in FORWARD sends
   it each link's packets, one queue number per link.  Bypass means fail-open: if the
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .impairment import KINDS, Capabilities, Impairment, Link
+from .impairment import KINDS, STREAM_KINDS, Capabilities, Impairment, Link, impairment_to_dict
 
 # Backend names, as shown by ``lab doctor`` and in Plan.backends.
 NETEM = "tc netem"
@@ -38,15 +38,19 @@ NFT_DUP = "nftables dup"
 IMPAIRER = "nfqueue impairer"
 HTB = "tc htb"
 TBF = "tc tbf"
+ROUTE_MTU = "ip route mtu"
+MTU_TABLE_BASE = 100          # link i's routing table (and its rule's preference) for mtu
 
 NFT_TABLE = "socketlab"
 NFT_GUARD_TABLE = "socketlab_guard"   # only while a change to a partitioned link is made
+NFT_STREAMS_TABLE = "socketlab_streams"   # the impairer's set of dead (reset, black-holed) connections
 NFT_FAMILIES = ("ip", "ip6")
 NFT_CHAIN = "impair"          # not "fwd": that is an nftables keyword
 NUMGEN_MOD = 1_000_000        # numgen resolution: 0.0001 %
 DEFAULT_QUEUE_LIMIT = 1000    # packets, like a veth's txqueuelen
 NETEM_HOLD_LIMIT = 10_000     # netem's own limit when no queue limit is asked: it also counts
                               # packets being delayed, so netem's default 1000 drops at ~10k pkt/s x 100 ms
+IMPAIRER_CONFIG_VERSION = 2    # 2: each link's entry holds an "impairment" (impairment_to_dict's form)
 IMPAIRER_QUEUE_MAXLEN = 20_000  # kernel-side queue length per NFQUEUE queue (held packets count)
 MTU_BYTES = 1514              # Ethernet frame: converts packet counts to tbf's byte limit
 UNLIMITED_RATE = "100gbit"    # htb class rate for links that only need a class for their netem
@@ -61,6 +65,10 @@ _KIND_FIELDS = {
     "delay": ("delay_ms", "jitter_ms"),
     "reorder": ("reorder",),
     "rate": ("rate_kbit", "queue_limit"),
+    "segment": ("segment", "gap_ms", "connections"),
+    "reset_after": ("reset_after", "connections"),
+    "blackhole_after": ("blackhole_after", "connections"),
+    "hold_fin": ("hold_fin_ms", "connections"),
 }
 
 
@@ -85,7 +93,7 @@ class Plan:
 
     apply:  run in order after the impairer (if ``impairer_config``) is up and has printed ready.
     clear:  run in order to remove exactly what ``apply`` installed (each command then succeeds).
-    impairer_config: the JSON-able config for nfq_engine, or None when no link needs it.
+    impairer_config: the JSON-able config for the impairer, or None when no link needs it.
     backends: link -> kind -> backend name, for every kind set on every impaired link.
     """
 
@@ -192,6 +200,12 @@ def _choose(kind: str, ctx: _Context, impairer_on_link: bool) -> str:
     elif kind == "rate":
         options = [(HTB, caps.tc_htb and (caps.nft_meta_priority or ctx.single_source)),
                    (TBF, caps.tc_tbf and ctx.single_source)]
+    elif kind in STREAM_KINDS:
+        # Always the impairer, with netem or without: no qdisc re-segments or resets TCP.
+        # Its pieces and resets leave through a raw socket.
+        options = [(IMPAIRER, ctx.impairer and caps.raw_socket)]
+    elif kind == "mtu":
+        options = [(ROUTE_MTU, True)]   # iproute2 is in the image
     else:
         raise ValueError(f"unknown impairment kind {kind!r}")
     for backend, usable in options:
@@ -208,7 +222,7 @@ def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> s
             reasons.append(_netem_missing_reason(ctx))
         elif backend == IMPAIRER:
             reasons.append(_impairer_missing_reason(caps)
-                           + ("" if caps.raw_socket or kind != "duplicate"
+                           + ("" if caps.raw_socket or kind not in ("duplicate",) + STREAM_KINDS
                               else f"; raw_socket: {caps.why_not('raw_socket')}"))
         elif backend in (HTB, TBF) and not ctx.single_source:
             reasons.append(f"{backend}: with more than two networks needs tc htb and nftables "
@@ -341,6 +355,8 @@ class _Builder:
     impairer_links: List[dict] = field(default_factory=list)
     nfqueue_rules: List[Tuple[str, ...]] = field(default_factory=list)
     tc_qdiscs: List[Tuple[str, str, str]] = field(default_factory=list)  # (link, dev, handle)
+    route_apply: List[Command] = field(default_factory=list)
+    route_clear: List[Command] = field(default_factory=list)
 
     def add_link(self, link: Link, imp: Impairment, kinds: Mapping[str, str], queue: int) -> None:
         """Record one link; ``queue`` is its impairer queue number, if it needs the impairer."""
@@ -372,6 +388,8 @@ class _Builder:
             self.nft_rules.append(f"{match} {_numgen_match(imp.duplicate)}counter "
                                   f"dup to {{family}} daddr device {_nft_quoted(dst_if)} "
                                   f"comment {_nft_quoted(f'duplicate {link}')}")
+        if ROUTE_MTU in by_backend:
+            self.add_mtu_route(src_if, dst_if, imp.mtu, MTU_TABLE_BASE + queue)
         if IMPAIRER in by_backend or self.ctx.per_segment:
             entry = _impairer_link(link, imp, by_backend.get(IMPAIRER, []), queue)
             if tc_kinds and self.uses_htb and self.ctx.caps.nft_meta_priority:
@@ -380,6 +398,18 @@ class _Builder:
             self.impairer_links.append(entry)
             self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
                                        "--queue-num", str(queue), "--queue-bypass"))
+
+    def add_mtu_route(self, src_if: str, dst_if: str, mtu: int, table: int) -> None:
+        """Packets that came in on ``src_if`` are routed by a table of their own whose
+        routes into ``dst_if``'s networks carry ``mtu``: the kernel then fragments what is
+        larger, or (DF set) drops it with ICMP "fragmentation needed"."""
+        routes = (f"for net in $(ip -4 -o route show table main dev {dst_if} scope link | cut -d' ' -f1); "
+                  f"do ip route replace \"$net\" dev {dst_if} mtu {mtu} table {table} || exit 1; done")
+        self.route_apply += [Command(("sh", "-c", routes)),
+                             Command(("ip", "rule", "add", "iif", src_if, "lookup", str(table),
+                                      "pref", str(table)))]
+        self.route_clear += [Command(("ip", "rule", "del", "pref", str(table))),
+                             Command(("ip", "route", "flush", "table", str(table)))]
 
     @property
     def uses_htb(self) -> bool:
@@ -460,15 +490,11 @@ class _Builder:
 
 
 def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
-    """The impairer's config for one link: only the kinds it must apply there."""
-    entry = {"queue": queue, "link": str(link)}
-    for kind in kinds:
-        for name in _KIND_FIELDS[kind]:
-            value = getattr(imp, name)
-            if name == "gemodel" and value is not None:
-                value = value.to_dict()
-            entry[name] = value
-    return entry
+    """The impairer's config for one link: the impairment with only the kinds it must
+    apply there (as ``impairment_to_dict`` writes it)."""
+    names = {name for kind in kinds for name in _KIND_FIELDS[kind]}
+    only = Impairment(**{name: getattr(imp, name) for name in names})
+    return {"queue": queue, "link": str(link), "impairment": impairment_to_dict(only)}
 
 
 def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str],
@@ -513,9 +539,11 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     if ruleset is not None:
         apply.append(Command(("nft", "-f", "-"), stdin=ruleset))
     apply += tc_apply
+    apply += builder.route_apply
     apply += [Command(("iptables", "-w", "-A") + rule) for rule in builder.nfqueue_rules]
-    # Clear in reverse: stop queueing to the impairer first, then tc, then nftables.
+    # Clear in reverse: stop queueing to the impairer first, then routes, tc, nftables.
     clear += [Command(("iptables", "-w", "-D") + rule) for rule in builder.nfqueue_rules]
+    clear += builder.route_clear
     clear += tc_clear
     if ruleset is not None:
         clear += [Command(("nft", "delete", "table", family, NFT_TABLE))
@@ -523,7 +551,7 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
 
     impairer_config = None
     if builder.impairer_links:
-        impairer_config = {"version": 1, "queue_maxlen": IMPAIRER_QUEUE_MAXLEN,
+        impairer_config = {"version": IMPAIRER_CONFIG_VERSION, "queue_maxlen": IMPAIRER_QUEUE_MAXLEN,
                          "links": builder.impairer_links}
     # The guard of a transition is an nftables table: only for partitions nftables applies.
     cut = tuple((ifnames[link.src], ifnames[link.dst])

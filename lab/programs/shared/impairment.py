@@ -86,6 +86,45 @@ class GilbertElliott:
 
 
 @dataclass(frozen=True)
+class StreamField:
+    """One stream impairment field, declared once: the model's attribute, the scenario
+    key (``lab impair --KEY`` with ``-`` for ``_``), the kind of value in a scenario file
+    (``bytes``: a plain integer; ``size``: 100B, 1KiB; ``duration``; ``percent``), its
+    range in model units, what it needs, and one line of help."""
+
+    attr: str
+    key: str
+    value: str
+    minimum: float
+    maximum: Optional[float]
+    needs: tuple
+    help: str
+
+
+# The stream kinds (what the impairer does to TCP connections) and mtu (a route on the
+# router).  spec.py, the one-line form, `lab impair` and the impairer read them here.
+STREAM_KINDS = ("segment", "reset_after", "blackhole_after", "hold_fin")
+STREAM_FIELDS = (
+    StreamField("segment", "segment", "bytes", 1, 65535, (),
+                "TCP payload arrives in pieces of at most this many bytes (the router re-segments)."),
+    StreamField("gap_ms", "gap", "duration", 0, None, ("segment",),
+                "Time between the pieces of one segment (needs segment)."),
+    StreamField("reset_after", "reset_after", "size", 1, None, (),
+                "After this much payload (100B, 1KiB) the router resets the connection, both ends."),
+    StreamField("blackhole_after", "blackhole_after", "size", 1, None, (),
+                "After this much payload the connection's packets are dropped both ways: it hangs."),
+    StreamField("hold_fin_ms", "hold_fin", "duration", 0, None, (),
+                "FIN packets are held this long before they go on (a slow close)."),
+    StreamField("connections", "connections", "percent", 0, 100, STREAM_KINDS,
+                "Share of TCP connections (chosen at the SYN) the stream kinds apply to."),
+    StreamField("mtu", "mtu", "bytes", 68, 65535, (),
+                "The router's MTU toward the link's destination: larger IPv4 packets are "
+                "fragmented, or dropped with ICMP 'fragmentation needed' when DF is set."),
+)
+STREAM_ATTRS = {f.key: f.attr for f in STREAM_FIELDS}
+
+
+@dataclass(frozen=True)
 class Impairment:
     """Everything that can be done to one directed link.  All fields default to "not set".
 
@@ -106,6 +145,13 @@ class Impairment:
     rate_kbit: Optional[float] = None
     queue_limit: Optional[int] = None
     partition: bool = False
+    segment: Optional[int] = None
+    gap_ms: Optional[float] = None
+    reset_after: Optional[int] = None
+    blackhole_after: Optional[int] = None
+    hold_fin_ms: Optional[float] = None
+    connections: Optional[float] = None
+    mtu: Optional[int] = None
 
     def __post_init__(self) -> None:
         for name in ("loss", "loss_correlation", "duplicate", "corrupt", "reorder"):
@@ -125,6 +171,20 @@ class Impairment:
             raise ValueError("queue_limit bounds the rate limiter's queue, so it needs rate_kbit")
         if self.rate_kbit is not None and 0 < self.rate_kbit < 8:
             raise ValueError("rate_kbit below 8 kbit/s cannot pass one full-size packet a second")
+        for spec in STREAM_FIELDS:
+            value = getattr(self, spec.attr)
+            if value is None:
+                continue
+            if value < spec.minimum or spec.maximum is not None and value > spec.maximum:
+                bounds = (f"between {spec.minimum:g} and {spec.maximum:g}" if spec.maximum is not None
+                          else f"at least {spec.minimum:g}")
+                raise ValueError(f"{spec.attr} must be {bounds}, got {value!r}")
+            if spec.needs and not any(getattr(self, STREAM_ATTRS[n]) for n in spec.needs):
+                raise ValueError(f"{spec.attr} needs {' or '.join(spec.needs)}")
+
+    def stream(self) -> bool:
+        """Does any stream kind (the impairer's work on TCP connections) apply?"""
+        return any(getattr(self, STREAM_ATTRS[k]) for k in STREAM_KINDS)
 
     # -- which kinds are set ---------------------------------------------------------------
 
@@ -139,6 +199,11 @@ class Impairment:
             "delay": bool(self.delay_ms),
             "reorder": bool(self.reorder),
             "rate": bool(self.rate_kbit),
+            "segment": bool(self.segment),
+            "reset_after": bool(self.reset_after),
+            "blackhole_after": bool(self.blackhole_after),
+            "hold_fin": bool(self.hold_fin_ms),
+            "mtu": bool(self.mtu),
         }
         return tuple(kind for kind in KINDS if present[kind])
 
@@ -160,7 +225,10 @@ class Impairment:
 
 # Every impairment kind, in the order a packet meets them on the router (netem's order:
 # drop first, then duplicate, corrupt, delay/reorder; the rate limiter sits at egress).
-KINDS = ("partition", "loss", "correlated_loss", "duplicate", "corrupt", "delay", "reorder", "rate")
+# The stream kinds come after them (the impairer sees what netem and nftables let through),
+# and mtu is the route the router forwards with.
+KINDS = ("partition", "loss", "correlated_loss", "duplicate", "corrupt", "delay", "reorder", "rate",
+         "segment", "reset_after", "blackhole_after", "hold_fin", "mtu")
 
 
 # SOCKETLAB_BACKEND: "auto" (the best the kernel has) or "fallback" (never netem).

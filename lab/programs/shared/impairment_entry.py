@@ -8,10 +8,22 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from .impairment import GilbertElliott, Impairment
+from .impairment import STREAM_FIELDS, GilbertElliott, Impairment
 
 # Model attribute -> the entry's key, to say an error in the user's words.
-MODEL_TO_KEY = {"delay_ms": "delay", "jitter_ms": "jitter", "rate_kbit": "rate", "queue_limit": "queue"}
+MODEL_TO_KEY = {"delay_ms": "delay", "jitter_ms": "jitter", "rate_kbit": "rate", "queue_limit": "queue",
+                **{f.attr: f.key for f in STREAM_FIELDS if f.attr != f.key}}
+
+
+def _stream_values(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The stream fields in model units (durations: seconds in the entry, ms in the model)."""
+    out = {}
+    for f in STREAM_FIELDS:
+        value = entry.get(f.key)
+        if value is not None and f.value == "duration":
+            value = value * 1000.0
+        out[f.attr] = value
+    return out
 
 
 class EntryError(ValueError):
@@ -35,7 +47,7 @@ def build(entry: Dict[str, Any]) -> Impairment:
                 one_minus_k=0.0 if ge.get("one_minus_k") is None else ge["one_minus_k"]),
             delay_ms=ms(entry.get("delay")), jitter_ms=ms(entry.get("jitter")),
             duplicate=entry.get("duplicate"), corrupt=entry.get("corrupt"), reorder=entry.get("reorder"),
-            rate_kbit=entry.get("rate"), queue_limit=entry.get("queue"))
+            rate_kbit=entry.get("rate"), queue_limit=entry.get("queue"), **_stream_values(entry))
     except ValueError as exc:
         message, key = _in_entry_words(str(exc), entry)
         raise EntryError(key, message) from None
@@ -46,5 +58,5 @@ def _in_entry_words(message: str, entry: Dict[str, Any]) -> Tuple[str, Optional[
         message = re.sub(rf"\b{attr}\b", key, message)
     words = re.findall(r"[a-z_]+", message)
     keys = ("loss", "loss_correlation", "gemodel", "delay", "jitter", "duplicate", "corrupt",
-            "reorder", "rate", "queue")
+            "reorder", "rate", "queue") + tuple(f.key for f in STREAM_FIELDS)
     return message, next((w for w in words if w in keys and entry.get(w) is not None), None)

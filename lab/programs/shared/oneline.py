@@ -9,7 +9,10 @@ units, ranges and messages are a scenario file's.
     partition clients servers   |   heal [clients servers]   |   clear [LINK]
 
 Keys: loss, loss-correlation, gemodel, delay, jitter, duplicate, corrupt, reorder, rate,
-queue (``lab impair`` has each as ``--KEY``).  Changes are separated by ``;``.
+queue, and the stream faults segment, gap, reset-after, blackhole-after, hold-fin,
+connections, mtu (``lab impair`` has each as ``--KEY``).
+
+    clients -> servers segment 2 gap 50ms ; servers -> clients reset-after 1KiB connections 50%  Changes are separated by ``;``.
 Errors are ``OneLineError(key, message)``; ``str()`` gives ``key: message``.
 Pure, standard library only (the router's image holds it).
 """
@@ -18,12 +21,12 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .impairment import Change, Impairment, Link
+from .impairment import STREAM_FIELDS, Change, Impairment, Link
 from . import impairment_entry, spec
 from .fieldtypes import Checker
 
 KEYS = ("loss", "loss-correlation", "gemodel", "delay", "jitter", "duplicate", "corrupt",
-        "reorder", "rate", "queue")
+        "reorder", "rate", "queue") + tuple(f.key.replace("_", "-") for f in STREAM_FIELDS)
 GEMODEL_PARTS = ("p", "r", "one_minus_h", "one_minus_k")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _LINK_AT_START = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(<->|->)\s*([A-Za-z0-9_.-]+)(.*)$", re.S)

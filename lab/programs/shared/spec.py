@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
+from .impairment import STREAM_FIELDS
 from .topology import DEFAULT_PORT, HOST_NAME, MAX_CLIENTS, Limits
 from . import units
 from .fieldtypes import (INVALID, AnyOf, Boolean, Checker, Choice, Decimal, Duration, Field, Integer, ListOf,
@@ -233,6 +234,22 @@ IMPAIRMENT_FIELDS: Dict[str, Field] = {
     "queue": Field(Integer(minimum=1), "Packets the rate limiter may queue before dropping "
                                        "(needs rate)."),
 }
+
+# -- stream faults (issue 19): declared in impairment.STREAM_FIELDS, typed here -----------
+def _stream_type(value: str, minimum: float, maximum):
+    if value == "bytes":
+        return Integer(minimum=int(minimum), maximum=None if maximum is None else int(maximum))
+    if value == "size":
+        return Size(minimum=int(minimum))
+    if value == "duration":
+        return Duration()
+    return Percent(low=minimum, high=100.0 if maximum is None else maximum)
+
+
+IMPAIRMENT_FIELDS.update({f.key: Field(_stream_type(f.value, f.minimum, f.maximum), f.help)
+                          for f in STREAM_FIELDS})
+# -- end of stream faults -----------------------------------------------------------------
+
 IMPAIRMENT = Record("The impairment of one link (or both directions with '<->'); "
                     "every field left out means 'none'.", IMPAIRMENT_FIELDS, title="an impairment")
 

@@ -1,4 +1,4 @@
-"""The NFQUEUE engine without a kernel: netlink packing and parsing, the per-packet
+"""The impairer without a kernel: netlink packing and parsing, the per-packet
 decisions (checked against binomial intervals, not magic numbers), and the scheduling of
 held packets with a fake socket and clock."""
 
@@ -9,9 +9,11 @@ import struct
 
 import pytest
 
-from lab.programs import nfq_engine as nfq
-from lab.programs.nfq_engine import (CorrelatedLoss, Engine, GilbertElliottLoss, LinkConfig,
-                                     LinkImpairer, link_rng)
+from lab.programs import impairer_decisions as decisions
+from lab.programs import nfqueue
+from lab.programs.impairer import Impairer as Engine
+from lab.programs.impairer_decisions import (CorrelatedLoss, GilbertElliottLoss, LinkConfig,
+                                             LinkImpairer, link_rng)
 
 N = 20_000
 
@@ -53,7 +55,7 @@ def assert_share(count: int, n: int, percent: float, inflation: float = 1.0):
 
 
 def impairer(seed=1, **fields):
-    return LinkImpairer(LinkConfig(queue=0, **fields), random.Random(seed))
+    return LinkImpairer(LinkConfig.of(queue=0, **fields), random.Random(seed))
 
 
 def test_binomial_interval_agrees_with_the_normal_approximation():
@@ -116,12 +118,12 @@ def test_gilbert_elliott_losses_by_state():
 
 
 def test_config_picks_the_loss_model():
-    assert isinstance(LinkConfig(queue=0, loss=5).loss_model(), nfq.BernoulliLoss)
-    assert isinstance(LinkConfig(queue=0, loss=5, loss_correlation=9).loss_model(),
+    assert isinstance(LinkConfig.of(queue=0, loss=5).loss_model(), decisions.BernoulliLoss)
+    assert isinstance(LinkConfig.of(queue=0, loss=5, loss_correlation=9).loss_model(),
                       CorrelatedLoss)
-    assert isinstance(LinkConfig(queue=0, gemodel={"p": 1, "r": 9}).loss_model(),
+    assert isinstance(LinkConfig.of(queue=0, gemodel={"p": 1, "r": 9}).loss_model(),
                       GilbertElliottLoss)
-    assert isinstance(LinkConfig(queue=0).loss_model(), nfq.NoLoss)
+    assert isinstance(LinkConfig.of(queue=0).loss_model(), decisions.NoLoss)
 
 
 # -- delay, jitter, reorder, duplicate, corrupt ---------------------------------------------
@@ -178,7 +180,7 @@ def test_flip_random_bit_changes_one_bit_after_the_ip_header():
     packet = bytes([0x45]) + bytes(19) + bytes(range(40))  # IPv4, IHL 5 -> 20-byte header
     rng = random.Random(6)
     for _ in range(200):
-        damaged = nfq.flip_random_bit(packet, rng)
+        damaged = decisions.flip_random_bit(packet, rng)
         assert damaged[:20] == packet[:20]
         diff = [a ^ b for a, b in zip(packet, damaged)]
         assert sum(bin(d).count("1") for d in diff) == 1
@@ -186,7 +188,7 @@ def test_flip_random_bit_changes_one_bit_after_the_ip_header():
 
 def test_same_seed_same_decisions_per_link():
     def run(seed, queue):
-        link = LinkImpairer(LinkConfig(queue=queue, loss=20, delay_ms=10, jitter_ms=5,
+        link = LinkImpairer(LinkConfig.of(queue=queue, loss=20, delay_ms=10, jitter_ms=5,
                                        reorder=10), link_rng(seed, queue))
         return [link.decide() for _ in range(500)]
     assert run(7, 0) == run(7, 0)
@@ -204,21 +206,23 @@ def write_config(tmp_path, data):
 
 
 def test_load_config(tmp_path):
-    path = write_config(tmp_path, {"version": 1, "queue_maxlen": 500, "links": [
-        {"queue": 3, "link": "a->b", "delay_ms": 10, "loss": None}]})
-    maxlen, links = nfq.load_config(path)
-    assert maxlen == 500 and links == {3: LinkConfig(queue=3, link="a->b", delay_ms=10)}
+    path = write_config(tmp_path, {"version": 2, "queue_maxlen": 500, "links": [
+        {"queue": 3, "link": "a->b", "impairment": {"delay_ms": 10, "loss": None}}]})
+    maxlen, links = decisions.load_config(path)
+    assert maxlen == 500 and links == {3: LinkConfig.of(queue=3, link="a->b", delay_ms=10)}
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"version": 2, "links": []}, "unsupported config version"),
-    ({"version": 1, "links": [{"queue": 0, "latency": 5}]}, "unknown field.*latency"),
-    ({"version": 1, "links": [{"queue": 0}, {"queue": 0}]}, "appears twice"),
-    ({"version": 1, "links": [{"queue": 0, "loss": 120}]}, "loss must be 0..100"),
+    ({"version": 1, "links": []}, "unsupported config version"),
+    ({"version": 2, "links": [{"queue": 0, "latency": 5}]}, "unknown field.*latency"),
+    ({"version": 2, "links": [{"queue": 0, "impairment": {"latency": 5}}]}, "unknown impairment field.*latency"),
+    ({"version": 2, "links": [{"queue": 0}, {"queue": 0}]}, "appears twice"),
+    ({"version": 2, "links": [{"queue": 0, "impairment": {"loss": 120}}]}, "loss must be a percentage"),
+    ({"version": 2, "links": [{"queue": 0, "impairment": {"segment": 0}}]}, "segment must be between 1"),
 ])
 def test_bad_config_is_an_error(tmp_path, data, message):
     with pytest.raises(ValueError, match=message):
-        nfq.load_config(write_config(tmp_path, data))
+        decisions.load_config(write_config(tmp_path, data))
 
 
 def test_plan_engine_config_loads(tmp_path):
@@ -229,8 +233,8 @@ def test_plan_engine_config_loads(tmp_path):
     p = plan({Link("a", "b"): Impairment(gemodel=GilbertElliott(p=1), delay_ms=5, jitter_ms=1,
                                          reorder=5, duplicate=1, corrupt=1)},
              {"a": "eth0", "b": "eth1"}, caps)
-    _, links = nfq.load_config(write_config(tmp_path, p.impairer_config))
-    assert links[0].gemodel == {"p": 1, "r": 99, "one_minus_h": 100.0, "one_minus_k": 0.0}
+    _, links = decisions.load_config(write_config(tmp_path, p.impairer_config))
+    assert links[0].impairment.gemodel.to_dict() == {"p": 1, "r": 99, "one_minus_h": 100.0, "one_minus_k": 0.0}
     assert links[0].loss_model().lost(random.Random(0)) in (True, False)
 
 
@@ -238,76 +242,76 @@ def test_plan_engine_config_loads(tmp_path):
 
 
 def test_pack_attr_pads_to_four_bytes():
-    assert nfq.pack_attr(10, b"abc") == struct.pack("=HH", 7, 10) + b"abc\0"
-    assert nfq.pack_attr(2, b"12345678") == struct.pack("=HH", 12, 2) + b"12345678"
+    assert nfqueue.pack_attr(10, b"abc") == struct.pack("=HH", 7, 10) + b"abc\0"
+    assert nfqueue.pack_attr(2, b"12345678") == struct.pack("=HH", 12, 2) + b"12345678"
 
 
 def test_verdict_message_layout():
-    msg = nfq.verdict_message(queue=5, packet_id=42, verdict=nfq.NF_ACCEPT)
-    assert msg == (struct.pack("=IHHII", 32, 0x0301, nfq.NLM_F_REQUEST, 0, 0)
+    msg = nfqueue.verdict_message(queue=5, packet_id=42, verdict=nfqueue.NF_ACCEPT)
+    assert msg == (struct.pack("=IHHII", 32, 0x0301, nfqueue.NLM_F_REQUEST, 0, 0)
                    + struct.pack("!BBH", 0, 0, 5)
-                   + struct.pack("=HH", 12, nfq.NFQA_VERDICT_HDR) + struct.pack("!II", 1, 42))
+                   + struct.pack("=HH", 12, nfqueue.NFQA_VERDICT_HDR) + struct.pack("!II", 1, 42))
 
 
 def test_verdict_with_payload_carries_it():
-    msg = nfq.verdict_message(queue=0, packet_id=1, verdict=nfq.NF_ACCEPT, payload=b"\x45xyz")
-    attrs = nfq.parse_attrs(msg, 20)
-    assert attrs[nfq.NFQA_PAYLOAD] == b"\x45xyz"
-    assert struct.unpack("!II", attrs[nfq.NFQA_VERDICT_HDR]) == (1, 1)
+    msg = nfqueue.verdict_message(queue=0, packet_id=1, verdict=nfqueue.NF_ACCEPT, payload=b"\x45xyz")
+    attrs = nfqueue.parse_attrs(msg, 20)
+    assert attrs[nfqueue.NFQA_PAYLOAD] == b"\x45xyz"
+    assert struct.unpack("!II", attrs[nfqueue.NFQA_VERDICT_HDR]) == (1, 1)
 
 
 def test_config_messages_layout():
-    bind = nfq.config_command(queue=7, command=nfq.NFQNL_CFG_CMD_BIND, seq=9)
+    bind = nfqueue.config_command(queue=7, command=nfqueue.NFQNL_CFG_CMD_BIND, seq=9)
     length, msg_type, flags, seq, _ = struct.unpack_from("=IHHII", bind)
     assert (length, msg_type, flags, seq) == (len(bind), 0x0302,
-                                              nfq.NLM_F_REQUEST | nfq.NLM_F_ACK, 9)
+                                              nfqueue.NLM_F_REQUEST | nfqueue.NLM_F_ACK, 9)
     assert struct.unpack_from("!BBH", bind, 16) == (0, 0, 7)
-    assert nfq.parse_attrs(bind, 20) == {nfq.NFQA_CFG_CMD: bytes([1, 0, 0, 2])}  # AF_INET=2
-    params = nfq.parse_attrs(nfq.config_copy_packet(queue=7, maxlen=1000, seq=10), 20)
-    assert params[nfq.NFQA_CFG_PARAMS] == struct.pack("!IB", 0xFFFF, nfq.NFQNL_COPY_PACKET)
-    assert params[nfq.NFQA_CFG_QUEUE_MAXLEN] == struct.pack("!I", 1000)
-    assert params[nfq.NFQA_CFG_FLAGS] == struct.pack("!I", 0)  # GSO packets cut into segments
-    assert params[nfq.NFQA_CFG_MASK] == struct.pack("!I", nfq.NFQA_CFG_F_GSO)
+    assert nfqueue.parse_attrs(bind, 20) == {nfqueue.NFQA_CFG_CMD: bytes([1, 0, 0, 2])}  # AF_INET=2
+    params = nfqueue.parse_attrs(nfqueue.config_copy_packet(queue=7, maxlen=1000, seq=10), 20)
+    assert params[nfqueue.NFQA_CFG_PARAMS] == struct.pack("!IB", 0xFFFF, nfqueue.NFQNL_COPY_PACKET)
+    assert params[nfqueue.NFQA_CFG_QUEUE_MAXLEN] == struct.pack("!I", 1000)
+    assert params[nfqueue.NFQA_CFG_FLAGS] == struct.pack("!I", 0)  # GSO packets cut into segments
+    assert params[nfqueue.NFQA_CFG_MASK] == struct.pack("!I", nfqueue.NFQA_CFG_F_GSO)
 
 
 def test_whole_packets_only_where_no_decision_needs_segments_or_payload():
-    whole = nfq.parse_attrs(nfq.config_copy_packet(queue=7, maxlen=1000, seq=10, whole=True), 20)
-    assert whole[nfq.NFQA_CFG_PARAMS] == struct.pack("!IB", 0, nfq.NFQNL_COPY_META)
-    assert whole[nfq.NFQA_CFG_FLAGS] == struct.pack("!I", nfq.NFQA_CFG_F_GSO)
-    assert nfq.LinkConfig(queue=0, delay_ms=1, jitter_ms=0.5, reorder=10).whole_packets
-    assert nfq.LinkConfig(queue=0, partition=True).whole_packets
+    whole = nfqueue.parse_attrs(nfqueue.config_copy_packet(queue=7, maxlen=1000, seq=10, whole=True), 20)
+    assert whole[nfqueue.NFQA_CFG_PARAMS] == struct.pack("!IB", 0, nfqueue.NFQNL_COPY_META)
+    assert whole[nfqueue.NFQA_CFG_FLAGS] == struct.pack("!I", nfqueue.NFQA_CFG_F_GSO)
+    assert decisions.LinkConfig.of(queue=0, delay_ms=1, jitter_ms=0.5, reorder=10).whole_packets
+    assert decisions.LinkConfig.of(queue=0, partition=True).whole_packets
     for per_segment in ({"loss": 1}, {"gemodel": {"p": 1, "r": 30}}, {"duplicate": 1},
                         {"corrupt": 1}):
-        assert not nfq.LinkConfig(queue=0, delay_ms=1, **per_segment).whole_packets
+        assert not decisions.LinkConfig.of(queue=0, delay_ms=1, **per_segment).whole_packets
 
 
 def kernel_packet(queue: int, packet_id: int, payload: bytes, seq: int = 0) -> bytes:
     """A NFQNL_MSG_PACKET as the kernel builds it (7-byte packet header, padded)."""
-    attrs = (nfq.pack_attr(nfq.NFQA_PACKET_HDR, struct.pack("!IHB", packet_id, 0x0800, 2))
-             + nfq.pack_attr(5, struct.pack("!I", 3))  # NFQA_IFINDEX_INDEV, which we skip
-             + nfq.pack_attr(nfq.NFQA_PAYLOAD, payload))
+    attrs = (nfqueue.pack_attr(nfqueue.NFQA_PACKET_HDR, struct.pack("!IHB", packet_id, 0x0800, 2))
+             + nfqueue.pack_attr(5, struct.pack("!I", 3))  # NFQA_IFINDEX_INDEV, which we skip
+             + nfqueue.pack_attr(nfqueue.NFQA_PAYLOAD, payload))
     body = struct.pack("!BBH", 2, 0, queue) + attrs
     return struct.pack("=IHHII", 16 + len(body), 0x0300, 0, seq, 0) + body
 
 
 def test_parse_packet_from_a_kernel_message():
-    ((msg_type, seq, body),) = list(nfq.iter_messages(kernel_packet(4, 77, b"\x45payload")))
+    ((msg_type, seq, body),) = list(nfqueue.iter_messages(kernel_packet(4, 77, b"\x45payload")))
     assert msg_type == 0x0300 and seq == 0
-    packet = nfq.parse_packet(body)
+    packet = nfqueue.parse_packet(body)
     assert (packet.queue, packet.packet_id, packet.payload) == (4, 77, b"\x45payload")
 
 
 def test_iter_messages_walks_several_and_rejects_truncation():
     data = kernel_packet(0, 1, b"a") + kernel_packet(0, 2, b"bb")
-    ids = [nfq.parse_packet(body).packet_id for _, _, body in nfq.iter_messages(data)]
+    ids = [nfqueue.parse_packet(body).packet_id for _, _, body in nfqueue.iter_messages(data)]
     assert ids == [1, 2]
     with pytest.raises(ValueError, match="truncated"):
-        list(nfq.iter_messages(data[:-3]))
+        list(nfqueue.iter_messages(data[:-3]))
 
 
 def test_parse_error():
-    assert nfq.parse_error(struct.pack("=i", -16) + bytes(16)) == 16  # EBUSY
-    assert nfq.parse_error(struct.pack("=i", 0) + bytes(16)) == 0
+    assert nfqueue.parse_error(struct.pack("=i", -16) + bytes(16)) == 16  # EBUSY
+    assert nfqueue.parse_error(struct.pack("=i", 0) + bytes(16)) == 0
 
 
 # -- the engine's scheduling, with a fake socket and clock ----------------------------------
@@ -316,9 +320,13 @@ def test_parse_error():
 class FakeSocket:
     def __init__(self):
         self.sent = []
+        self.blocking = True
 
     def setblocking(self, flag):
-        pass
+        self.blocking = flag
+
+    def getblocking(self):
+        return self.blocking
 
     def send(self, data):
         self.sent.append(bytes(data))
@@ -333,28 +341,28 @@ class FakeSocket:
         """The kernel's acknowledgement of the last config message sent."""
         (seq,) = struct.unpack_from("=I", self.sent[-1], 8)
         body = struct.pack("=i", 0) + self.sent[-1][:16]
-        return struct.pack("=IHHII", 16 + len(body), nfq.NLMSG_ERROR, 0, seq, 0) + body
+        return struct.pack("=IHHII", 16 + len(body), nfqueue.NLMSG_ERROR, 0, seq, 0) + body
 
     def config_commands(self):
         """(queue, command) for each bind/unbind sent, in order."""
         out = []
         for datagram in self.sent:
-            for msg_type, _, body in nfq.iter_messages(datagram):
-                attrs = nfq.parse_attrs(body, 4)
-                if msg_type == 0x0302 and nfq.NFQA_CFG_CMD in attrs:
-                    out.append((struct.unpack_from("!H", body, 2)[0], attrs[nfq.NFQA_CFG_CMD][0]))
+            for msg_type, _, body in nfqueue.iter_messages(datagram):
+                attrs = nfqueue.parse_attrs(body, 4)
+                if msg_type == 0x0302 and nfqueue.NFQA_CFG_CMD in attrs:
+                    out.append((struct.unpack_from("!H", body, 2)[0], attrs[nfqueue.NFQA_CFG_CMD][0]))
         return out
 
     def verdicts(self):
         """(packet id, verdict, payload) for every verdict sent so far, in order."""
         out = []
         for datagram in self.sent:
-            for msg_type, _, body in nfq.iter_messages(datagram):
+            for msg_type, _, body in nfqueue.iter_messages(datagram):
                 if msg_type != 0x0301:  # config messages
                     continue
-                attrs = nfq.parse_attrs(body, 4)
-                verdict, packet_id = struct.unpack("!II", attrs[nfq.NFQA_VERDICT_HDR])
-                out.append((packet_id, verdict, attrs.get(nfq.NFQA_PAYLOAD)))
+                attrs = nfqueue.parse_attrs(body, 4)
+                verdict, packet_id = struct.unpack("!II", attrs[nfqueue.NFQA_VERDICT_HDR])
+                out.append((packet_id, verdict, attrs.get(nfqueue.NFQA_PAYLOAD)))
         return out
 
 
@@ -368,11 +376,11 @@ def engine():
 
 
 def set_link(engine, **fields):
-    engine.links[0] = LinkImpairer(LinkConfig(queue=0, **fields), random.Random(2))
+    engine.links[0] = LinkImpairer(LinkConfig.of(queue=0, **fields), random.Random(2))
 
 
 def feed(engine, packet_id, payload=b"\x45" + bytes(27)):
-    ((msg_type, seq, body),) = list(nfq.iter_messages(kernel_packet(0, packet_id, payload)))
+    ((msg_type, seq, body),) = list(nfqueue.iter_messages(kernel_packet(0, packet_id, payload)))
     engine._handle(msg_type, seq, body)
 
 
@@ -408,7 +416,7 @@ def test_dropped_packets_get_a_drop_verdict(engine):
     set_link(engine, partition=True)
     feed(engine, 9)
     engine.flush()
-    assert engine.sock.verdicts() == [(9, nfq.NF_DROP, None)]
+    assert engine.sock.verdicts() == [(9, nfqueue.NF_DROP, None)]
 
 
 def test_corrupted_packets_are_accepted_with_a_new_payload(engine):
@@ -417,7 +425,7 @@ def test_corrupted_packets_are_accepted_with_a_new_payload(engine):
     feed(engine, 5, payload)
     engine.flush()
     ((packet_id, verdict, new),) = engine.sock.verdicts()
-    assert (packet_id, verdict) == (5, nfq.NF_ACCEPT)
+    assert (packet_id, verdict) == (5, nfqueue.NF_ACCEPT)
     assert len(new) == len(payload) and new != payload and new[:20] == payload[:20]
 
 
@@ -427,7 +435,7 @@ def test_duplicates_go_out_through_the_raw_socket(engine):
     payload = b"\x45" + bytes(11) + bytes([10, 88, 1, 3, 10, 88, 2, 10]) + b"data"
     feed(engine, 6, payload)
     engine.flush()
-    assert engine.sock.verdicts() == [(6, nfq.NF_ACCEPT, None)]
+    assert engine.sock.verdicts() == [(6, nfqueue.NF_ACCEPT, None)]
     assert engine.raw.sent == [(payload, ("10.88.2.10", 0))]
 
 
@@ -442,12 +450,12 @@ def test_shutdown_releases_everything_held(engine):
 
 
 def test_refused_verdicts_are_counted(engine):
-    engine._handle(nfq.NLMSG_ERROR, 0, struct.pack("=i", -2) + bytes(16))
+    engine._handle(nfqueue.NLMSG_ERROR, 0, struct.pack("=i", -2) + bytes(16))
     assert engine.stats()["verdict_errors"] == {"ENOENT": 1}
 
 
 def test_duplicates_on_a_shaped_link_get_its_tc_class_as_priority(engine):
-    engine.links[0] = LinkImpairer(LinkConfig(queue=0, duplicate=100, skb_priority=0x10010),
+    engine.links[0] = LinkImpairer(LinkConfig.of(queue=0, duplicate=100, skb_priority=0x10010),
                                    random.Random(2))
     engine.raw = FakeSocket()
     payload = b"\x45" + bytes(11) + bytes([10, 88, 1, 3, 10, 88, 2, 10]) + b"data"
@@ -458,23 +466,32 @@ def test_duplicates_on_a_shaped_link_get_its_tc_class_as_priority(engine):
 
 
 def test_reload_binds_new_queues_unbinds_old_ones_and_releases_what_they_hold(engine):
-    bind, unbind = nfq.NFQNL_CFG_CMD_BIND, nfq.NFQNL_CFG_CMD_UNBIND
-    engine.apply_config(100, {0: LinkConfig(queue=0, link="a->b", delay_ms=1000),
-                              1: LinkConfig(queue=1, link="b->a", loss=5)})
+    bind, unbind = nfqueue.NFQNL_CFG_CMD_BIND, nfqueue.NFQNL_CFG_CMD_UNBIND
+    engine.apply_config(100, {0: LinkConfig.of(queue=0, link="a->b", delay_ms=1000),
+                              1: LinkConfig.of(queue=1, link="b->a", loss=5)})
     assert engine.sock.config_commands() == [(0, bind), (1, bind)]
     feed(engine, 7)  # held for a second on queue 0
     engine.links[1].counters.seen = 3
     engine.sock.sent.clear()
-    engine.apply_config(100, {1: LinkConfig(queue=1, link="b->a", loss=9),
-                              2: LinkConfig(queue=2, link="a->c")})
-    assert engine.sock.verdicts()[0] == (7, nfq.NF_ACCEPT, None)  # released, not lost
+    engine.apply_config(100, {1: LinkConfig.of(queue=1, link="b->a", loss=9),
+                              2: LinkConfig.of(queue=2, link="a->c")})
+    assert engine.sock.verdicts()[0] == (7, nfqueue.NF_ACCEPT, None)  # released, not lost
     assert engine.sock.config_commands() == [(0, unbind), (2, bind)]
     assert sorted(engine.links) == [1, 2] and not engine.heap
-    assert engine.links[1].config.loss == 9 and engine.links[1].counters.seen == 3
+    assert engine.links[1].config.impairment.loss == 9 and engine.links[1].counters.seen == 3
 
 
 def test_reload_resets_counters_when_a_queue_serves_another_link(engine):
-    engine.apply_config(100, {0: LinkConfig(queue=0, link="a->b")})
+    engine.apply_config(100, {0: LinkConfig.of(queue=0, link="a->b")})
     engine.links[0].counters.seen = 3
-    engine.apply_config(100, {0: LinkConfig(queue=0, link="b->a")})
+    engine.apply_config(100, {0: LinkConfig.of(queue=0, link="b->a")})
     assert engine.links[0].counters.seen == 0
+
+
+def test_a_flush_while_reading_a_batch_leaves_the_socket_non_blocking(engine):
+    # the router sends what it made (a piece, a reset) mid-batch, flushing verdicts
+    # first; the batch's next read must still not block
+    engine.sock.setblocking(False)
+    engine._verdict(0, 1, nfqueue.NF_ACCEPT)
+    engine.flush()
+    assert engine.sock.sent and not engine.sock.getblocking()

@@ -103,8 +103,16 @@ def run_one(path: Path, tmp: Path, tag: str, procs: list) -> dict:
 
 
 def play(paths: list[Path], at_once: int, tmp: Path, tag: str, procs: list) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
+    pool = ThreadPoolExecutor(max_workers=at_once)
+    try:
         return list(pool.map(lambda ip: run_one(ip[1], tmp, f"{tag}-{ip[0]}", procs), enumerate(paths)))
+    except KeyboardInterrupt:
+        for proc in procs:        # each `lab run` tears its lab down on SIGTERM
+            if proc.poll() is None:
+                proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def summarize(paths: list[Path], reference: list[dict], loaded: list[dict]) -> list[dict]:

@@ -140,6 +140,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         _collect(scenario, player, router, lab, folder, report, counters)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
+        if player is not None:
+            player.remove_release_files()   # also after Ctrl-C, which skips finish()
         if opts.keep:
             say(f"--keep: lab {report.lab} stays up (impairments in place); `lab down {report.lab}` removes it")
         else:
@@ -319,9 +321,14 @@ class StepPlayer:
             if not proc.wait(10):
                 proc.signal("KILL")
                 proc.wait(10)
+        self.remove_release_files()
+        self.log("all steps ended")
+
+    def remove_release_files(self) -> None:
+        """The start barrier's files in the shared folder: nothing of the run stays in /work."""
         for path in self._release_files:
             path.unlink(missing_ok=True)
-        self.log("all steps ended")
+        self._release_files = []
 
     def results(self) -> dict[str, dict[str, dict]]:
         out: dict[str, dict[str, dict]] = {}

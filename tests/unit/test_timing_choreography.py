@@ -147,14 +147,15 @@ def test_step_exec_holds_until_the_release_file_exists(tmp_path):
 
 
 def test_step_exec_ends_what_its_step_left_running(tmp_path):
-    proc = run_step_exec(tmp_path, "--", "sh", "-c", "sleep 300 & sleep 300 & echo started")
+    mine = f"sleep 300.{os.getpid()}"     # a command line no other process on the machine has
+    proc = run_step_exec(tmp_path, "--", "sh", "-c", f"{mine} & {mine} & echo started")
     out, err = proc.communicate(timeout=30)
     status = status_of(err)
     assert out == "started\n" and status["exit_code"] == 0
     assert status["leftovers"] == 2
-    # and they are gone: no `sleep 300` of ours is left
+    # and they are gone
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "sleep 300" not in ps
+    assert mine not in ps
 
 
 def test_group_members_reads_the_group_from_proc():

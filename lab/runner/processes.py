@@ -183,6 +183,11 @@ class StepProcess:
         """The `ready` text appeared on stdout or stderr (also if it was not kept)."""
         return self._ready.seen or self._ready_err.seen
 
+    def hold_at(self, release: str, in_program: bool = False) -> None:
+        """Start held at the start barrier until the file `release` exists (before start())."""
+        self.hold, self.hold_in_program = release, in_program
+        self._held = TextWatch(HELD_MARK)
+
     @property
     def held(self) -> bool:
         """Holding at the start barrier (or not held at all)."""

@@ -5,17 +5,17 @@ verdicts must not ride on how long a `docker exec` takes (issue 16)."""
 import json
 import os
 import subprocess
+from pathlib import Path
 
-from conftest import LAB, ROOT
-
+ROOT = Path(__file__).resolve().parents[2]
 REWORKED = [ROOT / "scenarios" / f"{name}.yaml"
             for name in ("iterative-vs-concurrent", "port-conflicts", "partition-and-heal")]
 AT_ONCE = 2
 
 
-def test_reworked_scenarios_pass_beside_a_cpu_hog_and_each_other(tmp_path, cpu_hogs):
+def test_reworked_scenarios_pass_beside_a_cpu_hog_and_each_other(tmp_path, cpu_hogs, lab_exe):
     cpu_hogs(1)
-    runs = [subprocess.Popen([str(LAB), "run", *map(str, REWORKED), "--json", "--runs-dir",
+    runs = [subprocess.Popen([str(lab_exe), "run", *map(str, REWORKED), "--json", "--runs-dir",
                               str(tmp_path / f"runs{i}"), "--work", str(tmp_path / f"work{i}")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
             for i in range(AT_ONCE)]

@@ -9,6 +9,7 @@ import argparse
 import errno
 import contextlib
 import json
+import os
 import platform
 import signal
 import socket
@@ -42,12 +43,41 @@ _print_lock = threading.Lock()
 def setup_process():
     """Common start of every program: line-buffered stdout (the programs run
     under `docker exec` without a TTY and their lines are read live, so block
-    buffering would hide them) and a working Ctrl-C."""
+    buffering would hide them), a working Ctrl-C, and the start barrier: under
+    step-exec --hold-in-program (SOCKETLAB_HOLD set), hold here, after Python's
+    start-up and imports, until the runner releases every host at once."""
     try:
         sys.stdout.reconfigure(line_buffering=True)
     except (AttributeError, ValueError):
         pass
     restore_sigint()
+    release = os.environ.pop(HOLD_ENV, None)
+    if release:
+        hold_until(release)
+
+
+HOLD_ENV = "SOCKETLAB_HOLD"
+HELD_MARK = "SOCKETLAB-HELD"     # step-exec's own word for it too (lab/programs/step_exec.py)
+HOLD_POLL_S = 0.002
+HOLD_LIMIT_S = 600.0
+
+
+def hold_until(path, limit=HOLD_LIMIT_S):
+    """Say held on stderr, then wait until the file `path` exists (the release)."""
+    sys.stderr.write(HELD_MARK + "\n")
+    sys.stderr.flush()
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            sys.stderr.write("never released: %s\n" % path)
+            sys.exit(125)
+        time.sleep(HOLD_POLL_S)   # a file another host creates: no event crosses hosts
+
+
+def wall_clock():
+    """This host's clock (seconds since the epoch, to the microsecond): the hosts of a lab
+    share the kernel's clock, so their timestamps compare across hosts."""
+    return round(time.time(), 6)
 
 
 def emit_line(text):
@@ -181,6 +211,7 @@ def client_result(program, args, **extra):
         "remote": None, "remote_address": None, "remote_port": None,
         "sent": None, "sent_bytes": 0, "received": None, "received_bytes": 0,
         "connect_ms": None, "rtt_ms": None, "error": None, "message": None,
+        "started_at": None, "ended_at": None,
     }
     result.update(extra)
     return result
@@ -354,6 +385,7 @@ def run_client(args, result, exchange, print_human=None):
     """Run exchange(args, result), turn failures into result["error"], print
     the result (one JSON line, or print_human's text) and return the exit
     status: 0 when error is null, 1 otherwise, 130 after Ctrl-C."""
+    result["started_at"] = wall_clock()
     try:
         exchange(args, result)
     except KeyboardInterrupt:
@@ -362,6 +394,7 @@ def run_client(args, result, exchange, print_human=None):
         result["error"], result["message"] = "EOF", str(exc) or "no input"
     except OSError as exc:
         set_error(result, exc)
+    result["ended_at"] = wall_clock()
     if print_human is None or getattr(args, "json", False):
         emit_json(result)
     else:

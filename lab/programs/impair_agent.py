@@ -66,6 +66,7 @@ def backend_caps(caps: Capabilities, backend: Optional[str]) -> Capabilities:
 def _empty() -> dict:
     return {"state": [], "plan": None, "options": {}, "dirty": False, "engine": None,
             "generation": 0, "death_reported": False, "default_qdiscs": None,
+            "engine_carried": {},   # per link, the final counters of engines stopped so far
             }
 
 
@@ -185,7 +186,7 @@ class Agent:
         if not new.needs_impairer and self.data["engine"] is not None:
             info, self.data["engine"] = self.data["engine"], None
             self.save()
-            stopped.append(engine.stop(info, ENGINE_TIMEOUT_S))
+            stopped.append(self._carry(engine.stop(info, ENGINE_TIMEOUT_S)))
         self.save()
         return {**self.show(), "stopped_engines": stopped}
 
@@ -212,7 +213,7 @@ class Agent:
         if info is not None:
             if engine.alive(info["pid"]):
                 try:
-                    stopped.append(engine.stop(info, ENGINE_TIMEOUT_S))
+                    stopped.append(self._carry(engine.stop(info, ENGINE_TIMEOUT_S)))
                 except engine.EngineError as exc:
                     died = exc
             elif not self.data["death_reported"]:
@@ -300,7 +301,14 @@ class Agent:
             stats = engine.stats(info, ENGINE_TIMEOUT_S, self._links_of_engine())
         partitioned = [str(link) for link, imp in self.state.items() if imp.partition]
         return router_counters.read(self.ifnames, stats, self.data.get("backends", {}),
-                                    [tuple(q) for q in self.data.get("tc_qdiscs", [])], partitioned)
+                                    [tuple(q) for q in self.data.get("tc_qdiscs", [])], partitioned,
+                                    self.data["engine_carried"])
+
+    def _carry(self, final: dict) -> dict:
+        """Keep a stopped engine's final counters, so the counters go on from them."""
+        from lab.programs import router_counters
+        self.data["engine_carried"] = router_counters.carry(self.data["engine_carried"], final)
+        return final
 
 
 def _write_json(path: str, data) -> None:

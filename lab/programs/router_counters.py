@@ -5,7 +5,9 @@ kernel or engine counter.
 * forwarded packets/bytes: an accounting table (``ip socketlab_account``) counts, in
   postrouting, what each link hands to its egress interface (after nftables' drops and
   the engine's verdicts, before the egress qdisc).  Created on first use and kept, so
-  counters only grow; a reader takes differences.
+  counters only grow; a reader takes differences.  Forwarded packets are what left the
+  router: the egress qdiscs' drops (netem's loss, a full rate-limit queue) are taken off
+  (forwarded bytes are not: tc counts no dropped bytes).
 * dropped by partition / by loss, duplicated: the counter of each impairment rule in
   ``ip socketlab`` (backends.py names each rule "KIND LINK" in its comment).
 * dropped by the queue: the drops of the link's own tc qdiscs (``tc -s``; with netem
@@ -14,7 +16,8 @@ kernel or engine counter.
   corrupted), and what the kernel dropped in front of it (its NFQUEUE queue or netlink
   socket full: ``dropped_engine_queue``), and what it made for the stream kinds: pieces
   of re-segmented TCP segments, connections reset (an RST made to each end),
-  connections black-holed.
+  connections black-holed; plus the final counters of every engine stopped before it
+  (a change that needed none), per link (``carry``), so a restart does not count from zero.
 * fragments: the kernel's ``Ip: FragCreates`` (/proc/net/snmp), the fragments the
   router made for ``mtu``.  The kernel counts them for the whole router, so they are
   shown on the links whose mtu it applies (each of them, if several).
@@ -39,6 +42,33 @@ def grown(now: int, then: int) -> int:
     """How much a counter grew between two readings. One that went down was replaced
     (its rule or engine restarted with a change) and counts from zero again."""
     return now - then if now >= then else now
+
+
+ENGINE_FIELDS = ("dropped", *IMPAIRER_FIELDS, "dropped_engine_queue")
+
+
+def engine_link_counts(stats: Optional[dict]) -> Dict[str, Dict[str, int]]:
+    """An engine's stats (or exit line) as counts per link: ENGINE_FIELDS."""
+    out: Dict[str, Dict[str, int]] = {}
+    kernel = (stats or {}).get("kernel") or {}
+    for number, queue in ((stats or {}).get("queues") or {}).items():
+        row = out.setdefault(queue.get("link"), dict.fromkeys(ENGINE_FIELDS, 0))
+        for name in ENGINE_FIELDS[:-1]:
+            row[name] += int(queue.get(name, 0))
+        in_front = kernel.get(str(number)) if isinstance(kernel.get(str(number)), dict) else {}
+        row["dropped_engine_queue"] += (int(in_front.get("queue_full_dropped", 0))
+                                        + int(in_front.get("socket_full_dropped", 0)))
+    return out
+
+
+def carry(carried: Dict[str, Dict[str, int]], final: Optional[dict]) -> Dict[str, Dict[str, int]]:
+    """The counts of engines stopped so far, with a stopped engine's final counters added."""
+    out = {link: dict(row) for link, row in carried.items()}
+    for link, row in engine_link_counts(final).items():
+        mine = out.setdefault(link, dict.fromkeys(ENGINE_FIELDS, 0))
+        for name, value in row.items():
+            mine[name] = mine.get(name, 0) + value
+    return out
 
 
 def _run(argv, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
@@ -110,7 +140,7 @@ def _router_fragments() -> int:
 
 
 def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[str, Dict[str, str]],
-         tc_qdiscs=(), partitioned=()) -> dict:
+         tc_qdiscs=(), partitioned=(), carried: Optional[Dict[str, Dict[str, int]]] = None) -> dict:
     """{"time": seconds (monotonic), "links": {link: {field: count}}} for every directed link."""
     ensure_accounting(ifnames)
     now = time.monotonic()
@@ -131,19 +161,18 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
             row["duplicated"] = impaired.get(f"duplicate {link}", {}).get("packets", 0)
             row["dropped_queue"] = sum(drops.get((dev, handle), 0)
                                        for owner, dev, handle in tc_qdiscs if owner == link)
+            row["forwarded_packets"] = max(0, row["forwarded_packets"] - row["dropped_queue"])
             links[link] = row
-    kernel = (engine_stats or {}).get("kernel") or {}
-    for number, queue in ((engine_stats or {}).get("queues") or {}).items():
-        row = links.get(queue.get("link"))
-        if row is None:
-            continue
-        in_front = kernel.get(str(number)) or {}
-        row["dropped_engine_queue"] += (int(in_front.get("queue_full_dropped", 0))
-                                        + int(in_front.get("socket_full_dropped", 0)))
-        cut = queue["link"] in partitioned
-        row["dropped_partition" if cut else "dropped_loss"] += queue.get("dropped", 0)
-        for name in IMPAIRER_FIELDS:
-            row[name] += queue.get(name, 0)
+    for source in (engine_link_counts(engine_stats), carried or {}):
+        for link, counts in source.items():
+            row = links.get(link)
+            if row is None:
+                continue
+            row["dropped_engine_queue"] += counts.get("dropped_engine_queue", 0)
+            cut = link in partitioned
+            row["dropped_partition" if cut else "dropped_loss"] += counts.get("dropped", 0)
+            for name in IMPAIRER_FIELDS:
+                row[name] += counts.get(name, 0)
     mtu_links = [link for link, kinds in (backends or {}).items() if "mtu" in kinds and link in links]
     if mtu_links:
         made = _router_fragments()

@@ -1,11 +1,22 @@
 """Run one scenario step's command on a lab host and report how it ended.
 
-    step-exec --id ID [--timeout SECONDS] -- sh -c COMMAND
+    step-exec --id ID [--timeout SECONDS] [--hold RELEASE [--hold-in-program]] -- sh -c COMMAND
 
 The command runs in its own process group (so stop/kill reach everything it
 started), its output passes straight through, and its group id is written to
 /tmp/socketlab/ID.pgid for `stop`/`kill`. The last line on stderr is
-`SOCKETLAB-STATUS {json}`: exit_code, elapsed (s), timed_out, signal.
+`SOCKETLAB-STATUS {json}`: exit_code, elapsed (s), timed_out, signal, started_at
+(this host's clock, seconds since the epoch, when the command was let go) and
+leftovers (processes of the step's group still alive when its command ended,
+ended by step-exec: a step ends everything it started).
+
+--hold RELEASE: the start barrier. Nothing runs until the file RELEASE exists
+(the runner creates it in the lab's shared folder once every host of the step is
+held, so all are let go at one moment whatever `docker exec` cost). step-exec says
+`SOCKETLAB-HELD` on stderr when it holds. With --hold-in-program the command is
+started at once with SOCKETLAB_HOLD=RELEASE in its environment and the program
+itself holds (the lab's programs do, in common.setup_process, after Python's
+start-up and imports), so the release is not followed by a start-up's delay.
 """
 from __future__ import annotations
 
@@ -20,21 +31,48 @@ from pathlib import Path
 
 STATE_DIR = Path("/tmp/socketlab")
 STATUS_MARK = "SOCKETLAB-STATUS "
+HELD_MARK = "SOCKETLAB-HELD"
+HOLD_ENV = "SOCKETLAB_HOLD"
+HOLD_POLL_S = 0.002        # a stat of the release file: microseconds, so 2 ms costs nothing
+HOLD_LIMIT_S = 600.0       # a release that never comes (the runner died): give up
 GRACE_S = 2.0
+REAP_ROUNDS = 50           # a fork bomb forks while it is killed: kill its group until it is empty
+
+
+def wait_for_release(path: str, limit: float = HOLD_LIMIT_S) -> bool:
+    """Say held, then wait until `path` exists (True) or `limit` passed (False)."""
+    sys.stderr.write(HELD_MARK + "\n")
+    sys.stderr.flush()
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(HOLD_POLL_S)   # polling a file another host creates: no event crosses hosts
+    return True
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="step-exec")
     parser.add_argument("--id", required=True)
     parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--hold", metavar="RELEASE", default=None)
+    parser.add_argument("--hold-in-program", action="store_true")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     pgid_file = STATE_DIR / f"{args.id}.pgid"
+    env = None
+    if args.hold and args.hold_in_program:
+        env = {**os.environ, HOLD_ENV: args.hold}
+    elif args.hold and not wait_for_release(args.hold):
+        _status({"exit_code": 125, "elapsed": 0.0, "timed_out": False, "signal": None,
+                 "started_at": None, "leftovers": 0, "error": "never released"})
+        return 0
 
     started = time.monotonic()
-    child = subprocess.Popen(command, start_new_session=True)
+    started_at = time.time()
+    child = subprocess.Popen(command, start_new_session=True, env=env)
     pgid_file.write_text(str(child.pid))
     # Passed on, so that stopping step-exec itself stops the step too.
     signal.signal(signal.SIGTERM, lambda *_: _signal_group(child.pid, signal.SIGTERM))
@@ -50,13 +88,49 @@ def main(argv=None) -> int:
             _signal_group(child.pid, signal.SIGKILL)
             code = child.wait()
     elapsed = time.monotonic() - started
+    leftovers = end_group(child.pid)
     pgid_file.unlink(missing_ok=True)
-    status = {"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
-              "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None}
+    _status({"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
+             "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None,
+             "started_at": round(started_at, 6), "leftovers": leftovers})
+    return 0
+
+
+def _status(status: dict) -> None:
     sys.stdout.flush()
     sys.stderr.write("\n" + STATUS_MARK + json.dumps(status) + "\n")
     sys.stderr.flush()
-    return 0
+
+
+def group_members(pgid: int, proc: Path = Path("/proc")) -> list[int]:
+    """Pids whose process group is `pgid` (from /proc/PID/stat; field 5 after the name)."""
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue       # gone meanwhile
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def end_group(pgid: int) -> int:
+    """SIGKILL what is left of the step's process group; how many were left."""
+    left = set(group_members(pgid))
+    for _ in range(REAP_ROUNDS):
+        if not left:
+            break
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.01)   # let the kernel reap the killed before looking again
+        now = group_members(pgid)
+        if not now:
+            break
+        left.update(now)
+    return len(left)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .. import engine
 
 STATUS_MARK = "SOCKETLAB-STATUS "
+HELD_MARK = "SOCKETLAB-HELD"     # step-exec or the program holds at the start barrier
 MIB = 1 << 20
 # Bytes kept per host per step (stdout and stderr each get half: its first and last quarter).
 OUTPUT_CAP = int(os.environ.get("SOCKETLAB_OUTPUT_CAP", 8 * MIB))
@@ -101,7 +102,15 @@ class Outcome:
     timed_out: bool = False
     ended_by: str | None = None       # why it ended early: a signal name, "host stopped"
     dropped: int = 0                  # output bytes over the cap, not kept (stdout + stderr)
+    started_at: float | None = None   # the host's clock when the command was let go (step-exec)
+    leftovers: int = 0                # processes of the step still alive at its end, ended by step-exec
     raw: bytes = b""                  # what was kept, as bytes: stdout, then stderr
+
+
+def strip_held(data: bytes) -> bytes:
+    """The output without the start barrier's `SOCKETLAB-HELD` line (one per process)."""
+    line = HELD_MARK.encode() + b"\n"
+    return data.replace(line, b"", 1) if data.startswith(line) or b"\n" + line in data else data
 
 
 def split_status(stderr: str) -> tuple[str, dict | None]:
@@ -133,8 +142,15 @@ def last_json_object(text: str) -> dict:
 def result_of(host: str, outcome: Outcome) -> dict:
     """A host's result for expectations: the program's JSON plus the runner's fields."""
     result = dict(last_json_object(outcome.stdout))
+    # A program's own timestamps (taken around its exchange) are closer than step-exec's.
+    if not isinstance(result.get("started_at"), (int, float)):
+        result["started_at"] = outcome.started_at
+    if not isinstance(result.get("ended_at"), (int, float)):
+        result["ended_at"] = (round(outcome.started_at + outcome.elapsed, 6)
+                              if outcome.started_at is not None and outcome.elapsed is not None else None)
     result.update(exit_code=outcome.exit_code, elapsed=outcome.elapsed, timed_out=outcome.timed_out,
-                  host=host, output=outcome.stdout + outcome.stderr, output_dropped=outcome.dropped)
+                  host=host, output=outcome.stdout + outcome.stderr, output_dropped=outcome.dropped,
+                  leftovers=outcome.leftovers)
     return result
 
 
@@ -149,6 +165,8 @@ class StepProcess:
     ready: str | None = None          # a text to watch for in the output (the step's `ready`)
     cap: int = OUTPUT_CAP
     environment: dict | None = None   # extra environment variables for the command
+    hold: str | None = None           # the start barrier: the release file's path in the host
+    hold_in_program: bool = False     # the command is one of the lab's programs, which holds itself
     outcome: Outcome = field(default_factory=Outcome)
     started_at: float = 0.0           # time.monotonic() on this machine
     ended_at: float = 0.0             # when its output stream ended, on the same clock
@@ -158,11 +176,22 @@ class StepProcess:
         self._out, self._err = HeadTail(self.cap // 2), HeadTail(self.cap - self.cap // 2)
         self._ready = TextWatch(self.ready)
         self._ready_err = TextWatch(self.ready)
+        self._held = TextWatch(HELD_MARK if self.hold else None)
 
     @property
     def ready_seen(self) -> bool:
         """The `ready` text appeared on stdout or stderr (also if it was not kept)."""
         return self._ready.seen or self._ready_err.seen
+
+    def hold_at(self, release: str, in_program: bool = False) -> None:
+        """Start held at the start barrier until the file `release` exists (before start())."""
+        self.hold, self.hold_in_program = release, in_program
+        self._held = TextWatch(HELD_MARK)
+
+    @property
+    def held(self) -> bool:
+        """Holding at the start barrier (or not held at all)."""
+        return self._held.seen
 
     @property
     def pid_file(self) -> str:
@@ -173,6 +202,8 @@ class StepProcess:
         argv = ["step-exec", "--id", self.run_id]
         if self.timeout_s is not None:
             argv += ["--timeout", str(self.timeout_s)]
+        if self.hold:
+            argv += ["--hold", self.hold] + (["--hold-in-program"] if self.hold_in_program else [])
         argv += ["--", "sh", "-c", self.command]
         exec_id = api.exec_create(self.container_id, argv, workdir="/work",
                                   environment=self.environment)["Id"]
@@ -190,6 +221,7 @@ class StepProcess:
                 if err:
                     self._err.feed(err)
                     self._ready_err.feed(err)
+                    self._held.feed(err)
         except Exception as exc:  # the container vanished mid-stream: the step ended with it
             self.outcome.ended_by = self.outcome.ended_by or f"stream ended: {type(exc).__name__}"
         finally:
@@ -198,6 +230,8 @@ class StepProcess:
     def _finish(self) -> None:
         self.ended_at = time.monotonic()
         out, err = self._out.value("stdout"), self._err.value("stderr")
+        if self.hold:
+            err = strip_held(err)
         self.outcome.dropped = self._out.dropped + self._err.dropped
         self._out = self._err = None  # freed before decoding: many hosts may end at once
         stderr, status = split_status(decode(err))
@@ -210,6 +244,8 @@ class StepProcess:
             self.outcome.exit_code = status["exit_code"]
             self.outcome.elapsed = status["elapsed"]
             self.outcome.timed_out = status["timed_out"]
+            self.outcome.started_at = status.get("started_at")
+            self.outcome.leftovers = status.get("leftovers") or 0
         else:  # no status line: the host (or step-exec) was stopped under it
             self.outcome.elapsed = round(time.monotonic() - self.started_at, 6)
             self.outcome.ended_by = self.outcome.ended_by or "host stopped"

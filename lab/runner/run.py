@@ -5,8 +5,12 @@ Order of work, and why:
    steps, so an impairment this machine cannot apply is refused before any lab
    exists (exit 2), never silently skipped.
 2. Bring the lab up, put the t=0 impairments on the router, start captures.
-3. Play the events (schedule.py) at their times; check the impairer is
-   alive at every event (it fails open, so a dead impairer must not pass silently).
+3. Play the events (schedule.py) at their times, as minimums: an event that came
+   late (a slow `docker exec` on a busy machine) moves every later one by as much,
+   so no gap the scenario wrote is ever shortened; `after` waits for a step's end;
+   `together` steps are released at one moment (the start barrier). Check the
+   impairer is alive at every event (it fails open, so a dead impairer must not pass
+   silently).
 4. Wait for foreground steps, stop background ones, collect results, evaluate.
 5. Always tear down (also on Ctrl-C and errors), unless --keep.
 """
@@ -32,10 +36,13 @@ from . import oom
 from .artifacts import RunFolder, safe_name
 from .pages import write_pages
 from .processes import StepProcess, last_json_object, result_of
-from .schedule import Event, end_of_waits, events
+from .schedule import Event, end_of_waits, events, group_key
 
 SIGNALS = {"stop": "TERM", "kill": "KILL"}
 IMPAIRER_CHECK_S = 1.0   # between looks at the impairer during play (changes and the end look too)
+HOLD_LIMIT_S = 120.0     # for every host of a together step to be held at the barrier
+AFTER_LIMIT_S = 300.0    # for a step named by `after` that has no timeout (a background step)
+RELEASE_DIR = ".socketlab-release"   # in the lab's shared folder (/work in every host)
 COUNTED_HOSTS = 16     # hosts whose own counters are read (a bigger lab: those with steps, and servers)
 
 
@@ -133,6 +140,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
         _collect(scenario, player, router, lab, folder, report, counters)
     finally:
         report.duration_s = round(time.monotonic() - began, 3)
+        if player is not None:
+            player.remove_release_files()   # also after Ctrl-C, which skips finish()
         if opts.keep:
             say(f"--keep: lab {report.lab} stays up (impairments in place); `lab down {report.lab}` removes it")
         else:
@@ -260,8 +269,12 @@ class StepPlayer:
         self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
         self.processes: dict[tuple[str, str], StepProcess] = {}
         self.applied: dict[str, tuple[float, float]] = {}   # impairment step -> when applied (from t0)
+        self.released: dict[str, float] = {}   # together step -> when its hosts were let go (from t0)
         self.t0 = 0.0
+        self.slip = 0.0     # how late play runs: every event's time plus this (gaps are minimums)
         self._runs = 0
+        self._release_files: list[Path] = []
+        self._hold_paths: dict[str, str] = {}   # together step -> the release file of its next release
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -272,14 +285,22 @@ class StepPlayer:
     def play(self) -> None:
         self.t0 = time.monotonic()
         checked = 0.0
+        waited: set[str] = set()
         for event in events(self.scenario):
-            delay = event.at_s - self.now()
+            after = event.step.after
+            if after and event.step.name not in waited:
+                waited.add(event.step.name)
+                self._wait_ended(event.step, after)
+                self.slip = max(self.slip, self.now() - event.at_s)
+            delay = event.at_s + self.slip - self.now()
             if delay > 0:
                 time.sleep(delay)  # the schedule: wait for the event's time
             if time.monotonic() - checked >= IMPAIRER_CHECK_S:   # an exec when the impairer runs
                 self.router.check_alive()
                 checked = time.monotonic()
             self._do(event)
+            # Late (the exec, the router, a ready text took long): later events keep their gaps.
+            self.slip = max(self.slip, self.now() - event.at_s)
 
     def finish(self) -> None:
         """Wait for foreground steps, honour `wait`s, then stop background steps."""
@@ -290,7 +311,7 @@ class StepPlayer:
                 if not proc.wait(limit):
                     proc.signal("KILL")
                     proc.wait(10)
-        remaining = end_of_waits(self.scenario) - self.now()
+        remaining = end_of_waits(self.scenario) + self.slip - self.now()
         if remaining > 0:
             time.sleep(remaining)
         for proc in self.processes.values():
@@ -300,7 +321,14 @@ class StepPlayer:
             if not proc.wait(10):
                 proc.signal("KILL")
                 proc.wait(10)
+        self.remove_release_files()
         self.log("all steps ended")
+
+    def remove_release_files(self) -> None:
+        """The start barrier's files in the shared folder: nothing of the run stays in /work."""
+        for path in self._release_files:
+            path.unlink(missing_ok=True)
+        self._release_files = []
 
     def results(self) -> dict[str, dict[str, dict]]:
         out: dict[str, dict[str, dict]] = {}
@@ -314,6 +342,8 @@ class StepPlayer:
         step = event.step
         if event.action == "start":
             self._start(step, event.host)
+        elif event.action == "release":
+            self._release(event.group, group_key(step))
         elif event.action == "gate":
             self._wait_ready(step)
         elif isinstance(step, RouterStep):
@@ -330,16 +360,69 @@ class StepPlayer:
         elif isinstance(step, WaitStep):
             self.log(f"{step.name}: wait {step.duration_s:g} s")
 
-    def _start(self, step: RunStep, host: str) -> None:
+    def _start(self, step: RunStep, host: str, hold_key: tuple | None = None) -> None:
         self._runs += 1
         proc = self.lab.process(host, step.command, step.timeout_s, step=step.name,
                                 run_id=f"{safe_name(step.name)}-{host}-{self._runs}", ready=step.ready)
+        if step.together:
+            proc.hold_at(self._release_path(hold_key or group_key(step)), in_program=step.program is not None)
         old = self.processes.get((step.name, host))
         if old is not None and old.running:
             raise RunError(f"{step.name} is still running on {host}")
         self.processes[(step.name, host)] = proc
         proc.start()
         self.log(f"{step.name} on {host}: {step.command}" + ("  (background)" if step.background else ""))
+
+    # --- timing: after, the start barrier -------------------------------------------
+
+    def _wait_ended(self, step, after: str) -> None:
+        """`after`: hold the step until every process of the step named has ended."""
+        target = self.scenario.step(after)
+        procs = [p for (name, _), p in self.processes.items() if name == after]
+        if not procs:
+            return      # not a run step: it was done when play moved past it
+        limit = AFTER_LIMIT_S if target.timeout_s is None else target.timeout_s + 15
+        deadline = time.monotonic() + limit
+        for proc in procs:
+            if not proc.wait(max(0.0, deadline - time.monotonic())):
+                raise RunError(f"{step.name}: {after} did not end within {limit:g} s; see {step.position}")
+        self.log(f"{step.name}: {after} has ended")
+
+    @property
+    def _work_dir(self) -> Path | None:
+        """The folder shared by every host as /work (None: a lab without one)."""
+        return self.lab.docker.work_dir
+
+    def _release_path(self, key: tuple) -> str:
+        """The release file of a group of together steps, as their hosts see it."""
+        if key not in self._hold_paths:     # one per release (a restart releases again)
+            name = f"{self.lab.topology.lab}-{self._runs}"
+            self._hold_paths[key] = (f"/work/{RELEASE_DIR}/{name}" if self._work_dir is not None
+                                     else f"/tmp/socketlab/release-{name}")
+        return self._hold_paths[key]
+
+    def _release(self, steps: tuple, key: tuple) -> None:
+        """Once every host of the steps is held, let them all go at one moment."""
+        procs = [self.processes[(step.name, h)] for step in steps for h in step.hosts]
+        names = ", ".join(step.name for step in steps)
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while not all(p.held or not p.running for p in procs):
+            if time.monotonic() > deadline:
+                late = ", ".join(p.host for p in procs if not p.held)
+                raise RunError(f"{names}: {late} not started within {HOLD_LIMIT_S:g} s; "
+                               f"see {steps[0].position}")
+            time.sleep(0.02)   # polling the output streams with a deadline
+        path = self._hold_paths.pop(key)
+        if self._work_dir is not None:   # one file in the shared folder: every host sees it at once
+            local = self._work_dir / RELEASE_DIR / path.rsplit("/", 1)[1]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.touch()
+            self._release_files.append(local)
+        else:                                # no shared folder: one exec per host, at once
+            run_all(lambda h=p.host: self.lab.exec(h, ["touch", path]) for p in procs)
+        for step in steps:
+            self.released[step.name] = self.now()
+        self.log(f"{names}: released {len(procs)} host{'s' * (len(procs) != 1)} together")
 
     def _wait_ready(self, step: RunStep) -> None:
         deadline = time.monotonic() + step.ready_timeout_s
@@ -363,8 +446,11 @@ class StepPlayer:
         for proc in procs:
             proc.wait(15)
         if action == "restart":
+            key = ("restart", step.name, self._runs)
             for proc in procs:
-                self._start(step, proc.host)
+                self._start(step, proc.host, hold_key=key)
+            if step.together:
+                self._release((step,), key)
 
     def _host(self, host: str, action: str) -> None:
         container = self.lab.container(host)

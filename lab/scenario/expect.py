@@ -6,6 +6,8 @@ aggregate, every host's value must pass; with one, the hosts' values are combine
 first:
 
   max, min, mean, sum   numbers only; a host without the value fails the expectation
+  spread                max - min (numbers only): spread(clients.started_at) is how far
+                        apart the hosts' own clocks saw them start
   count                 hosts whose value is true (booleans) or present and not null;
                         count(step) alone is the number of hosts that ran it
   all, any              whether every / some host's value is truthy
@@ -130,6 +132,8 @@ def _aggregate(name: str, values: Dict[str, Any]) -> Tuple[Any, str]:
         return min(numbers), ""
     if name == "sum":
         return sum(numbers), ""
+    if name == "spread":
+        return max(numbers) - min(numbers), ""
     return sum(numbers) / len(numbers), ""   # mean
 
 

@@ -77,6 +77,7 @@ class Step:
     at_s: float
     name: str
     position: Position
+    after: Optional[str]           # an earlier step that must have ended first (None: the clock alone)
     kind: ClassVar[str] = "step"
 
     def to_dict(self) -> Dict[str, Any]:
@@ -104,6 +105,7 @@ class RunStep(Step):
     ready: Optional[str]           # text that releases later steps
     ready_timeout_s: float
     program: Optional[str]         # the lab program the command runs, if known (udp-measure, ...)
+    together: bool = False         # every host held, then let go at one moment (the start barrier)
     kind: ClassVar[str] = "run"
 
     def start_offset_s(self, host: str) -> float:

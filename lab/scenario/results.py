@@ -25,6 +25,9 @@ COMMON_FIELDS: Dict[str, Any] = {
     "host": "",            # the lab host it ran on
     "output": "",          # its raw output (stdout then stderr), up to the output cap
     "output_dropped": 0,   # bytes of output over the cap, not kept
+    "started_at": 0.0,     # the host's clock (s since the epoch) when it started: the program's own, else step-exec's
+    "ended_at": 0.0,       # the host's clock when it ended (the same way)
+    "leftovers": 0,        # processes it started still alive when it ended (ended with the step)
 }
 
 # Command -> (module, arguments that make its parser accept a minimal command line).
@@ -110,7 +113,7 @@ def unit_of(path: Tuple[str, ...]) -> Optional[str]:
     """The unit of a result field, from its name: *_ms -> ms; *_s and elapsed -> s.
     The nearest named part decides (``rtt_ms.p99`` is in ms)."""
     for part in reversed(path):
-        if part == "elapsed":
+        if part in ("elapsed", "started_at", "ended_at"):
             return "s"
         for suffix, unit in _UNIT_SUFFIXES:
             if part.endswith(suffix):

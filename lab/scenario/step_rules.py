@@ -72,15 +72,35 @@ class StepRules:
 
     def build_step(self, s: Dict[str, Any], i: int, path: Path, at: Any, name: Any) -> Optional[Step]:
         kind = s["kind"]
-        base = dict(index=i, at_s=at, name=name, position=self.position(path))
+        after = self.step_after(s, path)
+        base = dict(index=i, at_s=at, name=name, position=self.position(path), after=after)
         built: Any = getattr(self, f"step_{kind}")(s, path + (kind,), path)
-        if built is None or not valid(at, name):
+        if built is None or not valid(at, name, after):
             return None
         cls, extra = built
         return cls(**base, **extra)
 
+    def step_after(self, s, path) -> Any:
+        """`after`: the name of an earlier step (None when not given)."""
+        name = s.get("after")
+        if name is None or name is INVALID:
+            return name
+        if name not in self.by_name:
+            if name in self.all_names:
+                self.error(path + ("after",), f"{name!r} (steps[{self.all_names[name]}]) is not earlier "
+                                              "than this step")
+            else:
+                self.error(path + ("after",), f"no step is named {name!r}"
+                                              f"{did_you_mean(name, list(self.by_name))}")
+            return INVALID
+        return name
+
     def step_run(self, s, path, step_path):
         hosts = self.expand_hosts(s["on"], step_path + ("on",))
+        if s.get("together") and self.given(step_path + ("stagger",)):
+            self.error(step_path + ("together",), "together starts every host at one moment: "
+                                                  "leave out stagger", key=True)
+            return None
         if self.given(step_path + ("ready_timeout",)) and s["ready"] is None:
             self.error(step_path + ("ready_timeout",), "ready_timeout goes with ready", key=True)
         if not valid(s["run"], s["background"], s["stagger"], s["timeout"], s["ready"], s["ready_timeout"]) \
@@ -89,7 +109,8 @@ class StepRules:
         timeout = s["timeout"] if s["timeout"] is not None else (None if s["background"] else DEFAULT_TIMEOUT_S)
         return RunStep, dict(hosts=hosts, command=s["run"], background=s["background"],
                              stagger_s=s["stagger"], timeout_s=timeout, ready=s["ready"],
-                             ready_timeout_s=s["ready_timeout"], program=results.program_of(s["run"]))
+                             ready_timeout_s=s["ready_timeout"], program=results.program_of(s["run"]),
+                             together=bool(s.get("together")))
 
     def step_impair(self, s, path, step_path):
         entry = s["impair"]

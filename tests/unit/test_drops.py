@@ -63,3 +63,36 @@ def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatc
     assert links["clients->servers"]["dropped_engine_queue"] == 9
     assert links["clients->servers"]["dropped_loss"] == 4
     assert links["servers->clients"]["dropped_engine_queue"] == 0
+
+
+def fake_router(monkeypatch, forwarded=0, qdisc_drops=0):
+    monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
+    monkeypatch.setattr(router_counters, "rule_counters", lambda table: (
+        {"forwarded clients->servers": {"packets": forwarded, "bytes": 0}} if table == router_counters.ACCOUNT_TABLE
+        else {}))
+    monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {("eth1", "1:"): qdisc_drops})
+
+
+def test_forwarded_excludes_what_the_egress_qdisc_dropped(monkeypatch):
+    """netem's loss (and a full rate-limit queue) drops after the accounting rule counted
+    the packet: forwarded is what left the router, so the qdisc's drops come off it."""
+    fake_router(monkeypatch, forwarded=10_000, qdisc_drops=2_000)
+    links = router_counters.read({"clients": "eth0", "servers": "eth1"}, None, {},
+                                 tc_qdiscs=[("clients->servers", "eth1", "1:")])["links"]
+    assert links["clients->servers"]["forwarded_packets"] == 8_000
+    assert links["clients->servers"]["dropped_queue"] == 2_000
+
+
+def test_a_stopped_engines_counts_are_carried_into_the_next(monkeypatch):
+    fake_router(monkeypatch)
+    first = {"queues": {"0": {"link": "clients->servers", "dropped": 40, "delayed": 500}},
+             "kernel": {"0": {"queue_full_dropped": 3, "socket_full_dropped": 0}}}
+    second = {"queues": {"0": {"link": "clients->servers", "dropped": 2}}}
+    carried = router_counters.carry(router_counters.carry({}, first), second)
+    assert carried["clients->servers"]["dropped"] == 42
+    assert carried["clients->servers"]["dropped_engine_queue"] == 3
+    live = {"queues": {"1": {"link": "clients->servers", "dropped": 5}}, "kernel": {}}
+    links = router_counters.read({"clients": "eth0", "servers": "eth1"}, live, {}, carried=carried)["links"]
+    assert links["clients->servers"]["dropped_loss"] == 47
+    assert links["clients->servers"]["delayed"] == 500
+    assert links["clients->servers"]["dropped_engine_queue"] == 3

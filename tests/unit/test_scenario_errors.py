@@ -443,7 +443,7 @@ def test_expectation_key_syntax():
 def test_unknown_aggregate():
     assert one(PROBE + "expect:\n  - avg(probe.delivery): {gt: 0.5}\n") == \
         "scenarios/x.yaml:6:5: expect[0]['avg(probe.delivery)']: unknown aggregate 'avg' (did you mean " \
-        "'mean'?); aggregates: max, min, mean, sum, count, all, any"
+        "'mean'?); aggregates: max, min, mean, sum, count, all, any, spread"
 
 
 def test_unknown_operator():

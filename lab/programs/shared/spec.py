@@ -27,7 +27,7 @@ _NET = HOST_NAME.pattern.strip("^$")
 LINK_PATTERN = rf"^\s*({_NET})\s*(->|<->)\s*({_NET})\s*$"
 _LINK = re.compile(LINK_PATTERN)
 
-AGGREGATES = ("max", "min", "mean", "sum", "count", "all", "any")
+AGGREGATES = ("max", "min", "mean", "sum", "count", "all", "any", "spread")
 _REF = r"[a-z][a-z0-9_-]*(?:\.[A-Za-z0-9_]+)*"
 EXPECT_KEY_PATTERN = rf"^(?:{_REF}|(?:{'|'.join(AGGREGATES)})\({_REF}\))$"
 _AGG_ALIASES = {"avg": "mean", "average": "mean", "total": "sum", "maximum": "max", "minimum": "min"}
@@ -293,11 +293,31 @@ TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with on
                     default=LIMITS.defaults(), shown_default={}),
 }, title="the topology")
 
+# --- timing that does not ride on the clock (issue 16) -------------------------------------
+# `after` holds a step until another has ended; `together` starts a run step's hosts held and
+# lets them go at one moment (the start barrier, lab/programs/step_exec.py). With the
+# aggregate spread(...) (max - min over the hosts) a scenario judges order and queueing from
+# the hosts' own timestamps (started_at, ended_at) rather than from when `lab` saw them.
+TIMING_STEP_FIELDS: Dict[str, Field] = {
+    "after": Field(_step_name("The name of an earlier step."),
+                   "Start only once that step has ended (a run step: all its processes; any other "
+                   "step: once done), and not before `at`; later steps keep their gaps after it."),
+}
+TIMING_RUN_FIELDS: Dict[str, Field] = {
+    "together": Field(Boolean(), "Start the command on every host of the step held, then let them "
+                                 "all go at one moment (the start barrier), with every other "
+                                 "together step of the same `at`: they start together however "
+                                 "long each `docker exec` takes. Not with stagger.",
+                      default=False, shown_default=False),
+}
+# --- end of issue 16's fields --------------------------------------------------------------
+
 COMMON_STEP_FIELDS: Dict[str, Field] = {
     "at": Field(Duration(), "When the step starts, from the start of the scenario (0s, 1.5s, 2m). "
                             "Steps are listed in time order.", required=True),
     "name": Field(_step_name(), "A name to refer to the step (stop:, expect). "
                                 "Default: step-N, N its place in the list from 0."),
+    **TIMING_STEP_FIELDS,
 }
 
 STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
@@ -316,6 +336,7 @@ STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
         "ready_timeout": Field(Duration(positive=True), "How long to wait for ready before the "
                                                         "scenario fails (default 10s).",
                                default=10.0, shown_default="10s"),
+        **TIMING_RUN_FIELDS,
     }),
     "impair": ("Replace the impairment of a link from now on.", {
         "impair": Field(IMPAIRMENT, "The link's new impairment; only `link` removes every "

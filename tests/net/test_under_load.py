@@ -1,0 +1,34 @@
+"""The reworked scenarios keep their verdicts on a deliberately loaded machine: two
+`lab run`s of them side by side with a CPU hog beside them (the load harness,
+benchmarks/under_load.py, at a small size; its full size is a benchmark). Their
+verdicts must not ride on how long a `docker exec` takes (issue 16)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REWORKED = [ROOT / "scenarios" / f"{name}.yaml"
+            for name in ("iterative-vs-concurrent", "port-conflicts", "partition-and-heal")]
+AT_ONCE = 2
+
+
+def test_reworked_scenarios_pass_beside_a_cpu_hog_and_each_other(tmp_path, cpu_hogs, lab_exe):
+    cpu_hogs(1)
+    runs = [subprocess.Popen([str(lab_exe), "run", *map(str, REWORKED), "--json", "--runs-dir",
+                              str(tmp_path / f"runs{i}"), "--work", str(tmp_path / f"work{i}")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            for i in range(AT_ONCE)]
+    outcomes = [run.communicate(timeout=1200) for run in runs]
+    load = os.getloadavg()[0]
+    for run, (out, err) in zip(runs, outcomes):
+        reports = json.loads(out)
+        failed = [f"{r['scenario']}: {e['text']}: observed {e['observed']!r}; {e['detail']}"
+                  for r in reports for e in r["expectations"] if not e["passed"]]
+        errors = [f"{r['scenario']}: {x}" for r in reports for x in r["errors"]]
+        assert (run.returncode, errors, failed) == (0, [], []), (load, err[-3000:])
+        assert [r["scenario"] for r in reports] == [p.stem for p in REWORKED]
+        # The premise of the lesson held on the clients' own clocks: they did start together.
+        [iterative] = [r for r in reports if r["scenario"] == "iterative-vs-concurrent"]
+        assert any(e["text"].startswith("spread(iterative.started_at)") and e["passed"]
+                   for e in iterative["expectations"])

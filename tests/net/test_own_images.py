@@ -78,10 +78,12 @@ def test_service_image_as_server_behind_the_router_under_loss(images, tmp_path):
         assert lab.exec("server", ["test", "-e", "/usr/local/lib/socketlab"]).exit_code == 1
         assert lab.exec("server", ["which", "host-role"]).exit_code != 0
         lab.impair("clients <-> servers", loss="20%")
-        results = [lab.run("client1", "tcp-client --json --host server --port 8080 --timeout 30 "
-                                      f"'hello {i} through the router'", timeout=60) for i in range(3)]
+        with lab.capture() as cap:      # captured on the router, like every host's traffic
+            results = [lab.run("client1", "tcp-client --json --host server --port 8080 --timeout 30 "
+                                          f"'hello {i} through the router'", timeout=60) for i in range(3)]
         for i, r in enumerate(results):
             assert r.json and r.json.get("received") == f"HELLO {i} THROUGH THE ROUTER", r
+        assert any(b"HELLO 0 THROUGH THE ROUTER" in data for data in cap.pcaps.values())
         # the same limits, labels and capabilities as every host
         ctr = engine.client().containers.get(f"{lab.name}-server")
         host_config = ctr.attrs["HostConfig"]
@@ -89,7 +91,7 @@ def test_service_image_as_server_behind_the_router_under_loss(images, tmp_path):
         assert host_config["CapDrop"] == ["NET_RAW"] and not host_config["CapAdd"]
         assert ctr.labels[labels.LABEL_LAB] == lab.name and ctr.labels[labels.LABEL_ROLE] == "server"
         assert ctr.attrs["Config"]["Image"] == images["service"]
-        # its traffic crosses the router: the router's counters saw it
+        # its default route is the router's gateway address on its network
         trace = lab.exec("server", ["python3", "-c", "print(open('/proc/net/route').read())"])
         gateway_hex = "".join(reversed([f"{int(p):02X}" for p in lab.address("router", "servers").split(".")]))
         assert gateway_hex in trace.stdout, trace.stdout
@@ -155,3 +157,23 @@ def test_unknown_image_is_refused_before_anything_starts(tmp_path):
     assert _lab("validate", str(scenario)).returncode == 0
     checked = _lab("validate", "--check-images", str(scenario))
     assert checked.returncode == 2 and "not in the engine" in checked.stdout, checked.stdout
+
+
+def test_lab_run_with_a_service_image_as_the_server(images, tmp_path):
+    scenario = tmp_path / "own-server.yaml"
+    scenario.write_text(f"""name: own-server
+description: our client through the router to a server of its own image
+topology:
+  server: {{image: '{images["service"]}', ready: {{port: 8080}}}}
+steps:
+  - at: 0s
+    name: ask
+    run: tcp-client --json --host server --port 8080 'to your service'
+    on: client1
+expect:
+  - ask.received: TO YOUR SERVICE
+""")
+    done = subprocess.run([str(LAB), "run", str(scenario), "--json", "--runs-dir", str(tmp_path / "runs"),
+                           "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr

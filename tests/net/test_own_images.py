@@ -5,6 +5,7 @@ image refused before anything starts."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
 
@@ -129,9 +130,11 @@ def _lab(*args, timeout=180):
 
 def test_lab_up_with_an_image_without_a_shell(images):
     name = lab_name("bare")
-    up = _lab("up", "--name", name, "--clients", "1", "--host", f"bare=servers:{images['bare']}")
+    up = _lab("up", "--name", name, "--clients", "1", "--host", f"bare=servers:{images['bare']}", "--json")
     try:
         assert up.returncode == 0, up.stderr
+        hosts = json.loads(up.stdout)["hosts"]
+        assert hosts["bare"]["image"] == images["bare"] and "image" not in hosts["client1"]
         ran = _lab("exec", "--lab", name, "bare", "--", "/usr/bin/sleep", "0")
         assert ran.returncode == 0, ran.stderr
         shell = subprocess.run([str(LAB), "shell", "--lab", name, "bare"], capture_output=True, text=True,

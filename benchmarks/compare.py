@@ -40,7 +40,7 @@ from rich.table import Table
 from lab import engine, labels, ui
 from lab.programs.shared.errors import LabError
 from lab.programs.shared.impairment import Impairment, Link
-from lab.impairments.router import RouterImpairments
+from lab.running import RunningLab
 from lab.topology.docker_lab import DockerLab, await_lines, container_name, remove_lab
 from lab.programs.shared.topology import LabSpec
 
@@ -141,7 +141,7 @@ def idle_round(clients: int) -> tuple[float, float]:
     return up_s, time.monotonic() - removing
 
 
-def _json_line(lab: DockerLab, argv: list[str]) -> dict:
+def _json_line(lab: RunningLab, argv: list[str]) -> dict:
     result = lab.exec("client1", argv)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -149,24 +149,24 @@ def _json_line(lab: DockerLab, argv: list[str]) -> dict:
     return json.loads(lines[-1])
 
 
-def iperf3_mbps(lab: DockerLab, seconds: int = 3) -> float:
+def iperf3_mbps(lab: RunningLab, seconds: int = 3) -> float:
     lab.exec("server", ["sh", "-c", "pkill -x iperf3; iperf3 -s -1 -D"])
     report = _json_line(lab, ["sh", "-c", f"iperf3 -c server -t {seconds} -J | tr -d '\\n'; echo"])
     return report["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
-def tcp_measure_mbps(lab: DockerLab, nbytes: int) -> float:
+def tcp_measure_mbps(lab: RunningLab, nbytes: int) -> float:
     report = _json_line(lab, ["tcp-measure", "--bytes", str(nbytes)])
     if not report.get("sha256_match"):
         raise LabError(f"tcp-measure did not arrive intact: {report.get('error')}")
     return report["goodput_mbps"]
 
 
-def rtt_p50(lab: DockerLab, count: int = 2000) -> float:
+def rtt_p50(lab: RunningLab, count: int = 2000) -> float:
     return _json_line(lab, ["udp-measure", "--count", str(count), "--rate", "1000"])["rtt_ms"]["p50"]
 
 
-def loaded_rtt(lab: DockerLab, seconds: int = 3) -> tuple[dict, float]:
+def loaded_rtt(lab: RunningLab, seconds: int = 3) -> tuple[dict, float]:
     """(udp-measure's rtt_ms during an iperf3 run, that iperf3's Mbit/s)."""
     lab.exec("server", ["sh", "-c", "pkill -x iperf3; iperf3 -s -1 -D"])
     script = (f"iperf3 -c server -t {seconds + 1} -J > /tmp/iperf.json & "
@@ -186,7 +186,8 @@ def paths(repeat: int, nbytes: int) -> dict:
            "iperf3_delay_loaded": [], "delay_spread_ms": [], "iperf3_jitter": [], "jitter_spread_ms": [],
            "iperf3_rate": []}
     link = Link("clients", "servers")
-    with DockerLab.plan(spec) as lab, RouterImpairments(lab, progress=ui.progress) as router:
+    with RunningLab.create(spec, progress=ui.progress) as lab:
+        router = lab.router
         for i in range(1, repeat + 1):
             ui.progress(f"paths, round {i} of {repeat}: kernel path")
             out["iperf3"].append(iperf3_mbps(lab))

@@ -40,11 +40,11 @@ from rich.table import Table
 
 from lab import ui
 from lab.programs.shared.errors import LabError
-from lab.impairments import Impairment, Link, UnsupportedImpairment
-from lab.programs.shared.impairment import BACKEND_ENV
+from lab.programs.shared.backends import UnsupportedImpairment
+from lab.programs.shared.impairment import BACKEND_ENV, Impairment, Link
 from lab.impairments.router import RouterImpairments
+from lab.running import RunningLab
 from lab.scenario.stats import acceptance_interval, clopper_pearson
-from lab.topology.docker_lab import DockerLab
 from lab.programs.shared.topology import LabSpec
 
 LINK = Link("clients", "servers")
@@ -76,7 +76,7 @@ class Row:
 class Bench:
     """What a measurement needs: the lab, its router, the mode, and the baseline RTT."""
 
-    lab: DockerLab
+    lab: RunningLab
     router: RouterImpairments
     quick: bool
     baseline_rtt: Optional[dict] = None
@@ -436,24 +436,26 @@ def run_case(bench: Bench, case: Case, number: int, mode: str) -> Row:
     return result
 
 
-def measure_all(lab: DockerLab, quick: bool, mode: str) -> list:
-    """Every case with SOCKETLAB_BACKEND=mode (read when the router probes its kernel)."""
+def measure_all(lab: RunningLab, quick: bool, mode: str) -> list:
+    """Every case with SOCKETLAB_BACKEND=mode (read when the router probes its kernel),
+    through a router client of its own (attached: closing it clears, the lab stays)."""
     os.environ[BACKEND_ENV] = mode
-    with RouterImpairments(lab, progress=ui.progress) as router:
+    with RunningLab.attach(lab.name, progress=ui.progress) as view:
+        router = view.router
         if mode == "fallback" and router.caps.netem:  # the router plans with netem hidden
             raise LabError("internal: SOCKETLAB_BACKEND=fallback was not applied")
         bench = Bench(lab, router, quick)
         return [run_case(bench, case, i, mode) for i, case in enumerate(CASES, 1)]
 
 
-def modes_for(lab: DockerLab, asked: Optional[list]) -> list:
+def modes_for(lab: RunningLab, asked: Optional[list]) -> list:
     """The backend modes to run: as asked, else both where the kernel has netem (the
     fallbacks are what a kernel without it uses), else only the kernel's own."""
     if asked:
         return asked
     os.environ[BACKEND_ENV] = "auto"
-    with RouterImpairments(lab) as router:
-        return ["auto", "fallback"] if router.caps.netem else ["auto"]
+    with RunningLab.attach(lab.name) as view:
+        return ["auto", "fallback"] if view.router.caps.netem else ["auto"]
 
 
 def run_all(quick: bool, modes: Optional[list] = None) -> list:
@@ -463,7 +465,7 @@ def run_all(quick: bool, modes: Optional[list] = None) -> list:
     ui.progress(f"bringing up lab {spec.lab} (client1 -> router -> server)")
     saved = os.environ.get(BACKEND_ENV)
     try:
-        with DockerLab.plan(spec) as lab:
+        with RunningLab.create(spec) as lab:
             modes = modes_for(lab, modes)
             ui.progress(f"backend modes: {', '.join(modes)}")
             by_mode = [measure_all(lab, quick, mode) for mode in modes]

@@ -16,7 +16,7 @@
 `open_lab` takes what a scenario's `topology` takes (clients, server, tcp_mode, networks,
 hosts, limits), checked by the scenario format itself, so a mistake reads like one in a
 scenario file.  Impairment fields are the scenario's too (loss="20%", delay="50ms",
-rate="1mbit", ...), parsed by its validator.  Labs are DockerLab's ephemeral labs: owned
+rate="1mbit", ...), parsed by its validator.  Labs are ephemeral labs: owned
 by this process (reaped by any later `lab` command if it dies), on subnets the engine
 arbitrates between processes, under a random name.
 
@@ -24,9 +24,11 @@ Every program runs under the image's `step-exec` (its own process group, a timeo
 inside the host), with each output stream capped in memory (runner/processes.py), so a
 hostile program costs its own result, never the caller.
 
-The router's impairments change in ONE place, ``_RouterAdapter``, and only as a
-``shared.impairment.Change`` sent to the router's agent: the same state model, ``next_state``, as
-``lab impair`` and ``lab run``; a block's exit makes the state from before whole again.
+A ``Lab`` is a ``lab.running.RunningLab`` (the one door to a running lab and its
+router) with a test's conveniences.  The router's impairments change only as a
+``shared.impairment.Change`` sent to the router's agent: the same state model,
+``next_state``, as ``lab impair`` and ``lab run``; a block's exit makes the state from
+before whole again.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import string
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
@@ -47,9 +49,9 @@ import yaml
 from .programs.shared.errors import LabError
 from .programs.shared.impairment import Change, Impairment, Link, State
 from .runner.processes import OUTPUT_CAP, StepProcess, last_json_object
+from .running import Capture, RunningLab  # noqa: F401 - Capture: what Lab.capture() yields
 from .scenario import load_text
 from .programs.shared.problems import ScenarioError
-from .topology.docker_lab import DockerLab
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -57,7 +59,7 @@ DEFAULT_TIMEOUT_S = 120.0
 def lab_name(prefix: str = "p") -> str:
     """``prefix`` + 8 random letters/digits: unique among labs started at the same moment
     by any process, whatever its pid namespace (xdist workers, CI jobs in containers on
-    one engine).  A clash anyway is refused by ``DockerLab.plan``, never shared."""
+    one engine).  A clash anyway is refused by ``RunningLab.plan``, never shared."""
     token = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
     return f"{prefix}{token}"[:24]
 
@@ -127,23 +129,6 @@ def _result(proc: StepProcess) -> Result:
     return Result(proc.host, proc.command, o.exit_code, o.stdout, o.stderr, o.elapsed, o.timed_out)
 
 
-@dataclass
-class Capture:
-    """Packet captures of every router interface, filled when its ``with`` block ends."""
-
-    pcaps: Dict[str, bytes] = field(default_factory=dict)   # interface -> pcap file
-
-    def save(self, folder) -> List[Path]:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for ifname, data in sorted(self.pcaps.items()):
-            path = folder / f"{ifname}.pcap"
-            path.write_bytes(data)
-            paths.append(path)
-        return paths
-
-
 # -- parsing what a caller gives, with the scenario format's own rules --------------------
 
 def _scenario_text(topology: Mapping[str, Any], impairments: List[Mapping[str, Any]] = ()) -> str:
@@ -211,61 +196,15 @@ def on_top(state: State, changes: Mapping[Link, Impairment]) -> Change:
     return Change(impair=impair)
 
 
-# -- the router: the one adapter ---------------------------------------------------------
-
-class _RouterAdapter:
-    """The only code here that touches the router's impairment API: Changes to the state
-    in force (link -> Impairment, links left out have none), captures, cleanup.
-
-    ``per_segment``: every impaired link goes through the router's impairer,
-    which splits TCP's 64 KiB GSO packets, so "20 % loss" is 20 % of wire packets for TCP
-    too (nftables alone would drop whole bursts of ~44 segments: TCP then stalls for
-    tens of seconds behind backed-off retransmission timers)."""
-
-    def __init__(self, dlab: DockerLab, per_segment: bool):
-        from .impairments.router import RouterImpairments
-        self._router = RouterImpairments(dlab, per_segment=per_segment)
-
-        self._asked = False
-
-    @property
-    def state(self) -> Dict[Link, Impairment]:
-        """What is in force; the router is asked once, then each change's answer says it."""
-        if not self._asked:
-            self._router.show()
-            self._asked = True
-        return dict(self._router.state)
-
-    def change(self, change: Change) -> None:
-        self._router.change(change)
-        self._asked = True
-
-    def restore(self, state: State) -> None:
-        """Make ``state`` the whole state again (partitions included)."""
-        self.change(Change.replace_all(state))
-
-    def start_capture(self) -> None:
-        self._router.start_capture()
-
-    def stop_capture(self) -> Dict[str, bytes]:
-        return self._router.stop_capture()
-
-    def close(self) -> None:
-        self._router.close()
-
-
 # -- the lab -----------------------------------------------------------------------------
 
 class Lab:
     """A running lab (see the module docstring).  Close it (or use ``with``) to remove it."""
 
-    def __init__(self, dlab: DockerLab, work: Path, max_output: int = OUTPUT_CAP,
-                 per_segment: bool = True):
-        self._dlab = dlab
-        self.per_segment = per_segment
+    def __init__(self, running: RunningLab, work: Path, max_output: int = OUTPUT_CAP):
+        self._lab = running
         self.work = work
         self.max_output = max_output
-        self._router: Optional[_RouterAdapter] = None
         self._background: List[StepProcess] = []
         self._runs = itertools.count(1)
         self.closed = False
@@ -273,28 +212,28 @@ class Lab:
     # what it is
     @property
     def name(self) -> str:
-        return self._dlab.topology.lab
+        return self._lab.topology.lab
 
     @property
     def hosts(self) -> List[str]:
-        return [h.name for h in self._dlab.topology.hosts]
+        return [h.name for h in self._lab.topology.hosts]
 
     @property
     def clients(self) -> List[str]:
-        return [h.name for h in self._dlab.topology.clients]
+        return [h.name for h in self._lab.topology.clients]
 
     @property
     def networks(self) -> List[str]:
-        return [n.name for n in self._dlab.topology.networks]
+        return [n.name for n in self._lab.topology.networks]
 
     @property
     def addresses(self) -> Dict[str, str]:
         """host -> its (first) address."""
-        return {h.name: str(h.address) for h in self._dlab.topology.hosts}
+        return {h.name: str(h.address) for h in self._lab.topology.hosts}
 
     def address(self, host: str, network: Optional[str] = None) -> str:
         """``host``'s address (on ``network``; for the router, its gateway address there)."""
-        topo = self._dlab.topology
+        topo = self._lab.topology
         h = topo.host(host)
         if network is None:
             return str(h.address)
@@ -307,23 +246,22 @@ class Lab:
 
     @property
     def port(self) -> int:
-        return self._dlab.topology.port
+        return self._lab.topology.port
 
     # running programs
     def _process(self, host: str, cmd: str, timeout: Optional[float], env,
                  ready: Optional[str] = None) -> StepProcess:
         if host not in self.hosts:
             raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
-        return StepProcess(self._dlab.container(host).id, host, "api", cmd, timeout,
-                           run_id=f"api-{host}-{next(self._runs)}",
-                           environment=dict(env) if env else None, cap=self.max_output, ready=ready)
+        return self._lab.process(host, cmd, timeout, step="api", run_id=f"api-{host}-{next(self._runs)}",
+                                 environment=env, cap=self.max_output, ready=ready)
 
     def exec(self, host: str, argv: List[str]) -> Result:
         """Run ``argv`` on ``host`` directly (no shell, none of our programs: for hosts of an
         image of their own, where run/start's ``sh -c`` under step-exec may not exist)."""
         if host not in self.hosts:
             raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
-        r = self._dlab.exec(host, list(argv))
+        r = self._lab.exec(host, list(argv))
         return Result(host=host, command=" ".join(argv), exit_code=r.exit_code, stdout=r.stdout,
                       stderr=r.stderr, elapsed=None)
 
@@ -385,25 +323,24 @@ class Lab:
 
     # the network
     @property
-    def router(self) -> _RouterAdapter:
-        if self._router is None:
-            self._router = _RouterAdapter(self._dlab, self.per_segment)
-        return self._router
+    def running(self) -> RunningLab:
+        """The lab as every command sees it (exec, change, counters, capture, router)."""
+        return self._lab
 
     @property
     def impairments(self) -> Dict[Link, Impairment]:
         """The state in force: link -> Impairment."""
-        return self.router.state if self._router is not None else {}
+        return self._lab.impairments if self._lab.router_used else {}
 
     @contextmanager
     def _changed(self, change: Change) -> Iterator[None]:
-        before = self.router.state
-        self.router.change(change)
+        before = self._lab.impairments
+        self._lab.change(change)
         try:
             yield
         finally:
             if not self.closed:
-                self.router.restore(before)
+                self._lab.change(Change.replace_all(before))   # partitions included
 
     def impair(self, link: str = "clients <-> servers", **fields: Any):
         """Context manager: set the scenario-style ``fields`` (loss="20%", delay="50ms",
@@ -411,7 +348,7 @@ class Lab:
         on ``link`` ('a -> b' one way, 'a <-> b' both) on top of what it has; the state
         from before is back when the block ends."""
         changes = parse_impairment(link, fields, [n for n in self.networks if n not in ("clients", "servers")])
-        return self._changed(on_top(self.router.state, changes))
+        return self._changed(on_top(self._lab.impairments, changes))
 
     def partition(self, a: str = "clients", b: str = "servers", both: bool = True):
         """Context manager: drop everything between networks ``a`` and ``b`` (a -> b only
@@ -422,15 +359,9 @@ class Lab:
         links = (Link(a, b), Link(b, a)) if both else (Link(a, b),)
         return self._changed(Change(partition=links))
 
-    @contextmanager
-    def capture(self) -> Iterator[Capture]:
+    def capture(self):
         """Context manager: capture every router interface; ``.pcaps`` is filled on exit."""
-        cap = Capture()
-        self.router.start_capture()
-        try:
-            yield cap
-        finally:
-            cap.pcaps = self.router.stop_capture()
+        return self._lab.capture()
 
     # the end
     def close(self, keep: bool = False) -> None:
@@ -444,10 +375,8 @@ class Lab:
             for proc in self._background:
                 if proc.running:
                     proc.signal("KILL")
-            if self._router is not None:
-                self._router.close()
         finally:
-            self._dlab.down()
+            self._lab.close()     # clears the router if it was used, then removes the lab
 
     def __enter__(self) -> "Lab":
         return self
@@ -474,16 +403,18 @@ def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str
     {"image": ..., "command": [...], "ready": {"port": 8080}}}``), and so are ``limits`` (per host: ``{"pids": 256, "memory": "256MiB",
     "cpus": 0.5}``; left out: the engine's defaults, as for `lab up`); ``work`` is the folder mounted as /work on every host (default: a new
     empty temporary folder); ``name`` defaults to a unique one.  ``per_segment``
-    (default) impairs TCP per wire packet, not per GSO burst (see _RouterAdapter);
-    False is faster where only UDP matters.  ``ephemeral=False`` makes a lab no reaper
+    (default) impairs TCP per wire packet, not per GSO burst: every impaired link goes
+    through the router's impairer, which splits TCP's 64 KiB GSO packets (nftables alone
+    would drop whole bursts of ~44 segments, and TCP then stalls behind backed-off
+    retransmission timers); False is faster where only UDP matters.  ``ephemeral=False`` makes a lab no reaper
     removes once this process ends (for ``--socketlab-keep``: only ``lab down`` does)."""
     topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts, limits, images)
     scenario = _check(_scenario_text(topo_fields), "socketlab(...)")
     name = name or lab_name()
     work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"socketlab-{name}-"))
     work.mkdir(parents=True, exist_ok=True)
-    # Ephemeral (DockerLab's default); up() picks other subnets if another process took
-    # ours first, and removes what it made (by its own instance) if it fails.
-    dlab = DockerLab.plan(scenario.topology.lab_spec(name), work, ephemeral=ephemeral)
-    dlab.up(progress=progress)
-    return Lab(dlab, work.resolve(), max_output, per_segment)
+    # Ephemeral by default; up() picks other subnets if another process took ours
+    # first, and removes what it made (by its own instance) if it fails.
+    running = RunningLab.create(scenario.topology.lab_spec(name), work, ephemeral=ephemeral,
+                                progress=progress, per_segment=per_segment)
+    return Lab(running, work.resolve(), max_output)

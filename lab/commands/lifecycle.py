@@ -99,14 +99,14 @@ def status(as_json):
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab_name, host, command):
     """Run a command on a lab host: lab exec client1 -- tcp-client hello"""
+    from ..running import RunningLab
     from ..terminal import interactive
-    from ..topology.docker_lab import find_host
     argv = list(command)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
         raise click.UsageError("give a command after the host, e.g. lab exec client1 -- tracepath server")
-    sys.exit(interactive(find_host(host, lab_name), argv))
+    sys.exit(interactive(RunningLab.attach(lab_name).container(host), argv))
 
 
 @click.command()
@@ -114,8 +114,8 @@ def exec_(lab_name, host, command):
 @click.argument("host")
 def shell(lab_name, host):
     """Open a shell on a lab host."""
+    from ..running import RunningLab
     from ..terminal import interactive
-    from ..topology.docker_lab import find_host
     from ..terminal import shell_argv
-    container = find_host(host, lab_name)
+    container = RunningLab.attach(lab_name).container(host)
     sys.exit(interactive(container, shell_argv(container, host)))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import click
 
 from .. import ui
-from ..impairments.live import router_for, shown
+from ..impairments.live import shown
+from ..running import RunningLab
 from ..programs.shared.impairment import Change
 from ..programs.shared.oneline import KEYS, OneLineError, impairment_of, links_of
 from .options import LAB_OPTION, Refused
@@ -30,13 +31,13 @@ HELP = {
 }
 
 
-def send(command: str, router, change: Change) -> dict:
+def send(command: str, lab: RunningLab, change: Change) -> dict:
     """Send one change; input the router refuses (an unknown network, an impairment this
     kernel cannot apply) is exit 2 with nothing changed, like a bad value."""
     from ..programs.shared.backends import UnsupportedImpairment
     from ..impairments.errors import ImpairmentRefused
     try:
-        return router.change(change)
+        return lab.change(change)
     except UnsupportedImpairment as exc:
         raise Refused(command, f"this router cannot apply it: {exc}") from None
     except ImpairmentRefused as exc:
@@ -96,9 +97,9 @@ def impair(lab_name, link, clear, show, as_json, seed, **values):
         except OneLineError as exc:
             key = "LINK" if exc.key in ("link", "LINK") else f"--{exc.key}" if exc.key else None
             raise Refused("impair", f"{key}: {exc.message}" if key else exc.message) from None
-    name, router = router_for(lab_name, seed)
-    answer = router.show() if change is None else send("impair", router, change)
-    data = shown(name, answer)
+    lab = RunningLab.attach(lab_name, seed=seed)    # the router reads SOCKETLAB_BACKEND
+    answer = lab.show() if change is None else send("impair", lab, change)
+    data = shown(lab.name, answer)
     if as_json:
         ui.print_json(data)
     else:
@@ -115,8 +116,8 @@ def partition(lab_name, a, b):
         links = links_of(f"{a} <-> {b}", "partition")
     except OneLineError as exc:
         raise Refused("partition", exc.message) from None
-    name, router = router_for(lab_name)
-    print_shown(shown(name, send("partition", router, Change(partition=tuple(links)))))
+    lab = RunningLab.attach(lab_name)
+    print_shown(shown(lab.name, send("partition", lab, Change(partition=tuple(links)))))
 
 
 @click.command()
@@ -131,5 +132,5 @@ def heal(lab_name, a, b):
         change = Change(heal=tuple(links_of(f"{a} <-> {b}", "heal"))) if a else Change(heal_all=True)
     except OneLineError as exc:
         raise Refused("heal", exc.message) from None
-    name, router = router_for(lab_name)
-    print_shown(shown(name, send("heal", router, change)))
+    lab = RunningLab.attach(lab_name)
+    print_shown(shown(lab.name, send("heal", lab, change)))

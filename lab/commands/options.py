@@ -6,7 +6,7 @@ import click
 from ..programs.shared.errors import LabError
 
 LAB_OPTION = click.option("--lab", "lab_name", default=None, metavar="NAME",
-                          help="The lab to use (default: the only one that is up).")
+                          help="The lab to use (default: $SOCKETLAB_LAB, else the only one that is up).")
 
 
 class Refused(LabError):

@@ -2,7 +2,7 @@
 seconds), then show the ladder of what crossed the router, with the router's decisions.
 
 Never changes the lab: it starts and stops capture processes on the router (through
-``packets.capture.router_capture``) and runs the command the way `lab run` runs a step
+``RunningLab.capture``) and runs the command the way `lab run` runs a step
 (step-exec, with a time limit).  What the capture means is ``packets.trace``'s.
 """
 from __future__ import annotations
@@ -49,36 +49,24 @@ def trace(lab_name, seconds, html_file, as_text, command):
 
 def _trace(lab_name: Optional[str], argv: Sequence[str], seconds: Optional[float],
            progress: Callable[[str], None]):
-    from ..packets.capture import router_capture
     from ..packets.trace import trace_of
-    from ..runner.processes import StepProcess
-    from ..topology.docker_lab import attach
+    from ..running import RunningLab
     if not argv and not seconds:
         raise LabError("nothing to trace: give --seconds N, or a host and a command after --",
                        hint="e.g. lab trace -- client1 tcp-client hello")
     if argv and len(argv) < 2:
         raise LabError(f"give a command after the host {argv[0]!r}", hint="e.g. lab trace -- client1 tcp-client hello")
-    lab = attach(lab_name)
+    lab = RunningLab.attach(lab_name)
     host, command = (argv[0], shlex.join(argv[1:])) if argv else ("", "")
-    if host:
-        try:
-            lab.topology.host(host)
-        except KeyError:
-            raise LabError(f"no host {host!r} in lab {lab.topology.lab!r}",
-                           hint="`lab status` lists the hosts") from None
+    if host and not lab.has_host(host):
+        raise LabError(f"no host {host!r} in lab {lab.name!r}", hint="`lab status` lists the hosts")
     output, code = "", None
     directory = f"/run/socketlab-trace-{os.getpid()}"
-    with router_capture(lab, directory) as cap:
+    with lab.capture(directory) as cap:
         if host:
             progress(f"capturing on the router while {host} runs: {command}")
-            proc = StepProcess(lab.container(host).id, host, "trace", command, seconds or DEFAULT_LIMIT_S,
-                               run_id=f"trace-{os.getpid()}")
-            proc.start()
-            try:
-                proc.wait((seconds or DEFAULT_LIMIT_S) + 15)
-            except BaseException:           # Ctrl-C: the command ends with the trace
-                proc.signal("KILL")
-                raise
+            # Ctrl-C: the command ends with the trace (run() kills it)
+            proc = lab.run(host, command, seconds or DEFAULT_LIMIT_S, step="trace", run_id=f"trace-{os.getpid()}")
             output, code = proc.outcome.stdout + proc.outcome.stderr, proc.outcome.exit_code
             time.sleep(SETTLE_S)        # a fixed tail for packets in flight, by design
         else:

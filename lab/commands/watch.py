@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 
 import click
 
-from ..impairments.live import router_for
 from ..impairments.watch import Totals
+from ..running import RunningLab
 from .options import LAB_OPTION
 
 
@@ -45,12 +45,12 @@ def table(lab: str, totals: Totals, backends: dict):
     return t
 
 
-def watch_loop(lab: str, router, as_json: bool, interval: float = 1.0) -> None:
+def watch_loop(lab: str, running: RunningLab, as_json: bool, interval: float = 1.0) -> None:
     totals = Totals()
     next_at = time.monotonic()
 
     def reading() -> dict:
-        data = router.counters()
+        data = running.counters()
         totals.add(data)
         return data
 
@@ -79,8 +79,8 @@ def watch_loop(lab: str, router, as_json: bool, interval: float = 1.0) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per second instead of a table.")
 def watch(lab_name, as_json):
     """Live counters per link and direction: forwarded, dropped, duplicated, delayed, rate."""
-    name, router = router_for(lab_name)
+    lab = RunningLab.attach(lab_name)
     try:
-        watch_loop(name, router, as_json)
+        watch_loop(lab.name, lab, as_json)
     except KeyboardInterrupt:
         pass

@@ -1,7 +1,7 @@
 """Packet capture on a router: one ``pcap-capture`` (lab/programs/pcap_capture.py) per
 interface on a lab network, started and stopped as background processes.
 
-    capture = Capture(shell, ifnames)          # ifnames: network -> interface
+    capture = CaptureProcesses(shell, ifnames)  # ifnames: network -> interface
     paths = capture.start("/run/socketlab-capture")   # ifname -> pcap path in the router
     pcaps = capture.stop()                      # ifname -> the pcap file's bytes
 
@@ -20,7 +20,9 @@ CAPTURE_DIR = "/run/socketlab-capture"
 PROGRAM = "pcap-capture"
 
 
-class Capture:
+class CaptureProcesses:
+    """The pcap-capture processes on the router, one per lab interface."""
+
     def __init__(self, shell: RouterShell, ifnames: Mapping[str, str], timeout: float = 15.0):
         self.shell, self.ifnames = shell, dict(ifnames)
         self.procs = Processes(shell, timeout)

@@ -1,44 +1,13 @@
 """A running lab's live network, as the `lab impair/partition/heal/watch` commands
-(lab/commands/live.py, lab/commands/watch.py) see it: which lab's router to ask, and
-the router's answer (what is in force) shaped for showing.
+(lab/commands/live.py, lab/commands/watch.py) show it: the router's answer (what is in
+force) shaped for showing.  Pure.
 
-The router's agent plans and applies each change and keeps what is in force; this
-module only finds it and reads its answers.
+The router's agent plans and applies each change and keeps what is in force; the lab
+and its router are found by ``lab.running.RunningLab.attach``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
-
-# -- finding the lab's router ------------------------------------------------------------------
-
-def find_router(lab_name: Optional[str]):
-    """The router container of ``lab_name``, or of the only lab that is up."""
-    from ..programs.shared.errors import LabError
-    from ..labels import LABEL, LABEL_HOST, LABEL_LAB
-    from ..topology.docker_lab import find_containers
-    labs: Dict[str, List] = {}
-    for ctr in find_containers(lab_name):
-        if ctr.status == "running" and ctr.labels.get(LABEL) == "1":
-            labs.setdefault(ctr.labels.get(LABEL_LAB, "?"), []).append(ctr)
-    labs.pop("doctor", None)   # lab doctor's probe container, not a lab
-    if not labs:
-        where = f"lab {lab_name!r} is not up" if lab_name else "no lab is up"
-        raise LabError(where, hint="`lab status` lists the labs; `lab up` starts one")
-    if len(labs) > 1:
-        raise LabError(f"several labs are up ({', '.join(sorted(labs))})", hint="pick one with --lab NAME")
-    name, containers = next(iter(labs.items()))
-    for ctr in containers:
-        if (ctr.labels.get(LABEL_HOST) == "router"
-                or ctr.labels.get("com.docker.compose.service") == "router"):
-            return name, ctr
-    raise LabError(f"lab {name!r} has no running router")
-
-
-def router_for(lab_name: Optional[str], seed: Optional[int] = None):
-    from .router import RouterImpairments
-    name, container = find_router(lab_name)
-    return name, RouterImpairments(container=container, seed=seed)   # reads SOCKETLAB_BACKEND
+from typing import Dict
 
 
 # -- showing what is in force ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Mapping, Optional
 from ..programs.shared.errors import add_note
 from ..topology.docker_lab import ExecResult, exec_in
 from ..programs.shared.backends import UnsupportedImpairment
-from .capture import CAPTURE_DIR, Capture
+from .capture import CAPTURE_DIR, CaptureProcesses
 from .errors import ImpairerDied, ImpairerError, ImpairmentRefused, RouterCommandError, RouterImpairmentError
 from ..programs.shared.impairment import Capabilities, Change, Impairment, Link, State, backend_choice, state_from_list
 from .router_exec import RouterShell
@@ -62,7 +62,7 @@ class RouterImpairments:
         self._answer: dict = {}
         self._ifnames: Optional[Dict[str, str]] = None
         self.impairer_final_stats: List[dict] = []   # the exit line of every impairer stopped
-        self._capture: Optional[Capture] = None
+        self._capture: Optional[CaptureProcesses] = None
 
     @classmethod
     def for_lab(cls, lab, **kwargs) -> "RouterImpairments":
@@ -197,7 +197,7 @@ class RouterImpairments:
         (``<ifname>.pcap``); returns ifname -> pcap path, once each is listening."""
         with self._lock:
             if self._capture is None:
-                self._capture = Capture(self.shell, self.ifnames)
+                self._capture = CaptureProcesses(self.shell, self.ifnames)
             return self._capture.start(dir_in_router)
 
     def stop_capture(self) -> Dict[str, bytes]:

@@ -40,6 +40,11 @@ class RouterShell:
             self.run(["mkdir", "-p", directory])
             self._dirs.add(directory)
 
+    def remove_dir(self, directory: str) -> None:
+        """Remove ``directory`` and what is in it (whatever is there: nothing raises)."""
+        self.try_run(["rm", "-rf", directory])
+        self._dirs.discard(directory)
+
     def put_files(self, directory: str, files: Mapping[str, bytes], mode: int = 0o600) -> None:
         """Write files (full paths, all in ``directory``) into the container at once."""
         buf = io.BytesIO()

@@ -5,7 +5,7 @@ packet went is told from the interface's subnet: from a host on it to elsewhere 
 arrived to be forwarded), from elsewhere to a host on it is OUT (the router forwarded it
 there), anything else (ARP aside, which is skipped) is LOCAL to the router.
 
-Bounded: at most ``limit`` packets are read from a file; ``Capture.cut`` says when more
+Bounded: at most ``limit`` packets are read from a file; ``PcapContents.cut`` says when more
 were there.  A file cut short mid-record (a capture killed) ends the reading quietly there.
 """
 from __future__ import annotations
@@ -27,7 +27,9 @@ ETHERTYPE_IPV4 = b"\x08\x00"      # udp-measure's datagrams: b"slab <seq> <send_
 
 
 @dataclass
-class Capture:
+class PcapContents:
+    """The packets read from one interface's pcap file."""
+
     iface: str
     packets: List[Packet] = field(default_factory=list)
     cut: bool = False          # more packets were in the file than the limit
@@ -131,9 +133,9 @@ def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0
     return Packet(proto=f"ip{ip.p}", **fields)
 
 
-def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) -> Capture:
+def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) -> PcapContents:
     """Parse one interface's pcap file.  ``subnet``: that interface's network (for direction)."""
-    capture = Capture(iface)
+    capture = PcapContents(iface)
     if not data:
         return capture
     try:

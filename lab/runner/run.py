@@ -27,7 +27,7 @@ from ..concurrency import run_all
 from ..report import drops, plots
 from ..report.model import ExpectationResult, RunReport
 from ..scenario import HostStep, RouterStep, RunStep, Scenario, SignalStep, WaitStep
-from ..topology.docker_lab import DockerLab
+from ..running import RunningLab
 from . import oom
 from .artifacts import RunFolder, safe_name
 from .pages import write_pages
@@ -88,7 +88,6 @@ def check_plans(scenario: Scenario, caps: Capabilities) -> dict[str, dict[str, s
 
 def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     from ..impairments.kernel import probe_kernel
-    from ..impairments.router import RouterImpairments
 
     say = opts.progress
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -106,13 +105,14 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     # Ephemeral: a run killed with -9 leaves a lab that the next `lab` command removes.
     # --keep asks for the lab to outlive the run: a class lab then, until `lab down`.
-    lab = DockerLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir, ephemeral=not opts.keep)
+    lab = RunningLab.plan(scenario.topology.lab_spec(report.lab), opts.work_dir, ephemeral=not opts.keep,
+                          seed=opts.seed, caps=probe)
     began = time.monotonic()
     router = player = None
     try:
         say(f"bringing up lab {report.lab} …")
         lab.up(progress=say)
-        router = RouterImpairments(lab, seed=opts.seed, caps=probe)
+        router = lab.router
         router.apply(dict(scenario.impairments))
         if scenario.capture:
             router.start_capture()
@@ -154,7 +154,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions) -> RunReport:
     return report
 
 
-def _collect(scenario: Scenario, player: "StepPlayer", router, lab: DockerLab, folder: RunFolder,
+def _collect(scenario: Scenario, player: "StepPlayer", router, lab: RunningLab, folder: RunFolder,
              report: RunReport, counters: dict | None = None) -> None:
     """Wait for the steps to end, then keep their results, outputs, drops and captures."""
     player.finish()
@@ -173,7 +173,7 @@ def _collect(scenario: Scenario, player: "StepPlayer", router, lab: DockerLab, f
     _check_impairer(router, report)
 
 
-def _read_counters(scenario: Scenario, lab: DockerLab, router, say) -> dict | None:
+def _read_counters(scenario: Scenario, lab: RunningLab, router, say) -> dict | None:
     """The router's per-link counters and the hosts' /proc/net/snmp (report/drops.py), or
     None with a warning: the counters explain the results, they are not the run."""
     hosts = [h.name for h in lab.topology.hosts if h.role != "router"]
@@ -215,7 +215,7 @@ def evaluate(scenario: Scenario, results: dict[str, dict[str, dict]]) -> list[Ex
     return out
 
 
-def _save_outputs(folder: RunFolder, player: "StepPlayer", lab: DockerLab) -> None:
+def _save_outputs(folder: RunFolder, player: "StepPlayer", lab: RunningLab) -> None:
     for (step, host), proc in player.processes.items():
         # As the program printed it (bytes, binary too), bounded by the output cap.
         folder.write_bytes(f"outputs/{safe_name(step)}/{host}.txt", proc.outcome.raw)
@@ -257,7 +257,7 @@ def _first_send_s(proc: StepProcess, t0: float) -> float:
 class StepPlayer:
     """Plays a scenario's steps (as events, schedule.py) on a running lab."""
 
-    def __init__(self, scenario: Scenario, lab: DockerLab, router, say):
+    def __init__(self, scenario: Scenario, lab: RunningLab, router, say):
         self.scenario, self.lab, self.router, self.say = scenario, lab, router, say
         self.processes: dict[tuple[str, str], StepProcess] = {}
         self.applied: dict[str, tuple[float, float]] = {}   # impairment step -> when applied (from t0)
@@ -333,8 +333,8 @@ class StepPlayer:
 
     def _start(self, step: RunStep, host: str) -> None:
         self._runs += 1
-        proc = StepProcess(self.lab.container(host).id, host, step.name, step.command, step.timeout_s,
-                           run_id=f"{safe_name(step.name)}-{host}-{self._runs}", ready=step.ready)
+        proc = self.lab.process(host, step.command, step.timeout_s, step=step.name,
+                                run_id=f"{safe_name(step.name)}-{host}-{self._runs}", ready=step.ready)
         old = self.processes.get((step.name, host))
         if old is not None and old.running:
             raise RunError(f"{step.name} is still running on {host}")

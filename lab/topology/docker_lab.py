@@ -469,34 +469,44 @@ def _name_taken(lab: str, exc: docker.errors.APIError) -> LabError | None:
     return None
 
 
-def attach(lab: str | None = None) -> DockerLab:
-    """The DockerLab of a lab that is up (``None``: the only one), its Topology read back
-    from the engine: networks and subnets from the labelled networks, hosts from the
-    labelled containers.  For commands that work on a running lab (`lab trace`)."""
-    if lab is None:
-        names = sorted({c.labels.get(LABEL_LAB) for c in find_containers()} - {None})
-        if len(names) != 1:
-            raise LabError("no lab is up" if not names else f"several labs are up ({', '.join(names)})",
-                           hint="start one with `lab up`" if not names else "pick one with --lab NAME")
-        lab = names[0]
-    containers = find_containers(lab)
-    if not containers:
-        raise LabError(f"no lab {lab!r} is up", hint="`lab status` lists the labs that are up")
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+COMPOSE_NETWORK = "com.docker.compose.network"
+
+
+def read_topology(lab: str, containers: list[dict], networks: list[dict]) -> tuple[Topology, dict[str, str]]:
+    """A running lab's Topology read back from its labelled containers and networks (the
+    engine's list answers, as plain data: pure), and host -> container id.
+
+    A host is named by its label; a compose host (no such label) by its service, a
+    scaled service's containers numbered (client1, client2, ...)."""
     prefix = network_name(lab, "")
-    networks = []
-    for net in find_networks(lab):
-        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+    short: dict[str, str] = {}
+    nets = []
+    for net in networks:
+        name = (net.get("Labels") or {}).get(COMPOSE_NETWORK) or net["Name"].removeprefix(prefix)
+        short[net["Name"]] = name
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
             if cfg.get("Subnet"):
-                networks.append(model.Network(net.name.removeprefix(prefix), ipaddress.ip_network(cfg["Subnet"])))
+                nets.append(model.Network(name, ipaddress.ip_network(cfg["Subnet"])))
     order = {"clients": 0, "servers": 1}
-    networks.sort(key=lambda n: (order.get(n.name, 2), n.name))
-    hosts = []
-    for ctr in containers:
-        nets = ctr.attrs["NetworkSettings"]["Networks"] or {}
-        addresses = tuple((net.removeprefix(prefix), ipaddress.ip_address(cfg["IPAddress"]))
-                          for net, cfg in sorted(nets.items()) if cfg.get("IPAddress"))
-        hosts.append(Host(ctr.labels.get(LABEL_HOST, ctr.name), ctr.labels.get(LABEL_ROLE, "host"), addresses, ()))
-    return DockerLab(Topology(lab, tuple(networks), tuple(hosts)))
+    nets.sort(key=lambda n: (order.get(n.name, 2), n.name))
+    hosts, ids = [], {}
+    for ctr in sorted(containers, key=lambda c: c.get("Names", [""])[0]):
+        tags = ctr.get("Labels") or {}
+        name = tags.get(LABEL_HOST)
+        if name is None and tags.get(COMPOSE_SERVICE):
+            service = tags[COMPOSE_SERVICE]
+            name = f"{service}{tags.get(COMPOSE_NUMBER, '1')}" if service == "client" else service
+        if name is None:
+            name = (ctr.get("Names") or [ctr["Id"]])[0].lstrip("/")
+        role = tags.get(LABEL_ROLE) or ("router" if name == "router" else "host")
+        attached = ((ctr.get("NetworkSettings") or {}).get("Networks")) or {}
+        addresses = tuple((short.get(net, net.removeprefix(prefix)), ipaddress.ip_address(cfg["IPAddress"]))
+                          for net, cfg in sorted(attached.items()) if cfg.get("IPAddress"))
+        hosts.append(Host(name, role, addresses, ()))
+        ids[name] = ctr["Id"]
+    return Topology(lab, tuple(nets), tuple(hosts)), ids
 
 
 def exec_in(container, argv: list[str], user: str = "") -> ExecResult:
@@ -602,15 +612,3 @@ def reap_stale() -> list[str]:
     for instance in stale:
         remove_matching(labels.filters(instance=instance))
     return sorted(stale.values())
-
-
-def find_host(host: str, lab: str | None):
-    """The container of `host` in `lab` (or in the only lab that is up)."""
-    found = engine.client().containers.list(all=True, filters=labels.filters(lab=lab, host=host))
-    if not found:
-        where = f"lab {lab!r}" if lab else "any lab"
-        raise LabError(f"no host {host!r} in {where}", hint="`lab status` lists the labs and their hosts")
-    labs = sorted({c.labels.get(LABEL_LAB) for c in found})
-    if len(found) > 1:
-        raise LabError(f"host {host!r} is in several labs ({', '.join(labs)})", hint="pick one with --lab NAME")
-    return found[0]

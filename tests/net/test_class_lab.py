@@ -2,17 +2,15 @@
 import ipaddress
 import json
 
-from conftest import run_json
 
-
-def test_tcp_uppercase_exchange_crosses_the_router(class_lab):
+def test_tcp_uppercase_exchange_crosses_the_router(class_lab, run_json):
     result = run_json(class_lab, "client1", ["tcp-client", "--json", "hello over tcp"])
     assert result["error"] is None
     assert result["received"] == "HELLO OVER TCP"
     assert result["remote_address"] == str(class_lab.topology.host("server").address)
 
 
-def test_udp_uppercase_exchange_crosses_the_router(class_lab):
+def test_udp_uppercase_exchange_crosses_the_router(class_lab, run_json):
     result = run_json(class_lab, "client2", ["udp-client", "--json", "hello over udp"])
     assert result["error"] is None
     assert result["received"] == "HELLO OVER UDP"

@@ -1,26 +1,17 @@
 """compose.yaml's class lab, with whichever Compose this machine has (v2 or v1)."""
 import os
-import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = f"sltest{os.getpid() % 100000}"
 
 
-def compose_command():
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.fail("neither `docker compose` nor `docker-compose` is installed")
-
-
 @pytest.fixture(scope="module")
-def compose():
+def compose(compose_command):
     base = compose_command() + ["-p", PROJECT, "-f", str(ROOT / "compose.yaml")]
 
     def run(*args, check=True):

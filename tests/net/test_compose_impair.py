@@ -7,64 +7,60 @@ labs come up and go one after the other.
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import LAB, ROOT
-from test_compose import compose_command
-from test_impairments import assert_binomial
-
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = f"slimp{os.getpid() % 100000}"
 
 
-def compose(env_file, *args, check=True, extra_env=None):
-    env = {k: v for k, v in os.environ.items() if k != "SOCKETLAB_IMPAIR"}
-    env.update(extra_env or {})
-    base = compose_command() + ["-p", PROJECT, "-f", str(ROOT / "compose.yaml")]
-    if env_file is not None:
-        base += ["--env-file", str(env_file)]
-    result = subprocess.run(base + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+@pytest.fixture(scope="module")
+def compose_env(compose_command):
+    """(env_file, *args, check=True, extra_env=None) -> compose ARGS on this file's project."""
+    command = compose_command()
+
+    def run(env_file, *args, check=True, extra_env=None):
+        env = {k: v for k, v in os.environ.items() if k != "SOCKETLAB_IMPAIR"}
+        env.update(extra_env or {})
+        base = command + ["-p", PROJECT, "-f", str(ROOT / "compose.yaml")]
+        if env_file is not None:
+            base += ["--env-file", str(env_file)]
+        result = subprocess.run(base + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+    return run
 
 
-def lab(*args, check=True):
-    done = subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stderr, done.stderr
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-def test_a_bad_value_stops_the_router_with_one_line(tmp_path):
-    compose(None, "down", "-v", "-t", "1", check=False)
+def test_a_bad_value_stops_the_router_with_one_line(tmp_path, compose_env):
+    compose_env(None, "down", "-v", "-t", "1", check=False)
     try:
-        up = compose(None, "up", "-d", check=False,
+        up = compose_env(None, "up", "-d", check=False,
                      extra_env={"SOCKETLAB_IMPAIR": "clients -> servers loss 120%"})
         assert up.returncode != 0, up.stdout + up.stderr
-        logs = compose(None, "logs", "--no-color", "router").stdout
+        logs = compose_env(None, "logs", "--no-color", "router").stdout
         assert "router: SOCKETLAB_IMPAIR: loss: 120% is over 100%" in logs, logs
         assert "Traceback" not in logs, logs
     finally:
-        compose(None, "down", "-v", "-t", "1", check=False)
+        compose_env(None, "down", "-v", "-t", "1", check=False)
 
 
 @pytest.fixture(scope="module")
-def impaired(tmp_path_factory):
+def impaired(tmp_path_factory, compose_env):
     """The class lab with `SOCKETLAB_IMPAIR=...` in an env file (as in .env)."""
     env_file = tmp_path_factory.mktemp("env") / "env"
     env_file.write_text("SOCKETLAB_IMPAIR=clients <-> servers loss 5% delay 20ms\n")
-    compose(env_file, "down", "-v", "-t", "1", check=False)
+    compose_env(env_file, "down", "-v", "-t", "1", check=False)
     try:
-        compose(env_file, "up", "-d")
-        yield lambda *args, **kw: compose(env_file, *args, **kw)
+        compose_env(env_file, "up", "-d")
+        yield lambda *args, **kw: compose_env(env_file, *args, **kw)
     finally:
-        compose(env_file, "down", "-v", "-t", "1", check=False)
+        compose_env(env_file, "down", "-v", "-t", "1", check=False)
 
 
-def test_the_environment_s_impairments_are_in_force_from_the_start(impaired):
-    shown = json.loads(lab("impair", "--lab", "compose", "--show", "--json").stdout)
+def test_the_environment_s_impairments_are_in_force_from_the_start(impaired, lab_command, assert_binomial):
+    shown = json.loads(lab_command("impair", "--lab", "compose", "--show", "--json").stdout)
     assert {item["link"]: item["impairment"] for item in shown["links"]} == {
         "clients->servers": {"loss": 5.0, "delay_ms": 20.0},
         "servers->clients": {"loss": 5.0, "delay_ms": 20.0}}
@@ -75,10 +71,10 @@ def test_the_environment_s_impairments_are_in_force_from_the_start(impaired):
     assert result["rtt_ms"]["min"] >= 40, result      # 20 ms each way, never early
 
 
-def test_lab_impair_changes_the_compose_lab_live(impaired):
-    lab("impair", "--lab", "compose", "clients -> servers", "--loss", "20%")
-    lab("impair", "--lab", "compose", "--clear", "servers -> clients")
-    shown = json.loads(lab("impair", "--lab", "compose", "--show", "--json").stdout)
+def test_lab_impair_changes_the_compose_lab_live(impaired, lab_command, assert_binomial):
+    lab_command("impair", "--lab", "compose", "clients -> servers", "--loss", "20%")
+    lab_command("impair", "--lab", "compose", "--clear", "servers -> clients")
+    shown = json.loads(lab_command("impair", "--lab", "compose", "--show", "--json").stdout)
     assert {item["link"]: item["impairment"] for item in shown["links"]} == {
         "clients->servers": {"loss": 20.0}}
     out = impaired("exec", "-T", "client", "udp-measure", "--host", "server", "--count", "5000",

@@ -5,27 +5,29 @@ assignment file is refused before anything starts."""
 import json
 import os
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from lab.grade.run import checks_for  # run registers the checks
 
-from conftest import LAB, ROOT
-
-EXAMPLES = ROOT / "examples" / "assignments"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "assignments"
 BUGGY_SERVER = Path(__file__).parent / "data" / "assignments" / "buggy-tcpserver.c"
 
 
-def grade(folder: Path, assignment: Path, tmp_path: Path, timeout=900):
-    gs, junit = tmp_path / "results.json", tmp_path / "junit.xml"
-    done = subprocess.run([str(LAB), "grade", str(folder), "--assignment", str(assignment),
-                           "--gradescope", str(gs), "--junit", str(junit)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-    assert "Traceback" not in done.stderr, done.stderr
-    if done.returncode == 2:
-        return done.returncode, None, None, done.stderr
-    return done.returncode, json.loads(gs.read_text()), ET.parse(junit).getroot(), done.stdout
+@pytest.fixture(scope="module")
+def grade(lab_command):
+    """(folder, assignment, tmp_path) -> `lab grade FOLDER --assignment FILE`: (exit status, the
+    Gradescope results, the JUnit root, stdout); on exit 2, (2, None, None, stderr)."""
+    def run(folder: Path, assignment: Path, tmp_path: Path):
+        gs, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+        done = lab_command("grade", folder, "--assignment", assignment, "--gradescope", gs, "--junit", junit,
+                           check=False, timeout=900, env={**os.environ, "COLUMNS": "200"})
+        if done.returncode == 2:
+            return done.returncode, None, None, done.stderr
+        return done.returncode, json.loads(gs.read_text()), ET.parse(junit).getroot(), done.stdout
+    return run
 
 
 def lost(results) -> set:
@@ -38,7 +40,7 @@ def submission(tmp_path: Path, language: str) -> Path:
     return folder
 
 
-def test_the_c_reference_solution_gets_full_marks(toolchain_images, tmp_path):
+def test_the_c_reference_solution_gets_full_marks(grade, toolchain_images, tmp_path):
     code, results, junit, out = grade(EXAMPLES / "c", EXAMPLES / "c" / "assignment.yaml", tmp_path)
     assert code == 0 and lost(results) == set(), out
     lecture = checks_for("default")     # the same checks and points as the Python lecture
@@ -46,14 +48,14 @@ def test_the_c_reference_solution_gets_full_marks(toolchain_images, tmp_path):
     assert results["score"] == sum(t["max_score"] for t in results["tests"]) == sum(c.points for c in lecture)
 
 
-def test_a_c_server_that_forgets_to_upper_case_loses_exactly_that_check(toolchain_images, tmp_path):
+def test_a_c_server_that_forgets_to_upper_case_loses_exactly_that_check(grade, toolchain_images, tmp_path):
     folder = submission(tmp_path, "c")
     shutil.copy(BUGGY_SERVER, folder / "tcpserver.c")
     code, results, junit, out = grade(folder, folder / "assignment.yaml", tmp_path)
     assert code == 1 and lost(results) == {"tcp_server_replies_in_upper_case"}, out
 
 
-def test_a_build_that_fails_is_one_failed_check_and_the_rest_not_run(toolchain_images, tmp_path):
+def test_a_build_that_fails_is_one_failed_check_and_the_rest_not_run(grade, toolchain_images, tmp_path):
     folder = submission(tmp_path, "c")
     (folder / "udpclient.c").write_text("int main(void) { this is not C; }\n")
     code, results, junit, out = grade(folder, folder / "assignment.yaml", tmp_path)
@@ -65,12 +67,12 @@ def test_a_build_that_fails_is_one_failed_check_and_the_rest_not_run(toolchain_i
     assert all("not run: the build failed" in t["output"] for t in results["tests"][1:])
 
 
-def test_the_java_reference_solution_gets_full_marks(toolchain_images, tmp_path):
+def test_the_java_reference_solution_gets_full_marks(grade, toolchain_images, tmp_path):
     code, results, junit, out = grade(EXAMPLES / "java", EXAMPLES / "java" / "assignment.yaml", tmp_path)
     assert code == 0 and lost(results) == set(), out
 
 
-def test_bad_assignment_files_are_refused_before_anything_starts(tmp_path):
+def test_bad_assignment_files_are_refused_before_anything_starts(grade, tmp_path):
     bad = tmp_path / "assignment.yaml"
     bad.write_text("toolchain: c\nbuild: make\ntcp_server: ./tcpserver {prot}\n")
     code, _, _, err = grade(EXAMPLES / "c", bad, tmp_path)

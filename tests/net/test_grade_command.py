@@ -3,30 +3,32 @@ forgets .upper() loses exactly the reply checks, hostile programs cost their poi
 never the grader, and a robust submission passes the robust level."""
 import json
 import os
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import LAB, LECTURE
-from test_grading_scenarios import submission_with_a_bug
+import pytest
 
 REPLY_CHECKS = {"tcp_server_replies_in_upper_case", "udp_server_replies_in_upper_case"}
 
 
-def lab_grade(folder, tmp_path, *args, timeout=900):
-    gs, junit = tmp_path / "results.json", tmp_path / "junit.xml"
-    done = subprocess.run([str(LAB), "grade", str(folder), "--gradescope", str(gs), "--junit", str(junit), *args],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(gs.read_text()), ET.parse(junit).getroot(), done.stdout
+@pytest.fixture(scope="module")
+def lab_grade(lab_command):
+    """(folder, tmp_path, *args, timeout=900) -> `lab grade FOLDER`: (exit status, the
+    Gradescope results, the JUnit root, stdout)."""
+    def grade(folder, tmp_path, *args, timeout=900):
+        gs, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+        done = lab_command("grade", folder, "--gradescope", gs, "--junit", junit, *args, check=False,
+                           timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+        return done.returncode, json.loads(gs.read_text()), ET.parse(junit).getroot(), done.stdout
+    return grade
 
 
 def lost(results):
     return {t["name"] for t in results["tests"] if t["score"] < t["max_score"]}
 
 
-def test_the_lecture_programs_get_full_marks(tmp_path):
-    code, results, junit, out = lab_grade(LECTURE, tmp_path)
+def test_the_lecture_programs_get_full_marks(tmp_path, lab_grade, lecture):
+    code, results, junit, out = lab_grade(lecture, tmp_path)
     assert code == 0 and lost(results) == set(), out
     assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
     assert isinstance(results["execution_time"], int) and results["execution_time"] > 0
@@ -36,7 +38,7 @@ def test_the_lecture_programs_get_full_marks(tmp_path):
     assert junit.get("failures") == "0" and len(junit.findall("testcase")) == len(results["tests"])
 
 
-def test_a_server_that_forgets_upper_loses_exactly_the_reply_checks(tmp_path):
+def test_a_server_that_forgets_upper_loses_exactly_the_reply_checks(tmp_path, lab_grade, submission_with_a_bug):
     code, results, junit, out = lab_grade(submission_with_a_bug(tmp_path / "alice"), tmp_path)
     assert code == 1 and lost(results) == {"tcp_server_replies_in_upper_case"}, out
     (tcp,) = [t for t in results["tests"] if t["name"] == "tcp_server_replies_in_upper_case"]
@@ -57,7 +59,7 @@ HOSTILE = {
 }
 
 
-def test_hanging_flooding_and_crashing_programs_cost_their_points_not_the_grader(tmp_path):
+def test_hanging_flooding_and_crashing_programs_cost_their_points_not_the_grader(tmp_path, lab_grade):
     folder = tmp_path / "mallory"
     folder.mkdir()
     for name, text in HOSTILE.items():
@@ -70,10 +72,10 @@ def test_hanging_flooding_and_crashing_programs_cost_their_points_not_the_grader
     assert "I give up" in crash["output"]
 
 
-def test_a_submission_missing_files_gets_zero_for_their_checks_only(tmp_path):
+def test_a_submission_missing_files_gets_zero_for_their_checks_only(tmp_path, lab_grade, lecture):
     folder = tmp_path / "bob"
     folder.mkdir()
-    (folder / "UDPServer.py").write_text((LECTURE / "UDPServer.py").read_text())
+    (folder / "UDPServer.py").write_text((lecture / "UDPServer.py").read_text())
     code, results, _junit, out = lab_grade(folder, tmp_path)
     passed = {t["name"] for t in results["tests"] if t["score"] == t["max_score"]}
     assert passed == {"udp_server_replies_in_upper_case", "udp_server_answers_several_clients",
@@ -101,10 +103,10 @@ print(modifiedMessage.decode())
 """
 
 
-def robust_submission(folder: Path) -> Path:
+def robust_submission(folder: Path, lecture: Path) -> Path:
     """The lecture's programs, with the two fixes the robust level asks for."""
     folder.mkdir()
-    for program in LECTURE.glob("*.py"):
+    for program in lecture.glob("*.py"):
         (folder / program.name).write_text(program.read_text())
     (folder / "UDPClient.py").write_text(ROBUST_UDP_CLIENT)
     server = folder / "TCPServer.py"
@@ -114,7 +116,7 @@ def robust_submission(folder: Path) -> Path:
     return folder
 
 
-def test_the_robust_level_gives_a_robust_submission_full_marks(tmp_path):
-    code, results, _junit, out = lab_grade(robust_submission(tmp_path / "carol"), tmp_path,
+def test_the_robust_level_gives_a_robust_submission_full_marks(tmp_path, lab_grade, lecture):
+    code, results, _junit, out = lab_grade(robust_submission(tmp_path / "carol", lecture), tmp_path,
                                            "--level", "robust")
     assert code == 0 and lost(results) == set(), out

@@ -2,33 +2,18 @@
 --work: the lecture's own files pass, a submission with a bug fails on exactly that bug."""
 from pathlib import Path
 
-from conftest import LECTURE, ROOT, lab_run_json
-from test_scenarios import failed_expectations
-
-GRADING = ROOT / "scenarios" / "grading"
+GRADING = Path(__file__).resolve().parents[2] / "scenarios" / "grading"
 
 
-def submission_with_a_bug(folder: Path) -> Path:
-    """The lecture's programs, but the TCP server forgets to upper-case its reply."""
-    folder.mkdir()
-    for program in LECTURE.glob("*.py"):
-        (folder / program.name).write_text(program.read_text())
-    server = folder / "TCPServer.py"
-    text = server.read_text()
-    assert "sentence.upper()" in text
-    server.write_text(text.replace("sentence.upper()", "sentence"))
-    return folder
-
-
-def test_the_lecture_programs_pass_both_gradings(tmp_path):
+def test_the_lecture_programs_pass_both_gradings(tmp_path, lab_run_json, lecture, failed_expectations):
     code, reports, stderr = lab_run_json([GRADING / "servers.yaml", GRADING / "clients.yaml"], tmp_path,
-                                         work=LECTURE)
+                                         work=lecture)
     assert code == 0, stderr[-3000:]
     assert [(r["scenario"], r["errors"], failed_expectations(r)) for r in reports] == \
         [("grade-servers", [], []), ("grade-clients", [], [])]
 
 
-def test_a_server_that_forgets_upper_fails_on_the_tcp_reply_only(tmp_path):
+def test_a_server_that_forgets_upper_fails_on_the_tcp_reply_only(tmp_path, lab_run_json, submission_with_a_bug):
     code, [report], stderr = lab_run_json([GRADING / "servers.yaml"], tmp_path,
                                         work=submission_with_a_bug(tmp_path / "alice"))
     assert code == 1, stderr[-3000:]

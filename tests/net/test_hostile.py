@@ -14,7 +14,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -23,11 +22,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import LAB, ROOT
 from lab import labels
 from lab.runner.processes import OUTPUT_CAP
 from lab.topology.docker_lab import remove_lab
 
+ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 240          # s for a whole `lab run` of one of these (a few s; the machine may be busy)
 RSS_BOUND_MB = 200         # lab's own peak memory, whatever a program prints
 ESC = "\x1b"
@@ -64,8 +63,14 @@ def plain_env() -> dict:
     return {**{k: v for k, v in os.environ.items() if k not in forcing}, "COLUMNS": "400"}
 
 
-def hostile_run(tmp_path: Path, scenario: str, expect_code: int, work_files: dict | None = None) -> Run:
-    """`lab run` of `scenario` (YAML text) with --junit and --json-file; checks the floor."""
+@pytest.fixture(scope="module")
+def hostile_run(lab_cli):
+    """(tmp_path, scenario, expect_code, work_files=None) -> the Run of `lab run` of
+    `scenario` (YAML text) with --junit and --json-file; checks the floor."""
+    return lambda *args, **kwargs: _hostile_run(lab_cli, *args, **kwargs)
+
+
+def _hostile_run(lab_cli, tmp_path: Path, scenario: str, expect_code: int, work_files: dict | None = None) -> Run:
     path = tmp_path / "scenario.yaml"
     path.write_text(scenario)
     work = tmp_path / "work"
@@ -75,9 +80,8 @@ def hostile_run(tmp_path: Path, scenario: str, expect_code: int, work_files: dic
     junit, js = tmp_path / "junit.xml", tmp_path / "report.json"
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([str(LAB), "run", str(path), "--junit", str(junit), "--json-file", str(js),
-                                 "--runs-dir", str(tmp_path / "runs"), "--work", str(work)],
-                                stdout=out, stderr=err, cwd=ROOT, env=plain_env())
+        proc = lab_cli("run", path, "--junit", junit, "--json-file", js, "--runs-dir", tmp_path / "runs",
+                       "--work", work, stdout=out, stderr=err, cwd=ROOT, env=plain_env())
     watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)  # a bound, so a hang fails instead of blocking
     watchdog.start()
     try:
@@ -115,7 +119,7 @@ def one_step(name: str, command: str, expect: list[str], description: str = "a h
             f"    timeout: {timeout}\nexpect:\n{lines}\n")
 
 
-def test_markup_and_emoji_are_shown_as_typed(tmp_path):
+def test_markup_and_emoji_are_shown_as_typed(tmp_path, hostile_run):
     said = "x[/b]y :cat: [red]x"
     run = hostile_run(tmp_path, one_step(
         "hostile-markup", f"echo 'x[/b]y'; echo ':cat: [red]x [bold]'; echo '{json.dumps({'said': said})}'",
@@ -130,7 +134,7 @@ def test_markup_and_emoji_are_shown_as_typed(tmp_path):
     assert stored.startswith("x[/b]y\n:cat: [red]x [bold]\n")
 
 
-def test_escape_sequences_are_shown_escaped_never_obeyed(tmp_path):
+def test_escape_sequences_are_shown_escaped_never_obeyed(tmp_path, hostile_run):
     # Clear the screen, set the window title (OSC), a carriage return that would hide text.
     run = hostile_run(tmp_path, one_step(
         "hostile-escapes", r"printf 'A\033[2JB\033]0;pwned\007C\rD\n'",
@@ -142,7 +146,7 @@ def test_escape_sequences_are_shown_escaped_never_obeyed(tmp_path):
     assert "A\\x1b[2JB\\x1b]0;pwned\\x07C" in run.junit.find(".//failure").text
 
 
-def test_a_flood_of_output_is_bounded_and_lab_stays_small(tmp_path):
+def test_a_flood_of_output_is_bounded_and_lab_stays_small(tmp_path, hostile_run):
     flood = 250_000_000
     run = hostile_run(tmp_path, one_step(
         "hostile-flood", f"head -c {flood} /dev/zero | tr '\\0' y; echo; echo '{{\"done\": true}}'",
@@ -157,7 +161,7 @@ def test_a_flood_of_output_is_bounded_and_lab_stays_small(tmp_path):
     assert run.max_rss_mb < RSS_BOUND_MB, f"lab held {run.max_rss_mb:.0f} MB"
 
 
-def test_binary_output_is_stored_as_is_and_shown_escaped(tmp_path):
+def test_binary_output_is_stored_as_is_and_shown_escaped(tmp_path, hostile_run):
     blob = bytes(random.Random(6).randrange(256) for _ in range(100_000)) + b"\x00\x1b[2J\xff\xfe\x00"
     run = hostile_run(tmp_path, one_step("hostile-binary", "cat blob.bin",
                                          ['prog.output: {contains: "never in it"}', "prog.exit_code: 0"]),
@@ -167,7 +171,7 @@ def test_binary_output_is_stored_as_is_and_shown_escaped(tmp_path):
     assert run.junit.find(".//failure") is not None   # the observed bytes, in XML that parses
 
 
-def test_a_program_that_never_ends_is_stopped_at_its_timeout(tmp_path):
+def test_a_program_that_never_ends_is_stopped_at_its_timeout(tmp_path, hostile_run):
     # It ignores SIGTERM, so step-exec's SIGKILL after the grace period ends it.
     run = hostile_run(tmp_path, one_step("hostile-forever", "trap '' TERM; while :; do sleep 1; done",
                                          ["prog.timed_out: true"], timeout="3s"), expect_code=0)
@@ -175,7 +179,7 @@ def test_a_program_that_never_ends_is_stopped_at_its_timeout(tmp_path):
     assert result["timed_out"] is True and result["exit_code"] == 128 + 9
 
 
-def test_a_program_that_closes_stdout_at_once(tmp_path):
+def test_a_program_that_closes_stdout_at_once(tmp_path, hostile_run):
     run = hostile_run(tmp_path, one_step(
         "hostile-closed", "exec 1>&-; echo lost; echo 'still on stderr' >&2; exit 0",
         ["prog.exit_code: 0", 'prog.output: {contains: "still on stderr"}']), expect_code=0)
@@ -183,7 +187,7 @@ def test_a_program_that_closes_stdout_at_once(tmp_path):
     assert b"still on stderr" in stored and b"lost" not in stored
 
 
-def test_a_program_cannot_change_routes_or_rules_and_the_impairment_stays(tmp_path):
+def test_a_program_cannot_change_routes_or_rules_and_the_impairment_stays(tmp_path, hostile_run):
     # All of client1's packets to the servers are dropped (100 % loss). The program tries
     # to get around it on its own host; then a UDP exchange must still get no answer.
     tries = ("ip route flush table main; a=$?; ip route add 0.0.0.0/1 dev eth0; b=$?; "

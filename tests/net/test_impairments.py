@@ -5,8 +5,8 @@ RouterImpairments that clears the router when the test ends.
 
 Statistics: each count is checked against the exact binomial distribution it must follow
 if the impairment does what it is configured to do (acceptance region of a two-sided
-exact test).  There are STAT_CHECKS such checks in this file, each at level
-1 - 0.01 / STAT_CHECKS (Bonferroni), so the file as a whole wrongly fails at most 1 % of
+exact test).  There are five such checks in this file, each at level
+1 - 0.01 / 5 (Bonferroni, conftest's STAT_CHECKS), so the file as a whole wrongly fails at most 1 % of
 the time when everything works.  The intervals are tight enough to catch a wrong rate:
 at n = 10,000 the 20 % loss check accepts 19.0-21.0 % of datagrams lost.
 
@@ -32,66 +32,35 @@ import time
 
 import pytest
 
-from conftest import lab_name, run_json
 from lab.programs.shared.impairment import Impairment, Link
 from lab.programs.shared import backends as B
 from lab.programs.shared.impairment import BACKEND_ENV
 from lab.impairments.router import ImpairerDied, RouterImpairments
 from lab.topology.docker_lab import DockerLab
 from lab.programs.shared.topology import LabSpec
+from lab.runner.processes import last_json_object
+from lab.scenario.stats import acceptance_interval
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
-STAT_CHECKS = 5
-LEVEL = 1 - 0.01 / STAT_CHECKS
 IMPAIRER_GRANULARITY_MS = 1.0
 SEED = 7
 
 
-# --- exact binomial intervals ------------------------------------------------------------
-
-def binomial_pmf(n: int, p: float) -> list[float]:
-    if p <= 0 or p >= 1:
-        return [float(k == (0 if p <= 0 else n)) for k in range(n + 1)]
-    logs = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-            + k * math.log(p) + (n - k) * math.log1p(-p) for k in range(n + 1)]
-    return [math.exp(v) for v in logs]
-
-
-def binomial_interval(n: int, p: float, level: float = LEVEL) -> tuple[int, int]:
-    """[lo, hi]: counts an exact two-sided test at ``level`` accepts for Binomial(n, p)
-    (P(X < lo) <= alpha/2 and P(X > hi) <= alpha/2)."""
-    pmf, tail = binomial_pmf(n, p), (1 - level) / 2
-    lo, below = 0, 0.0
-    while lo < n and below + pmf[lo] <= tail:
-        below += pmf[lo]
-        lo += 1
-    hi, above = n, 0.0
-    while hi > 0 and above + pmf[hi] <= tail:
-        above += pmf[hi]
-        hi -= 1
-    return lo, hi
-
-
-def assert_binomial(count: int, n: int, p: float, what: str) -> None:
-    lo, hi = binomial_interval(n, p)
-    assert lo <= count <= hi, (f"{what}: {count} of {n} ({count / n:.4f}), but Binomial({n}, {p:.4f}) "
-                               f"gives {lo}..{hi} at the {LEVEL:.2%} level")
-
+# --- exact binomial intervals (assert_binomial, a conftest fixture) ----------------------
 
 def test_binomial_interval_is_exact_and_can_reject():
-    """The helper itself.  20 % loss of 10,000 at 99 %: P(X <= 7895) = 0.00468 and
-    P(X >= 8103) = 0.00499 (the normal approximation in platform-facts says 7,897-8,103;
-    the binomial is slightly skewed)."""
-    assert binomial_interval(10_000, 0.8, 0.99) == (7896, 8102)
-    lo, hi = binomial_interval(100, 0.5, 0.95)
-    assert (lo, hi) == (40, 60)
-    assert binomial_interval(50, 0.0) == (0, 0) and binomial_interval(50, 1.0) == (50, 50)
+    """The interval assert_binomial uses.  20 % loss of 10,000 at 99 %: P(X <= 7895) =
+    0.00468 and P(X >= 8103) = 0.00499 (the normal approximation in platform-facts says
+    7,897-8,103; the binomial is slightly skewed)."""
+    assert acceptance_interval(10_000, 0.8, 0.99) == (7896, 8102)
+    assert acceptance_interval(100, 0.5, 0.95) == (40, 60)
+    assert acceptance_interval(50, 0.0) == (0, 0) and acceptance_interval(50, 1.0) == (50, 50)
 
 
 # --- the lab ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(lab_name):
     spec = LabSpec(lab=lab_name("imp"), clients=1, client_command=("host-role", "client", "--no-demo"))
     with DockerLab.plan(spec) as running:
         yield running
@@ -121,18 +90,24 @@ def expected(imp, fallback: str) -> str:
     return B.NETEM if imp.caps.netem else fallback
 
 
+def measured(lab, argv: list[str]) -> dict:
+    """The JSON line a measuring program printed last on client1."""
+    done = lab.exec("client1", argv)
+    result = last_json_object(done.stdout)
+    assert result, f"{argv} printed no JSON: {done.stderr}"
+    return result
+
+
 def udp(lab, count: int, rate: float = 5000, wait: float = 1.0, size: int = 64) -> dict:
-    result = run_json(lab, "client1", ["udp-measure", "--host", "server", "--count", str(count),
-                                       "--rate", f"{rate:g}", "--wait", f"{wait:g}",
-                                       "--size", str(size)])
+    result = measured(lab, ["udp-measure", "--host", "server", "--count", str(count),
+                            "--rate", f"{rate:g}", "--wait", f"{wait:g}", "--size", str(size)])
     assert result["error"] is None, result
     assert result["sent"] == count, result
     return result
 
 
 def tcp(lab, nbytes: int, timeout: float = 30) -> dict:
-    return run_json(lab, "client1", ["tcp-measure", "--host", "server", "--bytes", str(nbytes),
-                                     "--timeout", f"{timeout:g}"])
+    return measured(lab, ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
 
 
 def assert_stream_intact(result: dict, nbytes: int) -> None:
@@ -143,7 +118,7 @@ def assert_stream_intact(result: dict, nbytes: int) -> None:
 
 # --- loss ---------------------------------------------------------------------------------
 
-def test_one_way_loss_matches_the_configured_rate(lab, imp):
+def test_one_way_loss_matches_the_configured_rate(lab, imp, assert_binomial):
     imp.apply({C2S: Impairment(loss=20)})
     assert imp.backends == {"clients->servers": {"loss": expected(imp, B.NFT_NUMGEN)}}
     result = udp(lab, 10_000, rate=5000)
@@ -152,7 +127,7 @@ def test_one_way_loss_matches_the_configured_rate(lab, imp):
     assert result["duplicated"] == result["corrupted"] == 0
 
 
-def test_tcp_delivers_intact_what_udp_loses(lab, imp):
+def test_tcp_delivers_intact_what_udp_loses(lab, imp, assert_binomial):
     """The lesson: the same 10 % loss both ways; UDP loses datagrams, TCP retransmits."""
     p = 0.10
     imp.apply({C2S: Impairment(loss=p * 100), S2C: Impairment(loss=p * 100)})
@@ -200,7 +175,7 @@ def test_delay_adds_the_configured_time_to_the_rtt(lab, imp):
 
 # --- duplicate and reorder ----------------------------------------------------------------
 
-def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp):
+def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
     p = 0.10
     imp.apply({C2S: Impairment(duplicate=p * 100)})
     assert imp.backends["clients->servers"] == {"duplicate": expected(imp, B.NFT_DUP)}
@@ -212,7 +187,7 @@ def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp):
     assert_stream_intact(tcp(lab, nbytes), nbytes)
 
 
-def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
+def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
     """netem semantics: a ``reorder`` share is sent at once, the rest wait ``delay``.
 
     A delayed request i is counted reordered by udp-measure exactly when one of the
@@ -244,7 +219,7 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp):
     assert_stream_intact(tcp(lab, nbytes), nbytes)
 
 
-def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp):
+def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp, assert_binomial):
     """Duplication on a link the impairer already handles comes from the impairer."""
     p, imp = 0.10, impairer_imp
     imp.apply({C2S: Impairment(delay_ms=5, duplicate=p * 100)})

@@ -5,11 +5,9 @@ port 12000, and a TIME_WAIT left by a socket without SO_REUSEADDR (the lecture
 server's) blocks the next bind() on that port for a minute, even one with it."""
 import pytest
 
-from conftest import copy_lecture_programs
-
 
 @pytest.fixture(scope="module")
-def idle_lab(socketlab_module, tmp_path_factory):
+def idle_lab(socketlab_module, tmp_path_factory, copy_lecture_programs):
     """A lab whose server runs nothing, with the lecture programs in /work."""
     work = tmp_path_factory.mktemp("lecture")
     copy_lecture_programs(work)

@@ -4,12 +4,11 @@ import subprocess
 
 import pytest
 
-from conftest import Lines, lab_cli, lab_name, run_json
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
 from lab.programs.shared.topology import LabSpec
 
 
-def test_lab_down_leaves_no_labelled_container_or_network(tmp_path):
+def test_lab_down_leaves_no_labelled_container_or_network(tmp_path, lab_cli, lab_name):
     name = lab_name("down")
     up = lab_cli("up", "--name", name, "--clients", "2", "--work", str(tmp_path),
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -22,7 +21,7 @@ def test_lab_down_leaves_no_labelled_container_or_network(tmp_path):
     assert find_containers(name) == [] and find_networks(name) == []
 
 
-def test_two_labs_run_side_by_side(tmp_path):
+def test_two_labs_run_side_by_side(tmp_path, lab_name, run_json):
     a = DockerLab.plan(LabSpec(lab=lab_name("a"), clients=1), tmp_path)
     with a:
         b = DockerLab.plan(LabSpec(lab=lab_name("b"), clients=1), tmp_path)
@@ -39,7 +38,7 @@ def test_two_labs_run_side_by_side(tmp_path):
         assert run_json(a, "client1", ["udp-client", "--json", "still here"])["received"] == "STILL HERE"
 
 
-def test_same_lab_name_twice_is_refused(tmp_path):
+def test_same_lab_name_twice_is_refused(tmp_path, lab_cli, lab_name):
     name = lab_name("twice")
     with DockerLab.plan(LabSpec(lab=name, clients=0), tmp_path):
         second = lab_cli("up", "--name", name, stderr=subprocess.PIPE, text=True)
@@ -50,11 +49,11 @@ def test_same_lab_name_twice_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig):
+def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig, read_lines, lab_cli, lab_name):
     name = lab_name(f"int{int(sig)}")
     up = lab_cli("up", "--name", name, "--clients", "30", "--work", str(tmp_path),
                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = Lines(up.stderr)
+    err = read_lines(up.stderr)
     try:
         # Interrupt once containers are being started: read progress, not the clock.
         err.wait_for("starting client", timeout=120)
@@ -69,7 +68,7 @@ def test_interrupt_during_bring_up_leaves_nothing(tmp_path, sig):
         remove_lab(name)
 
 
-def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path):
+def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path, lab_cli, lab_name):
     import os
     name = lab_name("noimg")
     env = {**os.environ, "SOCKETLAB_IMAGE": "socketlab-host:no-such-image"}
@@ -82,7 +81,7 @@ def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path)
     assert not find_containers(name) and not find_networks(name)
 
 
-def test_ten_clients_come_up_concurrently_and_leave_nothing(tmp_path):
+def test_ten_clients_come_up_concurrently_and_leave_nothing(tmp_path, lab_cli, lab_name):
     """Concurrent bring-up keeps the order that matters: every client's demo went through
     the router to the server (so both were ready before it ran), and `lab down` removes all."""
     name = lab_name("ten")

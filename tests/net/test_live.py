@@ -3,7 +3,7 @@ on a lab made by `lab up`, through the installed `lab` command as an instructor 
 
 Each test starts from a router with nothing in force (the `clean` fixture clears it and
 checks, through the router's own agent, that nothing is left).  Counts are checked
-against exact binomial intervals (test_impairments' helpers; this file's checks are few
+against exact binomial intervals (the assert_binomial fixture; this file's checks are few
 enough that its Bonferroni level covers them too).
 """
 from __future__ import annotations
@@ -15,28 +15,39 @@ import time
 
 import pytest
 
-from conftest import LAB, lab_name, run_json
 from lab.impairments.router import RouterImpairments
-from lab.topology.docker_lab import find_host, remove_lab
-from test_impairments import assert_binomial
-
-LAB_NAME = lab_name("live")
+from lab.running import RunningLab
+from lab.topology.docker_lab import remove_lab
 
 
-def lab(*args, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(LAB), *map(str, args)], capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stderr, done.stderr
-    if check:
-        assert done.returncode == 0, done.stderr + done.stdout
-    return done
+class Live:
+    """The module's lab as an instructor's shell sees it: `lab ...` commands on it (through
+    the installed console script), and what its client1 measures."""
 
+    def __init__(self, name: str, lab_command):
+        self.name, self.lab = name, lab_command
 
-def impair(*args, check: bool = True) -> subprocess.CompletedProcess:
-    return lab("impair", "--lab", LAB_NAME, *args, check=check)
+    def impair(self, *args, check: bool = True) -> subprocess.CompletedProcess:
+        return self.lab("impair", "--lab", self.name, *args, check=check)
 
+    def shown(self) -> dict:
+        return json.loads(self.impair("--show", "--json").stdout)
 
-def shown() -> dict:
-    return json.loads(impair("--show", "--json").stdout)
+    def in_force(self) -> dict:
+        """link -> its impairment fields, as --show --json says."""
+        return {item["link"]: item["impairment"] for item in self.shown()["links"]}
+
+    def udp(self, count: int, rate: float = 5000) -> dict:
+        done = RunningLab.attach(self.name).exec(
+            "client1", ["udp-measure", "--host", "server", "--count", str(count), "--rate", f"{rate:g}", "--wait", "1"])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["error"] is None and result["sent"] == count, result
+        return result
+
+    def tcp(self, nbytes: int, timeout: float = 60) -> dict:
+        done = RunningLab.attach(self.name).exec(
+            "client1", ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def loss_backend(router: RouterImpairments) -> str:
@@ -45,59 +56,44 @@ def loss_backend(router: RouterImpairments) -> str:
     return "tc netem" if router.caps.netem else "nftables numgen"
 
 
-def in_force() -> dict:
-    """link -> its impairment fields, as --show --json says."""
-    return {item["link"]: item["impairment"] for item in shown()["links"]}
+@pytest.fixture(scope="module")
+def live(lab_name, lab_command):
+    live = Live(lab_name("live"), lab_command)
+    remove_lab(live.name)
+    try:
+        lab_command("up", "--name", live.name, "--clients", "1")
+        yield live
+    finally:
+        remove_lab(live.name)
 
 
 @pytest.fixture(scope="module")
-def live():
-    remove_lab(LAB_NAME)
-    try:
-        lab("up", "--name", LAB_NAME, "--clients", "1")
-        yield RouterImpairments(container=find_host("router", LAB_NAME))
-    finally:
-        remove_lab(LAB_NAME)
+def router(live):
+    """The lab's router, through the one door (RunningLab)."""
+    return RunningLab.attach(live.name).router
 
 
 @pytest.fixture
-def clean(live):
-    impair("--clear")
-    yield live
-    impair("--clear")
-    assert live.leftovers() == []
-
-
-def udp(count: int, rate: float = 5000) -> dict:
-    from lab.topology.docker_lab import exec_in
-    host = find_host("client1", LAB_NAME)
-    done = exec_in(host, ["udp-measure", "--host", "server", "--count", str(count), "--rate", f"{rate:g}",
-                          "--wait", "1"])
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["error"] is None and result["sent"] == count, result
-    return result
-
-
-def tcp(nbytes: int, timeout: float = 60) -> dict:
-    from lab.topology.docker_lab import exec_in
-    done = exec_in(find_host("client1", LAB_NAME),
-                   ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", f"{timeout:g}"])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def clean(live, router):
+    live.impair("--clear")
+    yield router
+    live.impair("--clear")
+    assert router.leftovers() == []
 
 
 # --- every kind, live -------------------------------------------------------------------------
 
-def test_loss_is_applied_live_within_the_binomial_interval(clean):
-    impair("clients -> servers", "--loss", "20%")
-    assert shown()["links"][0]["backends"] == {"loss": loss_backend(clean)}
-    result = udp(10_000)
+def test_loss_is_applied_live_within_the_binomial_interval(clean, live, assert_binomial):
+    live.impair("clients -> servers", "--loss", "20%")
+    assert live.shown()["links"][0]["backends"] == {"loss": loss_backend(clean)}
+    result = live.udp(10_000)
     assert_binomial(result["received"], result["sent"], 0.8, "delivery with 20 % live loss one way")
 
 
-def test_delay_and_jitter_are_applied_live(clean):
-    base = udp(1000, rate=1000)["rtt_ms"]
-    impair("clients -> servers", "--delay", "40ms", "--jitter", "5ms")
-    result = udp(1000, rate=1000)
+def test_delay_and_jitter_are_applied_live(clean, live):
+    base = live.udp(1000, rate=1000)["rtt_ms"]
+    live.impair("clients -> servers", "--delay", "40ms", "--jitter", "5ms")
+    result = live.udp(1000, rate=1000)
     rtt = result["rtt_ms"]
     assert result["received"] == 1000, result
     # The documented tolerance (test_impairments): the base path's spread, the engine's
@@ -107,35 +103,35 @@ def test_delay_and_jitter_are_applied_live(clean):
     assert rtt["min"] >= 35 and rtt["max"] - rtt["min"] >= 5, rtt
 
 
-def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean):
-    impair("clients -> servers", "--duplicate", "10%")
-    result = udp(5000)
+def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean, live, assert_binomial):
+    live.impair("clients -> servers", "--duplicate", "10%")
+    result = live.udp(5000)
     assert_binomial(result["duplicated"], result["sent"], 0.10, "live duplicates")
 
-    impair("clients -> servers", "--corrupt", "10%")
-    assert in_force() == {"clients->servers": {"corrupt": 10.0}}   # replaced, not added
-    result = udp(5000)
+    live.impair("clients -> servers", "--corrupt", "10%")
+    assert live.in_force() == {"clients->servers": {"corrupt": 10.0}}   # replaced, not added
+    result = live.udp(5000)
     # A corrupted request fails the server's UDP checksum: it shows as a loss.
     assert_binomial(result["lost"], result["sent"], 0.10, "live corruption (seen as loss)")
 
-    impair("clients -> servers", "--delay", "20ms", "--reorder", "25%", "--seed", "3")
-    assert udp(2000, rate=2000)["reordered"] > 0
+    live.impair("clients -> servers", "--delay", "20ms", "--reorder", "25%", "--seed", "3")
+    assert live.udp(2000, rate=2000)["reordered"] > 0
 
-    impair("clients -> servers", "--gemodel", "5%,50%")
-    backends = shown()["links"][0]["backends"]
+    live.impair("clients -> servers", "--gemodel", "5%,50%")
+    backends = live.shown()["links"][0]["backends"]
     assert backends == {"correlated_loss": "tc netem" if clean.caps.netem else "nfqueue impairer"}
-    result = udp(5000)
+    result = live.udp(5000)
     assert 0 < result["lost"] < result["sent"], result
 
-    impair("clients -> servers", "--loss", "10%", "--loss-correlation", "50%")
-    assert udp(5000)["lost"] > 0
+    live.impair("clients -> servers", "--loss", "10%", "--loss-correlation", "50%")
+    assert live.udp(5000)["lost"] > 0
 
 
-def test_rate_and_queue_bound_tcp_live(clean):
-    impair("clients <-> servers", "--rate", "4mbit", "--queue", "50")
-    assert set(in_force()) == {"clients->servers", "servers->clients"}
+def test_rate_and_queue_bound_tcp_live(clean, live):
+    live.impair("clients <-> servers", "--rate", "4mbit", "--queue", "50")
+    assert set(live.in_force()) == {"clients->servers", "servers->clients"}
     nbytes = 1_200_000
-    result = tcp(nbytes)
+    result = live.tcp(nbytes)
     assert result["error"] is None and result["sha256_match"], result
     # Unlimited, this path carries gigabits; limited, the payload stays under the rate, but
     # for a transfer this short htb can be up to two 64 KiB GSO packets early (it charges a
@@ -146,51 +142,51 @@ def test_rate_and_queue_bound_tcp_live(clean):
 
 # --- state in the router ----------------------------------------------------------------------
 
-def test_show_is_true_after_a_sequence_of_changes_and_clear(clean):
-    impair("clients -> servers", "--loss", "5%")
-    impair("servers -> clients", "--delay", "10ms")          # another link: the first stays
-    lab("partition", "--lab", LAB_NAME, "clients", "servers")
-    assert in_force() == {"clients->servers": {"loss": 5.0, "partition": True},
+def test_show_is_true_after_a_sequence_of_changes_and_clear(clean, live, lab_command):
+    live.impair("clients -> servers", "--loss", "5%")
+    live.impair("servers -> clients", "--delay", "10ms")          # another link: the first stays
+    lab_command("partition", "--lab", live.name, "clients", "servers")
+    assert live.in_force() == {"clients->servers": {"loss": 5.0, "partition": True},
                           "servers->clients": {"delay_ms": 10.0, "partition": True}}
-    lab("heal", "--lab", LAB_NAME)                             # every cut link
-    assert in_force() == {"clients->servers": {"loss": 5.0}, "servers->clients": {"delay_ms": 10.0}}
+    lab_command("heal", "--lab", live.name)                             # every cut link
+    assert live.in_force() == {"clients->servers": {"loss": 5.0}, "servers->clients": {"delay_ms": 10.0}}
     # A second, independent reader (another shell) sees the same: the router holds it.
-    assert RouterImpairments(container=find_host("router", LAB_NAME)).show()["state"] == [
+    assert RunningLab.attach(live.name).show()["state"] == [
         {"link": "clients->servers", "loss": 5.0}, {"link": "servers->clients", "delay_ms": 10.0}]
-    impair("--clear", "clients -> servers")
-    assert in_force() == {"servers->clients": {"delay_ms": 10.0}}
-    impair("--clear")
-    assert in_force() == {}
+    live.impair("--clear", "clients -> servers")
+    assert live.in_force() == {"servers->clients": {"delay_ms": 10.0}}
+    live.impair("--clear")
+    assert live.in_force() == {}
     assert clean.leftovers() == []
 
 
-def test_bad_values_are_refused_and_nothing_changes(clean):
-    impair("clients -> servers", "--loss", "5%")
-    before = shown()
+def test_bad_values_are_refused_and_nothing_changes(clean, live):
+    live.impair("clients -> servers", "--loss", "5%")
+    before = live.shown()
     for args, line in [
         (["clients -> servers", "--loss", "120%"], "lab impair: --loss: 120% is over 100%"),
         (["clients -> servers", "--jitter", "5ms"], "lab impair: --jitter: jitter needs delay"),
         (["clients -> servers", "--rate", "1MB"], "lab impair: --rate: '1MB': unknown rate unit"),
         (["clients -> nowhere", "--loss", "1%"], "lab impair: link clients->nowhere: the router has no interface"),
     ]:
-        done = impair(*args, check=False)
+        done = live.impair(*args, check=False)
         assert done.returncode == 2, done
         assert done.stderr.startswith(line) and done.stderr.count("\n") == 1, done.stderr
-    assert shown() == before
+    assert live.shown() == before
 
 
-def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
+def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean, live, lab_command):
     # 1 MB at 1 Mbit/s takes about 8 s: time enough for the `lab partition` to come mid-way.
-    impair("clients <-> servers", "--rate", "1mbit")
+    live.impair("clients <-> servers", "--rate", "1mbit")
     nbytes, outcome = 1_000_000, {}
-    worker = threading.Thread(target=lambda: outcome.update(tcp(nbytes, timeout=90)))
+    worker = threading.Thread(target=lambda: outcome.update(live.tcp(nbytes, timeout=90)))
     worker.start()
     try:
         deadline = time.monotonic() + 30
         while clean.counters()["links"]["clients->servers"]["forwarded_bytes"] < 100_000:
             assert time.monotonic() < deadline, "the transfer never started"
             time.sleep(0.05)  # polling a condition with a deadline
-        lab("partition", "--lab", LAB_NAME, "clients", "servers")
+        lab_command("partition", "--lab", live.name, "clients", "servers")
         cut = clean.counters()["links"]["clients->servers"]
         # While cut, the router drops what TCP retransmits, and forwards nothing.
         deadline = time.monotonic() + 30
@@ -199,7 +195,7 @@ def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
             time.sleep(0.1)  # polling a condition with a deadline
         assert worker.is_alive(), outcome   # the transfer is stalled, not done
         assert clean.counters()["links"]["clients->servers"]["forwarded_packets"] == cut["forwarded_packets"]
-        lab("heal", "--lab", LAB_NAME, "clients", "servers")
+        lab_command("heal", "--lab", live.name, "clients", "servers")
     finally:
         worker.join(120)
     assert outcome["error"] is None and outcome["sha256_match"] is True, outcome
@@ -208,14 +204,14 @@ def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean):
 
 # --- lab watch --------------------------------------------------------------------------------
 
-def test_watch_json_counts_match_what_udp_measure_saw(clean):
-    impair("clients -> servers", "--loss", "20%")
-    watch = subprocess.Popen([str(LAB), "watch", "--lab", LAB_NAME, "--json"], stdout=subprocess.PIPE,
+def test_watch_json_counts_match_what_udp_measure_saw(clean, live, lab_exe):
+    live.impair("clients -> servers", "--loss", "20%")
+    watch = subprocess.Popen([str(lab_exe), "watch", "--lab", live.name, "--json"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(watch.stdout.readline())
         assert {row["link"] for row in first["links"]} == {"clients->servers", "servers->clients"}
-        result = udp(3000)
+        result = live.udp(3000)
         # netem's own loss is a drop of the link's qdisc (router_counters: "dropped by the queue")
         lost = "dropped_queue" if clean.caps.netem else "dropped_loss"
         expected = {"forwarded_packets": result["received"], lost: result["sent"] - result["received"]}

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import docker
 
-from conftest import LAB, ROOT, Lines, lab_cli, lab_name
 from lab import labels
 from lab.programs.shared import topology as model
 from lab.topology.docker_lab import DockerLab, find_containers, find_networks, remove_lab
 from lab.programs.shared.topology import LabSpec
 
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 PARALLEL = 8
 
@@ -63,12 +63,12 @@ def contended_pool() -> ipaddress.IPv4Network:
     return list(pool.subnets(new_prefix=19))[-1] if pool.prefixlen <= 19 else pool
 
 
-def test_parallel_runs_each_get_their_own_subnets_and_all_pass(tmp_path):
+def test_parallel_runs_each_get_their_own_subnets_and_all_pass(tmp_path, lab_exe):
     pool = contended_pool()
     procs = []
     for i in range(PARALLEL):
         procs.append(subprocess.Popen(
-            [str(LAB), "--subnets", str(pool), "run", DATA / "many-echo.yaml", "--json",
+            [str(lab_exe), "--subnets", str(pool), "run", DATA / "many-echo.yaml", "--json",
              "--runs-dir", tmp_path / f"runs{i}", "--work", tmp_path / "work"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
     done = []
@@ -95,7 +95,7 @@ def test_parallel_runs_each_get_their_own_subnets_and_all_pass(tmp_path):
         assert left_of(name) == []
 
 
-def test_two_lab_up_of_one_name_at_once_one_wins_and_the_other_leaves_it_intact(tmp_path):
+def test_two_lab_up_of_one_name_at_once_one_wins_and_the_other_leaves_it_intact(tmp_path, lab_cli, lab_name):
     name = lab_name("same")
     procs = [lab_cli("up", "--name", name, "--clients", "0", "--server", "idle", "--work", tmp_path,
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -114,10 +114,10 @@ def test_two_lab_up_of_one_name_at_once_one_wins_and_the_other_leaves_it_intact(
         remove_lab(name)
 
 
-def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path):
+def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path, lab_exe, read_lines, lab_cli):
     run = lab_cli("run", DATA / "many-sleep.yaml", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work",
                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = Lines(run.stderr)
+    err = read_lines(run.stderr)
     name = None
     try:
         name = re.search(r"bringing up lab (\S+)", err.wait_for("bringing up lab", timeout=120)).group(1)
@@ -126,7 +126,7 @@ def test_a_run_killed_with_9_is_removed_by_the_next_lab_command(tmp_path):
         run.kill()                                                           # SIGKILL: no cleanup at all
         run.wait(timeout=30)
         assert len(find_containers(name)) == 3, "kill -9 cannot have cleaned up: the test would prove nothing"
-        status = subprocess.run([str(LAB), "status"], capture_output=True, text=True, timeout=120)
+        status = subprocess.run([str(lab_exe), "status"], capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
         said = [line for line in status.stderr.splitlines() if name in line]
         assert len(said) == 1 and said[0].startswith("lab: removed"), status.stderr
@@ -146,16 +146,16 @@ def _stale_lab(name: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
 
 
-def test_down_stale_removes_only_labs_whose_owner_is_gone(tmp_path):
+def test_down_stale_removes_only_labs_whose_owner_is_gone(tmp_path, lab_exe, lab_name):
     stale, live, kept = lab_name("stale"), lab_name("owned"), lab_name("kept")
     try:
-        up = subprocess.run([str(LAB), "up", "--name", kept, "--clients", "0", "--server", "idle",
+        up = subprocess.run([str(lab_exe), "up", "--name", kept, "--clients", "0", "--server", "idle",
                              "--work", tmp_path], capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stderr
         _stale_lab(stale)
         with DockerLab.plan(LabSpec(lab=live, clients=0, server_command=IDLE), tmp_path):
             assert find_containers(stale)
-            down = subprocess.run([str(LAB), "down", "--stale"], capture_output=True, text=True, timeout=120)
+            down = subprocess.run([str(lab_exe), "down", "--stale"], capture_output=True, text=True, timeout=120)
             assert down.returncode == 0, down.stderr
             assert stale in down.stderr and live not in down.stderr and kept not in down.stderr
             assert left_of(stale) == []
@@ -169,11 +169,11 @@ def host_config(lab: str, host: str) -> dict:
     return engine().api.inspect_container(f"{lab}-{host}")["HostConfig"]
 
 
-def test_limits_are_enforced_by_the_engine(tmp_path):
+def test_limits_are_enforced_by_the_engine(tmp_path, lab_exe, lab_name):
     mib = 2 ** 20
     cls, lib = lab_name("limits"), lab_name("deflimits")
     try:
-        up = subprocess.run([str(LAB), "up", "--name", cls, "--clients", "1",
+        up = subprocess.run([str(lab_exe), "up", "--name", cls, "--clients", "1",
                              "--pids", "100", "--memory", "200MiB", "--cpus", "0.5", "--work", tmp_path],
                             capture_output=True, text=True, timeout=180)
         assert up.returncode == 0, up.stderr
@@ -196,10 +196,10 @@ def test_limits_are_enforced_by_the_engine(tmp_path):
         remove_lab(lib)
 
 
-def test_a_fork_bomb_and_a_memory_hog_stay_on_their_hosts(tmp_path):
+def test_a_fork_bomb_and_a_memory_hog_stay_on_their_hosts(tmp_path, read_lines, lab_cli):
     run = lab_cli("run", DATA / "hostile-limits.yaml", "--json", "--runs-dir", tmp_path / "runs",
                   "--work", tmp_path / "work", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err, out = Lines(run.stderr), Lines(run.stdout)
+    err, out = read_lines(run.stderr), read_lines(run.stdout)
     name = None
     try:
         name = re.search(r"bringing up lab (\S+)", err.wait_for("bringing up lab", timeout=120)).group(1)

@@ -2,21 +2,21 @@
 Dockerfile (on the host image here, where no registry is reachable), then the folder's
 pytest file run with the plugin: under loss every answer arrives, cut off a client times out."""
 import os
+import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import docker.errors
 
 from lab import engine, labels
 from lab.images import definition
 
-from conftest import ROOT, SESSION
-
-EXAMPLE = ROOT / "examples" / "own-image"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-image"
 
 
 def test_the_own_image_example_passes(tmp_path):
-    tag = f"socketlab-test-own-image-example:{SESSION}"
+    tag = f"socketlab-test-own-image-example:{secrets.token_hex(3)}"
     api = engine.client().api
     for chunk in api.build(path=str(EXAMPLE), tag=tag, buildargs={"BASE": definition.HOST_IMAGE}, pull=False,
                            rm=True, forcerm=True, decode=True, labels={labels.LABEL: "1"}):

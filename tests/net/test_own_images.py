@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import subprocess
 import tarfile
 
@@ -18,7 +19,7 @@ from lab.programs.shared.errors import LabError
 from lab.testing import open_lab
 from lab.topology.docker_lab import find_containers
 
-from conftest import LAB, SESSION, lab_name
+TOKEN = secrets.token_hex(3)   # this session's own image tags
 
 # The service: our host image with every socketlab program removed, answering TCP on 8080
 # in upper case with a program of its own (the "engineer's service").
@@ -60,8 +61,9 @@ def _build(dockerfile: str, tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def images():
-    service, bare = f"socketlab-test-service:{SESSION}", f"socketlab-test-bare:{SESSION}"
+def service_images():
+    """A service image with none of our programs, and one with no shell: name -> tag."""
+    service, bare = f"socketlab-test-service:{TOKEN}", f"socketlab-test-bare:{TOKEN}"
     _build(SERVICE, service)
     _build(BARE, bare)
     yield {"service": service, "bare": bare}
@@ -72,8 +74,8 @@ def images():
             pass
 
 
-def test_service_image_as_server_behind_the_router_under_loss(images, tmp_path):
-    with open_lab(clients=1, images={"server": {"image": images["service"], "ready": {"port": 8080}}},
+def test_service_image_as_server_behind_the_router_under_loss(service_images, tmp_path):
+    with open_lab(clients=1, images={"server": {"image": service_images["service"], "ready": {"port": 8080}}},
                   work=tmp_path) as lab:
         # nothing of ours inside it; yet its default route is the router (the gateway)
         assert lab.exec("server", ["test", "-e", "/usr/local/lib/socketlab"]).exit_code == 1
@@ -91,7 +93,7 @@ def test_service_image_as_server_behind_the_router_under_loss(images, tmp_path):
         assert host_config["PidsLimit"] == 512 and host_config["Memory"] == 512 * 2 ** 20
         assert host_config["CapDrop"] == ["NET_RAW"] and not host_config["CapAdd"]
         assert ctr.labels[labels.LABEL_LAB] == lab.name and ctr.labels[labels.LABEL_ROLE] == "server"
-        assert ctr.attrs["Config"]["Image"] == images["service"]
+        assert ctr.attrs["Config"]["Image"] == service_images["service"]
         # its default route is the router's gateway address on its network
         trace = lab.exec("server", ["python3", "-c", "print(open('/proc/net/route').read())"])
         gateway_hex = "".join(reversed([f"{int(p):02X}" for p in lab.address("router", "servers").split(".")]))
@@ -99,11 +101,11 @@ def test_service_image_as_server_behind_the_router_under_loss(images, tmp_path):
     assert find_containers(lab.name) == []
 
 
-def test_extra_host_whose_port_never_opens_fails_bring_up_in_bounded_time(images, tmp_path):
+def test_extra_host_whose_port_never_opens_fails_bring_up_in_bounded_time(service_images, tmp_path, lab_name):
     name = lab_name("neverready")
     with pytest.raises(LabError) as info:
         open_lab(clients=0, name=name, work=tmp_path,
-                 hosts={"app": {"network": "servers", "image": images["service"],
+                 hosts={"app": {"network": "servers", "image": service_images["service"],
                                 "command": ["sh", "-c", "echo app booting; exec sleep infinity"],
                                 "ready": {"port": 9999, "timeout": "5s"}}})
     message = str(info.value)
@@ -112,11 +114,11 @@ def test_extra_host_whose_port_never_opens_fails_bring_up_in_bounded_time(images
     assert find_containers(name) == []
 
 
-def test_host_that_exits_early_fails_bring_up_with_its_last_lines(images, tmp_path):
+def test_host_that_exits_early_fails_bring_up_with_its_last_lines(service_images, tmp_path, lab_name):
     name = lab_name("exits")
     with pytest.raises(LabError) as info:
         open_lab(clients=0, name=name, work=tmp_path,
-                 hosts={"app": {"network": "servers", "image": images["service"],
+                 hosts={"app": {"network": "servers", "image": service_images["service"],
                                 "command": ["sh", "-c", "echo starting up; echo cannot bind 8080 >&2; exit 3"],
                                 "ready": {"log": "listening"}}})
     message = str(info.value)
@@ -124,21 +126,22 @@ def test_host_that_exits_early_fails_bring_up_with_its_last_lines(images, tmp_pa
     assert find_containers(name) == []
 
 
-def _lab(*args, timeout=180):
-    return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def _lab(lab_command):
+    """`lab ARGS...`, whatever its exit status."""
+    return lambda *args, **kwargs: lab_command(*args, check=False, timeout=180, **kwargs)
 
 
-def test_lab_up_with_an_image_without_a_shell(images):
+def test_lab_up_with_an_image_without_a_shell(service_images, _lab, lab_name):
     name = lab_name("bare")
-    up = _lab("up", "--name", name, "--clients", "1", "--host", f"bare=servers:{images['bare']}", "--json")
+    up = _lab("up", "--name", name, "--clients", "1", "--host", f"bare=servers:{service_images['bare']}", "--json")
     try:
         assert up.returncode == 0, up.stderr
         hosts = json.loads(up.stdout)["hosts"]
-        assert hosts["bare"]["image"] == images["bare"] and "image" not in hosts["client1"]
+        assert hosts["bare"]["image"] == service_images["bare"] and "image" not in hosts["client1"]
         ran = _lab("exec", "--lab", name, "bare", "--", "/usr/bin/sleep", "0")
         assert ran.returncode == 0, ran.stderr
-        shell = subprocess.run([str(LAB), "shell", "--lab", name, "bare"], capture_output=True, text=True,
-                               timeout=60, stdin=subprocess.DEVNULL)
+        shell = _lab("shell", "--lab", name, "bare", stdin=subprocess.DEVNULL)
         assert shell.returncode == 2, shell.stderr
         assert "bare has no shell" in shell.stderr and "lab exec bare --" in shell.stderr
         # and our own client still reaches it through the router (ping by the gateway route)
@@ -149,7 +152,7 @@ def test_lab_up_with_an_image_without_a_shell(images):
     assert find_containers(name) == []
 
 
-def test_unknown_image_is_refused_before_anything_starts(tmp_path):
+def test_unknown_image_is_refused_before_anything_starts(tmp_path, _lab, lab_name):
     name = lab_name("noimage")
     up = _lab("up", "--name", name, "--image", "server=socketlab-no-such-image:never")
     assert up.returncode == 2, up.stderr
@@ -162,12 +165,12 @@ def test_unknown_image_is_refused_before_anything_starts(tmp_path):
     assert checked.returncode == 2 and "not in the engine" in checked.stdout, checked.stdout
 
 
-def test_lab_run_with_a_service_image_as_the_server(images, tmp_path):
+def test_lab_run_with_a_service_image_as_the_server(service_images, tmp_path, _lab):
     scenario = tmp_path / "own-server.yaml"
     scenario.write_text(f"""name: own-server
 description: our client through the router to a server of its own image
 topology:
-  server: {{image: '{images["service"]}', ready: {{port: 8080}}}}
+  server: {{image: '{service_images["service"]}', ready: {{port: 8080}}}}
 steps:
   - at: 0s
     name: ask
@@ -176,7 +179,5 @@ steps:
 expect:
   - ask.received: TO YOUR SERVICE
 """)
-    done = subprocess.run([str(LAB), "run", str(scenario), "--json", "--runs-dir", str(tmp_path / "runs"),
-                           "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
+    done = _lab("run", scenario, "--json", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr

@@ -1,106 +1,99 @@
 """The plugin's fixtures and the lab API, on real containers (module-scoped lab for speed)."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from lab.programs.shared.errors import LabError
 from lab.programs.shared.impairment import Link
 
-LAB = Path(sys.executable).parent / "lab"
-
 
 @pytest.fixture(scope="module")
-def lab(socketlab_module):
+def api_lab(socketlab_module):
     return socketlab_module(clients=2, networks=["dmz"], hosts={"web": "dmz"})
 
 
-def test_run_gives_exit_code_output_and_the_last_json_object(lab):
-    r = lab.run("client1", "echo first; tcp-client --json 'hello there'; echo oops >&2; exit 3")
+def test_run_gives_exit_code_output_and_the_last_json_object(api_lab):
+    r = api_lab.run("client1", "echo first; tcp-client --json 'hello there'; echo oops >&2; exit 3")
     assert r.exit_code == 3 and not r.ok
     assert r.stdout.startswith("first\n") and "oops" in r.stderr
-    assert r.json["received"] == "HELLO THERE" and r.json["remote_address"] == lab.address("server")
+    assert r.json["received"] == "HELLO THERE" and r.json["remote_address"] == api_lab.address("server")
 
 
-def test_addresses_follow_the_topology(lab):
-    assert set(lab.hosts) == {"router", "server", "web", "client1", "client2"}
-    assert lab.clients == ["client1", "client2"]
-    r = lab.run("client2", "python3 -c 'import socket; print(socket.gethostbyname(\"web\"))'")
-    assert r.stdout.strip() == lab.address("web") == lab.addresses["web"]
-    assert lab.address("router", "dmz").endswith(".1")
+def test_addresses_follow_the_topology(api_lab):
+    assert set(api_lab.hosts) == {"router", "server", "web", "client1", "client2"}
+    assert api_lab.clients == ["client1", "client2"]
+    r = api_lab.run("client2", "python3 -c 'import socket; print(socket.gethostbyname(\"web\"))'")
+    assert r.stdout.strip() == api_lab.address("web") == api_lab.addresses["web"]
+    assert api_lab.address("router", "dmz").endswith(".1")
 
 
-def test_a_command_past_its_timeout_is_stopped_and_says_so(lab):
-    r = lab.run("client1", "echo started; sleep 30", timeout=1)
+def test_a_command_past_its_timeout_is_stopped_and_says_so(api_lab):
+    r = api_lab.run("client1", "echo started; sleep 30", timeout=1)
     assert r.timed_out and r.stdout == "started\n" and r.elapsed < 10
 
 
-def test_a_flood_of_output_is_capped_and_keeps_its_end(lab):
-    r = lab.run("client1", "head -c 50000000 /dev/zero | tr '\\0' x; echo; echo '{\"end\": true}'",
+def test_a_flood_of_output_is_capped_and_keeps_its_end(api_lab):
+    r = api_lab.run("client1", "head -c 50000000 /dev/zero | tr '\\0' x; echo; echo '{\"end\": true}'",
                 timeout=60)
     assert r.exit_code == 0 and r.json == {"end": True}
     assert len(r.stdout) < 10_000_000 and "bytes of stdout dropped here" in r.stdout
 
 
-def test_start_waits_for_the_port_and_stop_ends_it(lab):
-    server = lab.start("web", "python3 -m http.server 8080", ready_port=8080)
+def test_start_waits_for_the_port_and_stop_ends_it(api_lab):
+    server = api_lab.start("web", "python3 -m http.server 8080", ready_port=8080)
     assert server.running
-    r = lab.run("client1", "python3 -c \"import urllib.request as u; print(u.urlopen('http://web:8080/').status)\"")
+    r = api_lab.run("client1", "python3 -c \"import urllib.request as u; print(u.urlopen('http://web:8080/').status)\"")
     assert r.stdout.strip() == "200", r
     result = server.stop()
     assert not server.running and result.exit_code is not None
 
 
-def test_start_fails_clearly_when_the_ready_text_never_comes(lab):
+def test_start_fails_clearly_when_the_ready_text_never_comes(api_lab):
     with pytest.raises(LabError, match="never appeared"):
-        lab.start("client1", "echo nope", ready="listening")
+        api_lab.start("client1", "echo nope", ready="listening")
 
 
-def test_impair_is_undone_on_exit_and_nests(lab):
-    assert lab.impairments == {}
-    with lab.impair("clients -> servers", delay="30ms"):
-        with lab.impair("clients -> servers", loss="1%"):
-            (imp,) = lab.impairments.values()
+def test_impair_is_undone_on_exit_and_nests(api_lab):
+    assert api_lab.impairments == {}
+    with api_lab.impair("clients -> servers", delay="30ms"):
+        with api_lab.impair("clients -> servers", loss="1%"):
+            (imp,) = api_lab.impairments.values()
             assert (imp.delay_ms, imp.loss) == (30.0, 1.0)
-        (imp,) = lab.impairments.values()
+        (imp,) = api_lab.impairments.values()
         assert (imp.delay_ms, imp.loss) == (30.0, None)
-        rtt = lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"]
+        rtt = api_lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"]
         assert rtt >= 30
-    assert lab.impairments == {}
-    assert lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"] < 30
+    assert api_lab.impairments == {}
+    assert api_lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"] < 30
 
 
-def test_a_bad_impairment_reads_like_a_scenario_error(lab):
+def test_a_bad_impairment_reads_like_a_scenario_error(api_lab):
     with pytest.raises(LabError, match=r"loss: .*150"):
-        lab.impair("clients <-> servers", loss="150%")
+        api_lab.impair("clients <-> servers", loss="150%")
     with pytest.raises(LabError, match="unknown network"):
-        lab.impair("clients <-> nowhere", loss="1%")
+        api_lab.impair("clients <-> nowhere", loss="1%")
 
 
-def test_partition_cuts_and_heals(lab):
-    with lab.partition("clients", "servers"):
-        r = lab.run("client1", "tcp-client --json --timeout 1 hi")
+def test_partition_cuts_and_heals(api_lab):
+    with api_lab.partition("clients", "servers"):
+        r = api_lab.run("client1", "tcp-client --json --timeout 1 hi")
         assert r.json["error"] == "TIMEOUT"
-    assert lab.run("client1", "tcp-client --json hi").json["received"] == "HI"
+    assert api_lab.run("client1", "tcp-client --json hi").json["received"] == "HI"
 
 
-def test_impair_within_a_partition_keeps_the_cut_and_lab_impair_sees_the_same_state(lab):
+def test_impair_within_a_partition_keeps_the_cut_and_lab_impair_sees_the_same_state(api_lab, lab_command):
     cut = Link("clients", "servers")
-    with lab.partition("clients", "servers"):
-        with lab.impair("clients -> servers", delay="10ms"):
-            assert (lab.impairments[cut].partition, lab.impairments[cut].delay_ms) == (True, 10.0)
-            shown = subprocess.run([str(LAB), "impair", "--show", "--json", "--lab", lab.name],
-                                   capture_output=True, text=True, timeout=60)
-            assert shown.returncode == 0, shown.stderr
+    with api_lab.partition("clients", "servers"):
+        with api_lab.impair("clients -> servers", delay="10ms"):
+            assert (api_lab.impairments[cut].partition, api_lab.impairments[cut].delay_ms) == (True, 10.0)
+            shown = lab_command("impair", "--show", "--json", "--lab", api_lab.name, timeout=60)
             links = {item["link"]: item["impairment"] for item in json.loads(shown.stdout)["links"]}
             assert links["clients->servers"] == {"partition": True, "delay_ms": 10.0}, links
             assert links["servers->clients"] == {"partition": True}, links
         # the inner block's exit restores the cut without the delay; the outer one heals
-        assert lab.impairments[cut].partition and lab.impairments[cut].delay_ms is None
-        assert lab.run("client1", "tcp-client --json --timeout 1 hi").json["error"] == "TIMEOUT"
-    assert lab.impairments == {}
+        assert api_lab.impairments[cut].partition and api_lab.impairments[cut].delay_ms is None
+        assert api_lab.run("client1", "tcp-client --json --timeout 1 hi").json["error"] == "TIMEOUT"
+    assert api_lab.impairments == {}
 
 
 def test_limits_reach_the_engine(socketlab):
@@ -112,8 +105,8 @@ def test_limits_reach_the_engine(socketlab):
         socketlab(clients=1, limits={"pids": 1})
 
 
-def test_capture_holds_the_exchange(lab):
-    with lab.capture() as cap:
-        lab.run("client1", "udp-client 'captured words'")
+def test_capture_holds_the_exchange(api_lab):
+    with api_lab.capture() as cap:
+        api_lab.run("client1", "udp-client 'captured words'")
     assert set(cap.pcaps) == {"eth0", "eth1", "eth2"}
     assert any(b"captured words" in data for data in cap.pcaps.values())

@@ -19,9 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import LAB, Lines, lab_cli
 from lab import labels
-from lab.topology.docker_lab import remove_lab
 
 DATA = Path(__file__).resolve().parent / "data"
 RUN_TIMEOUT = 180      # s for a whole `lab run` of a tiny scenario (a few s; the machine may be busy)
@@ -58,35 +56,6 @@ def created_by_these_files(before: set, after: set) -> set:
     return {r for r in after - before if "runcli-" in r[2]}
 
 
-def labs_brought_up(stderr: str) -> list[str]:
-    """The labs a run announced in its progress (printed before anything is created)."""
-    return re.findall(r"bringing up lab (\S+)", stderr)
-
-
-@pytest.fixture
-def own_labs():
-    """Names of the labs this test's runs brought up: removed afterwards, whatever happened."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        remove_lab(name)
-
-
-def lab_run(own_labs: list, tmp_path: Path, *args, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    """`lab run --runs-dir TMP/runs --work TMP/work ARGS...` to its end (bounded)."""
-    proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", *args,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        own_labs += labs_brought_up(err)
-        pytest.fail(f"`lab run {' '.join(map(str, args))}` took over {timeout} s; stderr:\n{err}")
-    own_labs += labs_brought_up(err)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def wait_until(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -96,9 +65,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 # --- 1. a failed expectation -------------------------------------------------------------
 
-def test_failed_expectation_exits_1_reports_it_in_json_and_junit_and_leaves_no_lab(tmp_path, own_labs):
+def test_failed_expectation_exits_1_reports_it_in_json_and_junit_and_leaves_no_lab(tmp_path, own_labs, lab_run):
     junit = tmp_path / "junit.xml"
-    run = lab_run(own_labs, tmp_path, DATA / "runcli-fail.yaml", "--json", "--junit", junit)
+    run = lab_run(DATA / "runcli-fail.yaml", "--json", "--junit", junit)
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
 
@@ -127,11 +96,11 @@ def test_failed_expectation_exits_1_reports_it_in_json_and_junit_and_leaves_no_l
 
 # --- 2. invalid files --------------------------------------------------------------------
 
-def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creates_nothing(tmp_path, own_labs):
+def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creates_nothing(tmp_path, own_labs, lab_run):
     path = DATA / "runcli-invalid.yaml"
     junit = tmp_path / "junit.xml"
     before = socketlab_resources()
-    run = lab_run(own_labs, tmp_path, path, "--junit", junit, "--json-file", tmp_path / "r.json", timeout=60)
+    run = lab_run(path, "--junit", junit, "--json-file", tmp_path / "r.json", timeout=60)
     after = socketlab_resources()
 
     assert run.returncode == 2, run.stderr
@@ -156,11 +125,11 @@ def test_invalid_scenario_exits_2_with_one_positioned_line_per_problem_and_creat
     assert not (tmp_path / "runs").exists() and not (tmp_path / "work").exists()
 
 
-def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
+def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs, lab_run):
     valid, invalid = DATA / "runcli-ok.yaml", DATA / "runcli-invalid.yaml"
     before = socketlab_resources()
     junit = tmp_path / "junit.xml"
-    run = lab_run(own_labs, tmp_path, valid, invalid, "--junit", junit, timeout=60)  # the valid one comes first
+    run = lab_run(valid, invalid, "--junit", junit, timeout=60)  # the valid one comes first
     after = socketlab_resources()
 
     assert run.returncode == 2, run.stderr
@@ -181,14 +150,14 @@ def test_one_invalid_file_of_two_means_nothing_runs(tmp_path, own_labs):
 # --- 3. Ctrl-C and SIGTERM while a step runs ---------------------------------------------
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_path, own_labs, sig):
+def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_path, own_labs, sig, read_lines, lab_cli, labs_brought_up):
     # runcli-ok passes first. runcli-sleep: `sleep 60` (timeout 2m) at 0 s, and another step
     # at 40 s, so the signal comes while a step runs and the player waits for its next step.
     junit, js = tmp_path / "junit.xml", tmp_path / "r.json"
     proc = lab_cli("run", "--runs-dir", tmp_path / "runs", "--work", tmp_path / "work", "--junit", junit,
                    "--json-file", js, "--json", DATA / "runcli-ok.yaml", DATA / "runcli-sleep.yaml",
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err, out = Lines(proc.stderr), Lines(proc.stdout)
+    err, out = read_lines(proc.stderr), read_lines(proc.stdout)
     try:
         lab = labs_brought_up(err.wait_for("-runcli-sleep …", timeout=RUN_TIMEOUT))[0]
         own_labs.append(lab)
@@ -227,10 +196,10 @@ def test_signal_while_a_step_runs_ends_the_run_promptly_and_leaves_no_lab(tmp_pa
         proc.wait(timeout=30)
 
 
-def test_an_unreachable_engine_is_the_environment_exit_3_with_a_junit_error(tmp_path):
+def test_an_unreachable_engine_is_the_environment_exit_3_with_a_junit_error(tmp_path, lab_exe):
     junit = tmp_path / "junit.xml"
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
-    run = subprocess.run([str(LAB), "run", "--runs-dir", str(tmp_path / "runs"), "--work", str(tmp_path / "work"),
+    run = subprocess.run([str(lab_exe), "run", "--runs-dir", str(tmp_path / "runs"), "--work", str(tmp_path / "work"),
                           "--junit", str(junit), str(DATA / "runcli-ok.yaml")],
                          capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT)
     assert run.returncode == 3, run.stderr
@@ -294,8 +263,8 @@ def udp_datagrams(frames: list[bytes]) -> list[Datagram]:
     return found
 
 
-def test_capture_writes_a_pcap_per_router_interface_with_the_steps_datagrams(tmp_path, own_labs):
-    run = lab_run(own_labs, tmp_path, DATA / "runcli-capture.yaml", "--json")
+def test_capture_writes_a_pcap_per_router_interface_with_the_steps_datagrams(tmp_path, own_labs, lab_run):
+    run = lab_run(DATA / "runcli-capture.yaml", "--json")
     assert run.returncode == 0, run.stderr + run.stdout
     [report] = json.loads(run.stdout)
     hello = report["results"]["hello"]["client1"]
@@ -325,8 +294,8 @@ def test_capture_writes_a_pcap_per_router_interface_with_the_steps_datagrams(tmp
 
 # --- 5. --keep ---------------------------------------------------------------------------
 
-def test_keep_leaves_the_lab_running_until_lab_down(tmp_path, own_labs):
-    run = lab_run(own_labs, tmp_path, DATA / "runcli-ok.yaml", "--keep", "--json")
+def test_keep_leaves_the_lab_running_until_lab_down(tmp_path, own_labs, lab_exe, lab_run):
+    run = lab_run(DATA / "runcli-ok.yaml", "--keep", "--json")
     assert run.returncode == 0, run.stderr + run.stdout
     lab = json.loads(run.stdout)[0]["lab"]
     assert own_labs == [lab]
@@ -337,7 +306,7 @@ def test_keep_leaves_the_lab_running_until_lab_down(tmp_path, own_labs):
     assert all(c.status == "running" for c in containers), [(c.name, c.status) for c in containers]
     assert len(networks) == 2
 
-    down = subprocess.run([str(LAB), "down", lab], capture_output=True, text=True, timeout=120)
+    down = subprocess.run([str(lab_exe), "down", lab], capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     containers, networks = labelled(lab)
     assert containers == [] and networks == []

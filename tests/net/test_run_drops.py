@@ -7,14 +7,13 @@ that passed the router must be one the server's kernel counted as a full receive
 (bar the few that fit in it)."""
 from pathlib import Path
 
-from conftest import lab_run_json
 
 DATA = Path(__file__).resolve().parent / "data"
 FLOOD = 500          # datagrams the flood step sends (data/drops.yaml)
 FIT_AT_MOST = 8      # 1000-byte datagrams a 2 KiB SO_RCVBUF (doubled by the kernel) can hold
 
 
-def test_every_lost_datagram_is_counted_at_the_router_or_in_the_receivers_buffer(tmp_path):
+def test_every_lost_datagram_is_counted_at_the_router_or_in_the_receivers_buffer(tmp_path, lab_run_json):
     code, reports, stderr = lab_run_json([DATA / "drops.yaml"], tmp_path)
     assert code == 0, stderr
     report, = reports

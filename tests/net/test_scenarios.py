@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, lab_run_json
 from lab.topology.docker_lab import find_containers, find_networks
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 # Scenarios whose expectations are about timing, so that a machine much slower than
@@ -25,13 +26,8 @@ def test_scenarios_are_shipped():
     assert len(SHIPPED) >= 12, [p.name for p in SHIPPED]
 
 
-def failed_expectations(report: dict) -> list[str]:
-    return [f"{e['text']}: observed {e['observed']!r}; {e['detail']}"
-            for e in report["expectations"] if not e["passed"]]
-
-
 @pytest.mark.parametrize("path", [scenario_param(p) for p in SHIPPED])
-def test_shipped_scenario_passes_its_own_expectations(path, tmp_path):
+def test_shipped_scenario_passes_its_own_expectations(path, tmp_path, lab_run_json, failed_expectations):
     code, [report], stderr = lab_run_json([path], tmp_path)
     assert (code, report["errors"], failed_expectations(report)) == (0, [], []), stderr[-3000:]
     assert report["expectations"], "a shipped scenario must expect something"

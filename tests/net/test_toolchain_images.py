@@ -7,8 +7,6 @@ import subprocess
 from lab import engine, labels
 from lab.images import definition
 
-from conftest import LAB
-
 
 def _run(image: str, script: str) -> subprocess.CompletedProcess:
     # create + start (never a pull); removed whatever happens
@@ -41,8 +39,8 @@ def test_the_java_image_compiles_and_runs_a_program(toolchain_images):
     assert r.returncode == 0 and "ran" in r.stdout and "tcp-client" in r.stdout, r.stdout
 
 
-def test_lab_doctor_lists_the_built_toolchain_images(toolchain_images):
-    done = subprocess.run([str(LAB), "doctor", "--json"], capture_output=True, text=True, timeout=300)
+def test_lab_doctor_lists_the_built_toolchain_images(toolchain_images, lab_command):
+    done = lab_command("doctor", "--json", check=False, timeout=300)
     checks = {c["name"]: c for c in json.loads(done.stdout)}
     detail = checks["toolchain images"]["detail"]
     assert f"c ({toolchain_images['c']})" in detail and f"java ({toolchain_images['java']})" in detail, detail

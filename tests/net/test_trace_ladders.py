@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-from conftest import LAB, ROOT
-from test_run_cli import lab_run, own_labs  # noqa: F401  (a fixture)
-
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import browser_check  # noqa: E402
 from lab.packets import svg  # noqa: E402
@@ -26,11 +25,13 @@ def only_report(stdout: str) -> dict:
     return data[0] if isinstance(data, list) else data
 
 
-def trace(lab, *argv, extra=()):
-    done = subprocess.run([str(LAB), "trace", "--lab", lab.topology.lab, *extra, "--", *argv],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    return done.stdout, done.stderr
+@pytest.fixture(scope="module")
+def trace(lab_command):
+    """(lab, *argv, extra=()) -> `lab trace --lab LAB EXTRA -- ARGV`: (stdout, stderr)."""
+    def run(lab, *argv, extra=()):
+        done = lab_command("trace", "--lab", lab.topology.lab, *extra, "--", *argv, timeout=180, cwd=ROOT)
+        return done.stdout, done.stderr
+    return run
 
 
 def rows(text):
@@ -43,7 +44,7 @@ def rows(text):
     return out
 
 
-def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_path):
+def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_path, trace):
     page = tmp_path / "trace.html"
     out, err = trace(class_lab, "client1", "tcp-client", "hello", extra=("--text", "-o", page))
     assert "From Server: HELLO" in err
@@ -63,7 +64,7 @@ def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_pat
     assert browser_check.has_colour(seen_page.png, svg.COLOURS["packet"]) > 100
 
 
-def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab):
+def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab, trace):
     out, _ = trace(class_lab, "client1", "tcp-client", "--port", "9", "hi")
     texts = [t for _, t, _ in rows(out)]
     assert texts[:2] == ["SYN seq=0 len=0", "RST,ACK seq=0 ack=1 len=0"], out
@@ -74,14 +75,14 @@ def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab):
     assert seen[1][0].startswith("◀")
 
 
-def test_trace_refuses_a_missing_host_with_one_line(class_lab):
-    done = subprocess.run([str(LAB), "trace", "--lab", class_lab.topology.lab, "--", "nohost", "true"],
+def test_trace_refuses_a_missing_host_with_one_line(class_lab, lab_exe):
+    done = subprocess.run([str(lab_exe), "trace", "--lab", class_lab.topology.lab, "--", "nohost", "true"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no host 'nohost'" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_path, own_labs):  # noqa: F811
-    run = lab_run(own_labs, tmp_path, DATA / "packets-cut.yaml", "--json")
+def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_path, lab_run):
+    run = lab_run(DATA / "packets-cut.yaml", "--json")
     assert run.returncode == 0, run.stderr
     folder = Path(only_report(run.stdout)["artifacts"])
     fates = json.loads((folder / "fates.json").read_text())
@@ -116,8 +117,8 @@ def test_a_partitioned_transfer_shows_drops_retransmissions_and_a_report(tmp_pat
     assert browser_check.has_colour(seen_page.png, svg.COLOURS["packet"]) > 100
 
 
-def test_fates_of_duplicated_and_delayed_datagrams_agree_with_what_the_client_counted(tmp_path, own_labs):  # noqa: F811
-    run = lab_run(own_labs, tmp_path, DATA / "packets-dup-delay.yaml", "--json")
+def test_fates_of_duplicated_and_delayed_datagrams_agree_with_what_the_client_counted(tmp_path, lab_run):
+    run = lab_run(DATA / "packets-dup-delay.yaml", "--json")
     assert run.returncode == 0, run.stderr
     report = only_report(run.stdout)
     probe = report["results"]["probe"]["client1"]

@@ -11,8 +11,7 @@ import browser_check  # noqa: E402
 from lab.packets import ladder, svg  # noqa: E402
 from lab.report import html  # noqa: E402
 from lab.report.model import ExpectationResult, RunReport  # noqa: E402
-
-from test_packets import handshake_with_a_lost_segment  # noqa: E402
+from packet_builders import handshake_with_a_lost_segment  # noqa: E402
 
 PNG_1x1 = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
 HOSTILE = '<script>alert(1)</script><img src="http://example.invalid/x.png">'

@@ -38,7 +38,8 @@ def run_checks() -> list[Check]:
     if checks[0].status == "fail":
         return checks
     image = check_image()
-    checks += [*check_engine_place(), image, *check_compose(), check_mmdebstrap(), check_subnets()]
+    checks += [*check_engine_place(), image, check_toolchains(), *check_compose(),
+               check_mmdebstrap(), check_subnets()]
     if image.status != "fail":
         checks += check_kernel()
     return checks
@@ -88,6 +89,18 @@ def check_image() -> Check:
         return Check("host image", "warn", f"{definition.HOST_IMAGE} ({size}) was not built by `lab images build`",
                      "lab images build")
     return Check("host image", "ok", f"{definition.HOST_IMAGE} {img.short_id.split(':')[-1]} ({size})")
+
+
+def check_toolchains() -> Check:
+    """Which toolchain images (`lab images build --with c|java`) are built: information only,
+    the lecture needs none."""
+    from .images.build import built_toolchains
+    found = built_toolchains()
+    built = [f"{name} ({tag})" for name, tag in found.items() if tag]
+    missing = [name for name, tag in found.items() if not tag]
+    detail = f"built: {', '.join(built) or 'none'}" + (f"; not built: {', '.join(missing)}" if missing else "")
+    return Check("toolchain images", "info", detail,
+                 " ".join(["lab images build", *(f"--with {m}" for m in missing)]) if missing else "")
 
 
 def compose_versions() -> dict[str, str]:

@@ -9,6 +9,20 @@ import termios
 import tty
 
 
+def shell_argv(container, host: str) -> list[str]:
+    """The shell to open on a host: bash where its image has it, else sh; a host whose
+    image has neither (a service image of one static program) is a clear error."""
+    from .programs.shared.errors import LabError
+    api = container.client.api
+    for shell, argv in (("bash", ["bash", "-l"]), ("sh", ["sh"])):
+        exec_id = api.exec_create(container.id, [shell, "-c", "exit 0"])["Id"]
+        api.exec_start(exec_id)
+        if api.exec_inspect(exec_id)["ExitCode"] == 0:
+            return argv
+    raise LabError(f"{host} has no shell (neither bash nor sh is in its image)",
+                   hint=f"run one of its programs instead: lab exec {host} -- PROGRAM ARGS")
+
+
 def interactive(container, argv: list[str]) -> int:
     api = container.client.api
     interactive_tty = sys.stdin.isatty()

@@ -149,12 +149,26 @@ def _check(text: str, what: str):
 
 
 def topology_fields(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str] = None,
-                    networks=(), hosts: Optional[Mapping[str, str]] = None,
-                    limits: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """The scenario `topology` mapping for these arguments (hosts: name -> network;
-    limits: the scenario's ``{pids, memory, cpus}``)."""
-    out: Dict[str, Any] = {"clients": clients, "server": server, "networks": list(networks),
-                           "hosts": {name: {"network": net} for name, net in (hosts or {}).items()}}
+                    networks=(), hosts: Optional[Mapping[str, Any]] = None,
+                    limits: Optional[Mapping[str, Any]] = None,
+                    images: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The scenario `topology` mapping for these arguments (hosts: name -> network, or
+    name -> a scenario's extra host ``{network, image, command, ready}``; limits: the
+    scenario's ``{pids, memory, cpus}``; images: ``{"server": REF, "clients": REF}``, each
+    REF or a ``{image, command, ready}`` mapping)."""
+    def own(value):
+        return dict(value) if isinstance(value, Mapping) else {"image": value}
+    images = dict(images or {})
+    unknown = set(images) - {"server", "clients"}
+    if unknown:
+        raise LabError(f"socketlab(images=...): {', '.join(sorted(unknown))}: images are for "
+                       "'server' and 'clients'; give other hosts theirs in hosts={NAME: {network, image}}")
+    out: Dict[str, Any] = {"clients": {"count": clients, **own(images["clients"])} if "clients" in images
+                           else clients,
+                           "server": own(images["server"]) if "server" in images else server,
+                           "networks": list(networks),
+                           "hosts": {name: dict(h) if isinstance(h, Mapping) else {"network": h}
+                                     for name, h in (hosts or {}).items()}}
     if tcp_mode is not None:
         out["tcp_mode"] = tcp_mode
     if limits is not None:
@@ -241,6 +255,15 @@ class Lab:
             raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
         return self._lab.process(host, cmd, timeout, step="api", run_id=f"api-{host}-{next(self._runs)}",
                                  environment=env, cap=self.max_output, ready=ready)
+
+    def exec(self, host: str, argv: List[str]) -> Result:
+        """Run ``argv`` on ``host`` directly (no shell, none of our programs: for hosts of an
+        image of their own, where run/start's ``sh -c`` under step-exec may not exist)."""
+        if host not in self.hosts:
+            raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
+        r = self._lab.exec(host, list(argv))
+        return Result(host=host, command=" ".join(argv), exit_code=r.exit_code, stdout=r.stdout,
+                      stderr=r.stderr, elapsed=None)
 
     def run(self, host: str, cmd: str, timeout: float = DEFAULT_TIMEOUT_S,
             env: Optional[Mapping[str, str]] = None) -> Result:
@@ -371,12 +394,15 @@ def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str
              networks=(), hosts: Optional[Mapping[str, str]] = None, work=None,
              name: Optional[str] = None, max_output: int = OUTPUT_CAP,
              per_segment: bool = True, limits: Optional[Mapping[str, Any]] = None,
-             ephemeral: bool = True, progress=lambda message: None) -> Lab:
+             ephemeral: bool = True, progress=lambda message: None,
+             images: Optional[Mapping[str, Any]] = None) -> Lab:
     """Bring up a lab and return it running (the caller closes it).
 
     clients, server ('uppercase' | 'idle'), tcp_mode ('concurrent' | 'iterative'),
-    networks (extra network names), hosts (extra host name -> network) are a scenario's
-    `topology`, and so are ``limits`` (per host: ``{"pids": 256, "memory": "256MiB",
+    networks (extra network names), hosts (extra host name -> network, or -> ``{network,
+    image, command, ready}``) are a scenario's `topology`; ``images`` gives the server or the
+    clients an image of their own (``{"server": "myservice:test"}``, or ``{"server":
+    {"image": ..., "command": [...], "ready": {"port": 8080}}}``), and so are ``limits`` (per host: ``{"pids": 256, "memory": "256MiB",
     "cpus": 0.5}``; left out: the engine's defaults, as for `lab up`); ``work`` is the folder mounted as /work on every host (default: a new
     empty temporary folder); ``name`` defaults to a unique one.  ``per_segment``
     (default) impairs TCP per wire packet, not per GSO burst: every impaired link goes
@@ -384,7 +410,7 @@ def open_lab(clients: int = 1, server: str = "uppercase", tcp_mode: Optional[str
     would drop whole bursts of ~44 segments, and TCP then stalls behind backed-off
     retransmission timers); False is faster where only UDP matters.  ``ephemeral=False`` makes a lab no reaper
     removes once this process ends (for ``--socketlab-keep``: only ``lab down`` does)."""
-    topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts, limits)
+    topo_fields = topology_fields(clients, server, tcp_mode, networks, hosts, limits, images)
     scenario = _check(_scenario_text(topo_fields), "socketlab(...)")
     name = name or lab_name()
     work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"socketlab-{name}-"))

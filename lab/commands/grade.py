@@ -33,7 +33,11 @@ JOBS_HELP = ("Submissions graded at once, each on its own lab (default: two per 
               help="Write PrairieLearn's results.json here (gradable: false if the grader could not run).")
 @click.option("--github-classroom", "ghc_file", type=click.Path(dir_okay=False),
               help="Write the results GitHub Classroom's grading reporter reads (JSON; it wants it base64).")
-def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradescope_file, pl_file, ghc_file):
+@click.option("--assignment", "assignment_file", type=click.Path(dir_okay=False),
+              help="An assignment file: the image, the build and each program's command, for programs "
+                   "in any language (default: the lecture's four Python files). One submission only.")
+def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradescope_file, pl_file, ghc_file,
+          assignment_file):
     """Grade a student's lecture programs (TCPServer.py, UDPServer.py, TCPClient.py, UDPClient.py) in FOLDER,
     or a whole class with --class DIR.
 
@@ -45,6 +49,9 @@ def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradesco
     if bool(folder) == bool(class_dir):
         raise Refused("grade", "give one submission FOLDER or --class DIR")
     if class_dir:
+        if assignment_file:
+            raise Refused("grade", "--assignment grades one submission FOLDER; with --class it is not "
+                                   "supported yet")
         if junit_file or gradescope_file or pl_file or ghc_file:
             raise Refused("grade", "--junit, --gradescope, --prairielearn and --github-classroom are for one "
                                    "submission; with --class each student's files are in OUT/<student>/")
@@ -55,9 +62,11 @@ def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradesco
     from ..grade import gradebook
     from ..grade import report as rep
     from ..grade.run import grade as run_grade
+    from ..grade.assignment import load as load_assignment
     from ..programs.shared.errors import LabEnvironmentError
+    assignment = load_assignment(Path(assignment_file)) if assignment_file else None
     try:
-        result = run_grade(Path(folder), level, progress=ui.progress)
+        result = run_grade(Path(folder), level, progress=ui.progress, assignment=assignment)
     except LabEnvironmentError as exc:
         if pl_file:
             Path(pl_file).write_text(json.dumps(gradebook.prairielearn(None, str(exc)), indent=2) + "\n")

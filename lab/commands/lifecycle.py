@@ -25,21 +25,30 @@ from .options import LAB_OPTION
               help="Most memory per host, swap included (256MiB, 1GiB).")
 @click.option("--cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
               help="CPUs' worth of time per host; 0: no cap.")
+@click.option("--image", "images", multiple=True, metavar="ROLE=REF",
+              help="Run your own image: server=REF or clients=REF (its own command; nothing of ours inside).")
+@click.option("--host", "hosts", multiple=True, metavar="NAME=NETWORK[:REF]",
+              help="An extra host on clients or servers, with its own image if REF is given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's hosts as JSON.")
-def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, as_json):
+def up(name, clients, work_dir, server_runs, tcp_mode, pids, memory, cpus, images, hosts, as_json):
     """Bring up the class lab: router, server and clients on two networks. It stays until `lab down`."""
     from pathlib import Path
     from ..topology import view
     from ..topology.docker_lab import DockerLab
-    from ..topology.lifecycle import limits_option
+    from ..topology.lifecycle import image_options, limits_option
     from ..programs.shared.topology import LabSpec
+    own_images, extra_hosts = image_options(images, hosts)
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     server = ("host-role", "server", "--tcp-mode", tcp_mode) if server_runs == "uppercase" else ("host-role", "idle")
-    spec = LabSpec(lab=name, clients=clients, server_command=server, limits=limits_option(pids, memory, cpus))
+    # Our clients' demo talks to our uppercase server: not to a server of another image.
+    client = ("host-role", "client") + (("--no-demo",) if "server" in own_images else ())
+    spec = LabSpec(lab=name, clients=clients, server_command=server, client_command=client,
+                   limits=limits_option(pids, memory, cpus), images=own_images, extra_hosts=extra_hosts)
     lab = DockerLab.plan(spec, Path(work_dir), ephemeral=False)
     lab.up(progress=ui.progress)
     try:  # the demos are part of bringing the lab up: Ctrl-C or a failed demo leaves nothing
-        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients}, timeout=90)
+        lab.wait_for_outputs({client.name: ("demo done",) for client in lab.topology.clients
+                              if "--no-demo" not in client.command and not client.own_image}, timeout=90)
     except BaseException:
         lab.down()
         raise
@@ -118,4 +127,6 @@ def shell(lab_name, host):
     """Open a shell on a lab host."""
     from ..running import RunningLab
     from ..terminal import interactive
-    sys.exit(interactive(RunningLab.attach(lab_name).container(host), ["bash", "-l"]))
+    from ..terminal import shell_argv
+    container = RunningLab.attach(lab_name).container(host)
+    sys.exit(interactive(container, shell_argv(container, host)))

@@ -12,7 +12,9 @@ from ..programs.shared.errors import EXIT_BAD_INPUT, LabError, Terminated
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(files):
+@click.option("--check-images", is_flag=True,
+              help="Also check that every image the files name (`image:`) is in the engine.")
+def validate(files, check_images):
     """Check scenario files without running them: exit 0 if all are valid, 2 if not."""
     from ..programs.shared.problems import ScenarioError
     from ..scenario import load_file
@@ -24,6 +26,11 @@ def validate(files):
             bad += 1
             for line in exc.lines:
                 ui.say(ui.out, line)
+            continue
+        problem = _missing_image(path, scenario) if check_images else None
+        if problem:
+            bad += 1
+            ui.say(ui.out, problem)
         else:
             ui.say(ui.out, f"{path}: ok ({scenario.name}: {len(scenario.steps)} steps, "
                            f"{len(scenario.expectations)} expectations)")
@@ -66,6 +73,11 @@ def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
             lines = getattr(exc, "lines", None) or [str(exc)]
             problems += lines
             sink.add(i, RunReport.not_run(path, errors=lines, error_kind="input"))
+    for i, (path, scenario) in enumerate(zip(files, scenarios)) if not problems else ():
+        missing = _missing_image(path, scenario)   # an image the engine lacks: nothing starts
+        if missing:
+            problems.append(missing)
+            sink.add(i, RunReport.not_run(path, errors=[missing], error_kind="input"))
     if problems:  # one line per problem, the reports say why, and nothing started
         for line in problems:
             ui.say(ui.err, line)
@@ -88,6 +100,16 @@ def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
     finally:
         sink.close("not run: an earlier scenario ended the run")
     sys.exit(max(r.exit_code for r in sink.reports))
+
+
+def _missing_image(path: str, scenario) -> str | None:
+    """'FILE: topology: image ... is not in the engine ...', or None when every image is there."""
+    from ..topology.docker_lab import check_images
+    try:
+        check_images(scenario.topology.image_refs)
+    except LabError as exc:
+        return f"{path}: topology: {exc}"
+    return None
 
 
 def _why_it_ended(exc: BaseException) -> str:

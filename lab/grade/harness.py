@@ -76,9 +76,12 @@ def checks_for(level: str) -> List[GradeCheck]:
 class Grading:
     """The running lab and the student's servers, shared by the checks of one submission."""
 
-    def __init__(self, lab: Lab, files: set):
+    def __init__(self, lab: Lab, files: set, assignment=None):
+        from .assignment import LECTURE, ROLES
         self.lab = lab
         self.files = files
+        self.assignment = assignment or LECTURE
+        self._role_of = {file: role for role, file in ROLES.items()}
         self._servers: Dict[str, Background] = {}
         self._starts: Dict[str, str] = {}      # file -> why it could not start
 
@@ -89,7 +92,7 @@ class Grading:
         server = self._servers.get(file)
         if server is None:
             try:
-                server = self.lab.start(STUDENT_HOST, f"python3 -u {file} < /dev/null {CAP}",
+                server = self.lab.start(STUDENT_HOST, f"{self.program(file, STUDENT_HOST)} < /dev/null {CAP}",
                                         ready_port=DEFAULT_PORT, udp=file.startswith("UDP"), ready_timeout=15)
             except LabError as exc:
                 self._starts[file] = str(exc)
@@ -100,6 +103,11 @@ class Grading:
             raise Failed(f"{file} is no longer running (it ended earlier, exit {result.exit_code}):\n"
                          f"{_tail(result.stdout + result.stderr)}")
         return server
+
+    def program(self, file: str, host: str) -> str:
+        """The shell command running the student's program for `file`'s role (the lecture's
+        `python3 -u TCPServer.py`, or the assignment's, with {host} and {port} filled in)."""
+        return self.assignment.command(self._role_of[file], host=host, port=DEFAULT_PORT)
 
     def restart_student_server(self, file: str) -> Background:
         old = self._servers.pop(file, None)
@@ -119,7 +127,8 @@ class Grading:
 
     def student_client(self, file: str, hosts: List[str], message: str = LINE,
                        timeout: float = CLIENT_TIMEOUT) -> Dict[str, Result]:
-        cmd = lambda host: f"printf '%s\\n' {shlex.quote(message)} | python3 -u {file} {CAP}"  # noqa: E731
+        program = self.program(file, SERVER_ENV["SERVER_NAME"])
+        cmd = lambda host: f"printf '%s\\n' {shlex.quote(message)} | {program} {CAP}"  # noqa: E731
         return self.lab.run_many(hosts, cmd, timeout=timeout, env=SERVER_ENV)
 
     def lab_server(self, cmd: str, udp: bool = False) -> Background:

@@ -12,7 +12,7 @@ from rich.text import Text
 from .. import ui
 from .run import GradeReport
 
-MARKS = {"passed": ("✓", "green"), "failed": ("✗", "red"), "missing": ("–", "yellow")}
+MARKS = {"passed": ("✓", "green"), "failed": ("✗", "red"), "missing": ("–", "yellow"), "not run": ("–", "yellow")}
 
 
 def print_report(report: GradeReport) -> None:
@@ -39,7 +39,7 @@ def _short(text: str, limit: int) -> str:
 def junit_xml(report: GradeReport) -> str:
     failures = sum(r.status == "failed" for r in report.results)
     suite = ET.Element("testsuite", name=f"lab grade {report.submission}", tests=str(len(report.results)),
-                       failures=str(failures), skipped=str(sum(r.status == "missing" for r in report.results)),
+                       failures=str(failures), skipped=str(sum(r.status in ("missing", "not run") for r in report.results)),
                        time=f"{report.duration_s:.3f}")
     for r in report.results:
         case = ET.SubElement(suite, "testcase", classname=f"grade.{report.level}", name=r.name,
@@ -49,7 +49,7 @@ def junit_xml(report: GradeReport) -> str:
             ET.Element("property", name="max_score", value=f"{r.max_score:g}")])
         if r.status == "failed":
             ET.SubElement(case, "failure", message=_short(r.description, 200)).text = r.output
-        elif r.status == "missing":
+        elif r.status in ("missing", "not run"):
             ET.SubElement(case, "skipped", message=r.output)
         else:
             ET.SubElement(case, "system-out").text = r.output

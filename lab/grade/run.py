@@ -15,11 +15,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from ..programs.shared.errors import LabError
 from ..testing import open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
+from .assignment import LECTURE, Assignment
 from .harness import FILES, STUDENT_HOST, Failed, Grading, checks_for
 
 MAX_SUBMISSION_BYTES = 50 << 20
@@ -32,7 +33,7 @@ class CheckResult:
     description: str
     max_score: float
     score: float
-    status: str            # passed | failed | missing (a file it needs is not there)
+    status: str            # passed | failed | missing (a file it needs is not there) | not run (no build)
     output: str
     duration_s: float
 
@@ -66,20 +67,38 @@ def copy_submission(folder: Path, into: Path) -> List[str]:
     return [name for name in FILES if (into / name).is_file()]
 
 
-def grade(folder: Path, level: str = "default", progress: Callable[[str], None] = lambda m: None) -> GradeReport:
+def grade(folder: Path, level: str = "default", progress: Callable[[str], None] = lambda m: None,
+          assignment: Optional[Assignment] = None) -> GradeReport:
+    """Grade the submission in `folder`; `assignment` says how to build and run its programs
+    (None: the lecture's Python files)."""
     began = time.monotonic()
+    assignment = assignment or LECTURE
+    if assignment.image:
+        check_assignment_image(assignment)
     with tempfile.TemporaryDirectory(prefix="socketlab-grade-") as tmp:
         work = Path(tmp) / "work"
-        files = copy_submission(Path(folder), work)
+        files = list(assignment.files(tuple(copy_submission(Path(folder), work))))
         report = GradeReport(str(folder), level, files)
         selected = checks_for(level)
         clients = 10 if level == "robust" else 3
         progress(f"bringing up a lab with {clients} clients and the host {STUDENT_HOST} …")
-        lab = open_lab(clients=clients, server="idle", hosts={STUDENT_HOST: "servers"}, work=work,
-                       max_output=OUTPUT_CAP, name=None, progress=progress)
-        g = Grading(lab, set(files))
+        own = {}
+        if assignment.image:   # the student's programs run on the student host and the clients
+            own = {"image": assignment.image, "command": ["host-role", "idle"]}
+        lab = open_lab(clients=clients, server="idle", hosts={STUDENT_HOST: {"network": "servers", **own}},
+                       images={"clients": {**own, "command": ["host-role", "client", "--no-demo"]}} if own else None,
+                       work=work, max_output=OUTPUT_CAP, name=None, progress=progress)
+        g = Grading(lab, set(files), assignment)
         try:
+            built = None
+            if assignment.build:
+                built = _build(assignment, g, progress)
+                report.results.append(built)
             for chk in selected:
+                if built is not None and built.status != "passed":
+                    report.results.append(CheckResult(chk.name, chk.description, chk.points, 0.0, "not run",
+                                                      "not run: the build failed (see builds)", 0.0))
+                    continue
                 report.results.append(_run_check(chk, g, progress))
         finally:
             try:
@@ -90,11 +109,53 @@ def grade(folder: Path, level: str = "default", progress: Callable[[str], None] 
     return report
 
 
+BUILD_TIMEOUT_S = 300.0
+
+
+def _build(assignment: Assignment, g: Grading, progress) -> CheckResult:
+    """The assignment's build, once, on the student host in the submission's folder (which
+    every host shares): a check of its own, worth no points; its last lines when it fails."""
+    progress(f"builds: {assignment.build} …")
+    began = time.monotonic()
+    # Its output to a file, then the last lines: a pipe into `head` would hide its exit status.
+    log = "/tmp/socketlab-build.log"
+    r = g.lab.run(STUDENT_HOST, f"{{ {assignment.build}\n}} > {log} 2>&1; code=$?; tail -n 40 {log} | "
+                                f"head -c 65536; exit $code", timeout=BUILD_TIMEOUT_S)
+    duration = round(time.monotonic() - began, 3)
+    text = (r.stdout + r.stderr).strip()
+    tail = "\n".join(text.splitlines()[-20:])
+    what = f"`{assignment.build}` in the submission's folder ends with exit 0."
+    if r.ok:
+        return CheckResult("builds", what, 0.0, 0.0, "passed", tail, duration)
+    how = f"timed out after {BUILD_TIMEOUT_S:g} s" if r.timed_out else f"exit {r.exit_code}"
+    progress(f"builds: failed ({how})")
+    return CheckResult("builds", what, 0.0, 0.0, "failed", f"{how}; its last lines:\n{tail}", duration)
+
+
+def check_assignment_image(assignment: Assignment) -> None:
+    """The assignment's image is in the engine and carries socketlab's programs (our clients
+    and servers run next to the student's): a LabError naming the file's line, else."""
+    import docker.errors
+    from .. import engine, labels
+    where = f"{assignment.source}:{assignment.image_line}: image"
+    try:
+        image = engine.client().images.get(assignment.image)
+    except docker.errors.ImageNotFound:
+        hint = "build it with `lab images build --with c` (or --with java)" \
+            if assignment.image.rsplit(":", 1)[-1].split("-")[-1] in ("c", "java") else "build or pull it first"
+        raise LabError(f"{where}: {assignment.image} is not in the engine", hint=hint) from None
+    if not (image.labels or {}).get(labels.LABEL_PROGRAMS):
+        raise LabError(f"{where}: {assignment.image} is not built on socketlab's host image",
+                       hint="build it FROM socketlab-host:latest, or use a toolchain image "
+                            "(toolchain: c or java; `lab images build --with c`)")
+
+
 def _run_check(chk, g: Grading, progress) -> CheckResult:
     missing = [f for f in chk.needs if f not in g.files]
     if missing:
-        return CheckResult(chk.name, chk.description, chk.points, 0.0, "missing",
-                           f"no {', '.join(missing)} in the submission", 0.0)
+        why = (f"no {', '.join(missing)} in the submission" if g.assignment.lecture else
+               f"the assignment has no {', '.join(g._role_of[f] for f in missing)}")
+        return CheckResult(chk.name, chk.description, chk.points, 0.0, "missing", why, 0.0)
     progress(f"{chk.name} …")
     began = time.monotonic()
     try:

@@ -38,10 +38,34 @@ class BuiltImage:
                 "seconds": round(self.seconds, 1), "action": self.action}
 
 
-def build_all(offline: bool = False) -> list[BuiltImage]:
-    """Build (or confirm up to date) the base and the host image."""
-    base = _offline_base() if offline else (_official_base() or _offline_base())
-    return [base, _host_image(base)]
+def build_all(offline: bool = False, toolchains: tuple[str, ...] = ()) -> list[BuiltImage]:
+    """Build (or confirm up to date) the base and the host image, and the toolchain
+    images asked for (each the host image plus its packages: on the offline path, on a
+    base of its own that carries them)."""
+    official = None if offline else _official_base()
+    base = official or _offline_base()
+    built = [base, _host_image(base)]
+    for name in toolchains:
+        extra = d.TOOLCHAINS[name]
+        tool_base = official or _offline_base(extra)
+        if tool_base is not official:
+            built.append(tool_base)
+        built.append(_host_image(tool_base, d.toolchain_image(name), extra, name))
+    return built
+
+
+def built_toolchains() -> dict[str, str | None]:
+    """Each toolchain's image tag if it is in the engine, else None (for `lab doctor`)."""
+    c = engine.client()
+    found: dict[str, str | None] = {}
+    for name in d.TOOLCHAINS:
+        tag = d.toolchain_image(name)
+        try:
+            c.images.get(tag)
+            found[name] = tag
+        except docker.errors.ImageNotFound:
+            found[name] = None
+    return found
 
 
 def remove_all() -> list[str]:
@@ -85,10 +109,10 @@ def _official_base() -> BuiltImage | None:
     return BuiltImage(f"{repo}:{tag}", img.id, img.attrs["Size"], time.monotonic() - started, action)
 
 
-def _offline_base() -> BuiltImage:
+def _offline_base(extra: tuple[str, ...] = ()) -> BuiltImage:
     c = engine.client()
-    pkgs, filters = d.packages(), d.dpkg_filters()
-    tag = d.offline_base_image()
+    pkgs, filters = [*d.packages(), *extra], d.dpkg_filters()
+    tag = d.offline_base_image(extra)
     started = time.monotonic()
     try:
         img = c.images.get(tag)
@@ -150,25 +174,28 @@ def _run_mmdebstrap(argv: list[str], rootfs: Path) -> None:
         raise LabError("mmdebstrap failed:\n  " + "\n  ".join(tail))
 
 
-def _host_image(base: BuiltImage) -> BuiltImage:
+def _host_image(base: BuiltImage, tag: str = "", extra: tuple[str, ...] = (), kind: str = "host") -> BuiltImage:
+    """The host image (or, with `extra` packages, a toolchain image of `kind`) on `base`."""
     c = engine.client()
+    tag = tag or d.HOST_IMAGE
     files = d.context_files()
-    digest = d.context_digest(files, base.id)
+    digest = d.context_digest(files, base.id + "".join(f"\0{p}" for p in extra))
     started = time.monotonic()
     previous = None
     try:
-        img = c.images.get(d.HOST_IMAGE)
+        img = c.images.get(tag)
         if img.labels.get(labels.LABEL_DIGEST) == digest and img.labels.get(labels.LABEL_PROGRAMS) == d.programs_digest(files):
-            return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], 0.0, "up to date")
+            return BuiltImage(tag, img.id, img.attrs["Size"], 0.0, "up to date")
         previous = img.id
     except docker.errors.ImageNotFound:
         pass
-    ui.progress(f"building {d.HOST_IMAGE} on {base.tag} …")
+    ui.progress(f"building {tag} on {base.tag} …")
     stream = c.api.build(
         fileobj=d.context_tar(files), custom_context=True, dockerfile="images/host/Dockerfile",
-        tag=d.HOST_IMAGE, buildargs={"BASE": base.tag}, pull=False, rm=True, forcerm=True,
-        decode=True, labels={labels.LABEL: "1", labels.LABEL_DIGEST: digest,
-                             labels.LABEL_PROGRAMS: d.programs_digest(files)})
+        tag=tag, buildargs={"BASE": base.tag, "EXTRA_PACKAGES": " ".join(extra)}, pull=False, rm=True,
+        forcerm=True, decode=True,
+        labels={labels.LABEL: "1", labels.LABEL_DIGEST: digest, labels.LABEL_PROGRAMS: d.programs_digest(files),
+                **({labels.LABEL_IMAGE: kind} if kind != "host" else {})})
     log: list[str] = []
     for chunk in stream:
         if "error" in chunk:
@@ -178,10 +205,10 @@ def _host_image(base: BuiltImage) -> BuiltImage:
             log.append(text)
             if text.startswith("Step "):
                 ui.progress(f"  {text[:100]}")
-    img = c.images.get(d.HOST_IMAGE)
+    img = c.images.get(tag)
     if previous and previous != img.id:
         _remove_replaced(previous)
-    return BuiltImage(d.HOST_IMAGE, img.id, img.attrs["Size"], time.monotonic() - started, "built")
+    return BuiltImage(tag, img.id, img.attrs["Size"], time.monotonic() - started, "built")
 
 
 def _first_line(exc: Exception) -> str:

@@ -27,6 +27,28 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 
 
+# Toolchain images: the host image plus a compiler or a JDK, for students' programs in other
+# languages (`lab images build --with c`). Made by the same two paths as the host image: the
+# offline base then carries these packages too, and the Dockerfile installs what is missing.
+TOOLCHAINS: dict[str, tuple[str, ...]] = {
+    "c": ("gcc", "make", "libc6-dev"),
+    "java": ("default-jdk-headless",),
+}
+
+
+def toolchain_image(name: str, host_image: str | None = None) -> str:
+    """The tag of a toolchain image, next to the host image's: socketlab-host:latest gives
+    socketlab-host:c; another tag (SOCKETLAB_IMAGE=socketlab-host:mine) socketlab-host:mine-c,
+    so checkouts that share an engine keep their toolchain images apart too."""
+    if name not in TOOLCHAINS:
+        raise ValueError(f"no toolchain {name!r}; toolchains: {', '.join(TOOLCHAINS)}")
+    ref = host_image or HOST_IMAGE
+    repo, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        repo, tag = ref, "latest"
+    return f"{repo}:{name}" if tag == "latest" else f"{repo}:{tag}-{name}"
+
+
 def read_list(path: Path) -> list[str]:
     """Non-empty, non-comment lines of a one-item-per-line file."""
     lines = (line.strip() for line in path.read_text().splitlines())
@@ -81,9 +103,10 @@ def base_tag(pkgs: list[str], filters: list[str]) -> str:
     return f"{SUITE}-{h.hexdigest()[:12]}"
 
 
-def offline_base_image() -> str:
-    """The offline base's image reference (repository:tag) for this checkout."""
-    return f"{BASE_REPOSITORY}:{base_tag(packages(), dpkg_filters())}"
+def offline_base_image(extra: tuple[str, ...] = ()) -> str:
+    """The offline base's image reference (repository:tag) for this checkout (with `extra`
+    packages: a toolchain's base)."""
+    return f"{BASE_REPOSITORY}:{base_tag([*packages(), *extra], dpkg_filters())}"
 
 
 @dataclass(frozen=True)
@@ -213,6 +236,9 @@ def mmdebstrap_argv(pkgs: list[str], filters: list[str], sources_file: str) -> l
     """
     argv = ["mmdebstrap", f"--variant={VARIANT}", f"--include={','.join(pkgs)}", "--format=tar"]
     argv += [f"--dpkgopt={f}" for f in filters]
+    # The man pages are filtered out, but a JDK's postinst links its man pages as
+    # alternatives and fails when /usr/share/man/man1 is missing (as on debian:*-slim).
+    argv.append('--essential-hook=mkdir -p "$1"/usr/share/man/man1')
     argv.append('--customize-hook=rm -f "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*')
     argv += [SUITE, "-", sources_file]
     return argv

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from ..programs.shared.impairment import Change, Impairment, Link, impairment_to_dict
-from ..programs.shared.topology import LabSpec, Limits
+from ..programs.shared.topology import HostSpec, LabSpec, Limits
 from .expect import Expectation, Position
 
 CLIENT_COMMAND = ("host-role", "client", "--no-demo")
@@ -23,10 +23,12 @@ class ScenarioTopology:
     clients: int = 1
     networks: Tuple[str, ...] = ()                 # extra networks (clients and servers always exist)
     hosts: Tuple[Tuple[str, str], ...] = ()        # extra hosts: (name, network), sorted by name
-    server: str = "uppercase"                      # uppercase | idle
+    server: str = "uppercase"                      # uppercase | idle | image (its own, in images)
     tcp_mode: str = "concurrent"                   # iterative | concurrent
     capture: bool = False
     limits: Limits = Limits()
+    images: Tuple[Tuple[str, HostSpec], ...] = ()      # "server" / "clients" with an image of their own
+    host_specs: Tuple[Tuple[str, HostSpec], ...] = ()  # extra hosts with an image, command or ready
 
     @property
     def all_networks(self) -> Tuple[str, ...]:
@@ -53,8 +55,14 @@ class ScenarioTopology:
         """The lab to build.  Clients start without the demo exchange: in a scenario every
         packet should come from a step."""
         return LabSpec(lab=lab, clients=self.clients, extra_networks=list(self.networks),
-                       extra_hosts=dict(self.hosts), server_command=self.server_command,
-                       client_command=CLIENT_COMMAND, limits=self.limits)
+                       extra_hosts={**dict(self.hosts), **dict(self.host_specs)},
+                       server_command=self.server_command, client_command=CLIENT_COMMAND,
+                       limits=self.limits, images=dict(self.images))
+
+    @property
+    def image_refs(self) -> List[str]:
+        """The images of its own any host runs (checked to be in the engine before bring-up)."""
+        return self.lab_spec().image_refs()
 
     def to_dict(self) -> Dict[str, Any]:
         return {"clients": self.clients, "networks": list(self.all_networks),
@@ -62,7 +70,13 @@ class ScenarioTopology:
                 "server": self.server, "tcp_mode": self.tcp_mode, "capture": self.capture,
                 "limits": {"pids": self.limits.pids, "memory_bytes": self.limits.memory,
                            "cpus": self.limits.cpus},
-                "server_command": list(self.server_command), "client_command": list(CLIENT_COMMAND)}
+                "server_command": list(self.server_command), "client_command": list(CLIENT_COMMAND),
+                "images": {name: _spec_dict(h) for name, h in (*self.images, *self.host_specs)}}
+
+
+def _spec_dict(host: HostSpec) -> Dict[str, Any]:
+    return {"network": host.network, "image": host.image, "command": list(host.command),
+            "ready_port": host.ready_port, "ready_log": host.ready_log}
 
 
 def impairment_dict(link: Link, imp: Impairment) -> Dict[str, Any]:

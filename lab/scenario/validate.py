@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Impairment, Link
-from ..programs.shared.topology import Limits
+from ..programs.shared.topology import HostSpec, Limits
 from ..programs.shared import impairment_entry, spec
 from . import yamlpos
 from .expect import Position
@@ -152,6 +152,7 @@ class _Builder(StepRules, ExpectRules):
         if t["networks"] is INVALID:
             self.networks = None
         extra: Dict[str, str] = {}
+        specs: Dict[str, HostSpec] = {}
         for name, host in (t["hosts"] if t["hosts"] is not INVALID else {}).items():
             hpath = path + ("hosts", name)
             if _RESERVED_HOST.match(name):
@@ -163,17 +164,32 @@ class _Builder(StepRules, ExpectRules):
                 continue
             self.check_network(host["network"], hpath + ("network",))
             extra[name] = host["network"]
-        clients = t["clients"]
+            if host["image"] is not None or host["command"] is not None or host["ready"] is not None:
+                specs[name] = _host_spec(host, host["network"])
+        images: Dict[str, HostSpec] = {}
+        clients, server = t["clients"], t["server"]
+        if isinstance(clients, dict):
+            images["clients"] = _host_spec(clients, "clients")
+            clients = clients["count"]
+        if isinstance(server, dict):
+            images["server"] = _host_spec(server, "servers")
+            server = "image"
         if t["hosts"] is not INVALID:
             self.clients_known = valid(clients)
             self.hosts = ["router", "server", *sorted(extra),
                           *(f"client{i}" for i in range(1, clients + 1 if valid(clients) else 1))]
-        if t["tcp_mode"] is not None and t["server"] == "idle":
+        if t["tcp_mode"] is not None and server == "idle":
             self.error(path + ("tcp_mode",), "tcp_mode is for server: uppercase (an idle server runs nothing)")
+        elif t["tcp_mode"] is not None and server == "image":
+            self.error(path + ("tcp_mode",), "tcp_mode is for server: uppercase (a server with its own "
+                                             "image runs its own program)")
         limits = t["limits"]
-        if valid(*t.values()) and isinstance(limits, dict) and valid(*limits.values()):
+        if valid(*t.values()) and isinstance(limits, dict) and valid(*limits.values()) \
+                and all(_valid_spec(h) for h in [*specs.values(), *images.values()]):
             self.topology = ScenarioTopology(clients=clients, networks=tuple(networks),
-                                             hosts=tuple(sorted(extra.items())), server=t["server"],
+                                             hosts=tuple(sorted(extra.items())), server=server,
+                                             images=tuple(sorted(images.items())),
+                                             host_specs=tuple(sorted(specs.items())),
                                              tcp_mode=t["tcp_mode"] or "concurrent", capture=t["capture"],
                                              limits=Limits(**limits))
 
@@ -274,3 +290,20 @@ class _Builder(StepRules, ExpectRules):
                 else:
                     hosts.append(host)
         return tuple(hosts) if ok else None
+
+
+def _host_spec(checked: Dict[str, Any], network: str) -> HostSpec:
+    """A host's checked `image`/`command`/`ready` as the topology model's HostSpec (INVALID
+    values pass through: the caller builds no topology then)."""
+    ready = checked.get("ready") or {}
+    command = checked.get("command")
+    return HostSpec(network, checked.get("image"),
+                    tuple(command) if isinstance(command, list) else (() if command is None else command),
+                    ready.get("port") if isinstance(ready, dict) and ready.get("kind") == "port" else None,
+                    ready.get("log") if isinstance(ready, dict) and ready.get("kind") == "log" else None,
+                    ready.get("timeout") if isinstance(ready, dict) else None)
+
+
+def _valid_spec(host: HostSpec) -> bool:
+    return valid(host.image, host.command, host.ready_port, host.ready_log, host.ready_timeout) and \
+        all(valid(part) for part in host.command)

@@ -128,6 +128,7 @@ class DockerLab:
     def plan(cls, spec: LabSpec, work_dir: Path | None = None, ephemeral: bool = True) -> "DockerLab":
         """Choose free subnets for `spec` and refuse a lab name that is already up."""
         model.check_lab_name(spec.lab)
+        check_images(spec.image_refs())
         if find_containers(spec.lab):
             raise lab_taken(spec.lab)
         start = random.SystemRandom().randrange(1 << 16) if ephemeral else 0
@@ -170,9 +171,12 @@ class DockerLab:
             self._create_hosts(first, engine_cpus)
             self._start_hosts(first, progress)
             self._create_hosts(rest, engine_cpus)       # while router and server boot
-            self.wait_for_outputs({h.name: h.ready for h in first if h.ready}, ready_timeout)
+            self.wait_for_outputs({h.name: h.ready for h in first if h.ready}, _longest(first, ready_timeout))
+            self.wait_for_ports([h for h in first if h.ready_port], ready_timeout)
             self._start_hosts(rest, progress)
-            self.wait_for_outputs({h.name: h.ready for h in rest if h.ready}, ready_timeout)
+            self.wait_for_outputs({h.name: h.ready for h in rest if h.ready}, _longest(rest, ready_timeout))
+            self.wait_for_ports([h for h in rest if h.ready_port], ready_timeout)
+            self._check_running([h for h in self.topology.hosts if h.own_image])
         except BaseException:
             self.down()
             raise
@@ -199,6 +203,39 @@ class DockerLab:
         if built_from and built_from != definition.programs_digest(definition.context_files()):
             raise LabEnvironmentError(f"the image {definition.HOST_IMAGE} holds older lab programs than this checkout",
                            hint="run `lab images build` (it rebuilds only what changed)")
+
+    def wait_for_ports(self, hosts: list[Host], timeout: float) -> None:
+        """Wait until each host's ready port accepts a TCP connection from the router (a
+        connect, then close: `nc -z` on the router, which every host routes through), or
+        fail with the host's last output lines when it exits or the time is up."""
+        started = time.monotonic()
+        pending = list(hosts)
+        router = self.container("router") if hosts else None
+        while pending:
+            for host in list(pending):
+                probe = exec_in(router, ["nc", "-z", "-w", "1", str(host.address), str(host.ready_port)])
+                if probe.exit_code == 0:
+                    pending.remove(host)
+                    continue
+                ctr = self.container(host.name)
+                if ctr.status != "running":
+                    raise not_ready(host.name, f"exited before port {host.ready_port} accepted connections",
+                                    self.logs(host.name))
+                limit = host.ready_timeout or timeout
+                if time.monotonic() - started > limit:
+                    raise not_ready(host.name, f"port {host.ready_port} accepted no connection from the "
+                                               f"router within {limit:g} s", self.logs(host.name))
+            if pending:
+                time.sleep(0.1)  # polling a condition with a deadline, not hoping
+
+    def _check_running(self, hosts: list[Host]) -> None:
+        """Hosts with an image of their own and no ready condition are up when their
+        container runs: one that has exited already fails the bring-up."""
+        for host in hosts:
+            ctr = self.container(host.name)
+            if ctr.status != "running":
+                code = ctr.attrs.get("State", {}).get("ExitCode")
+                raise not_ready(host.name, f"exited (exit {code}) during bring-up", self.logs(host.name))
 
     def _create_networks(self, progress) -> None:
         """Create the lab's networks, the engine deciding who gets a contested subnet.
@@ -301,9 +338,12 @@ class DockerLab:
         networking = api.create_networking_config(
             {first_net: api.create_endpoint_config(ipv4_address=first_ip)})
         try:
-            api.create_container(definition.HOST_IMAGE, command=s["command"], name=s["name"],
-                                 hostname=s["hostname"], labels=s["labels"], host_config=host_config,
-                                 networking_config=networking, working_dir="/work")
+            # A host with its own image keeps that image's command (when none is given) and
+            # working directory; socketlab's hosts start in /work, the shared folder.
+            api.create_container(host.image or definition.HOST_IMAGE, command=s["command"] or None,
+                                 name=s["name"], hostname=s["hostname"], labels=s["labels"],
+                                 host_config=host_config, networking_config=networking,
+                                 working_dir=None if host.own_image else "/work")
         except docker.errors.APIError as exc:
             raise _name_taken(self.topology.lab, exc) or exc
         for net, ip in more:
@@ -402,6 +442,30 @@ def await_lines(lines_of: dict[str, tuple[str, ...]], timeout: float, prefix: st
                  for ctr, lines in lines_of.items()), workers=engine.POOL_SIZE, abort=watch.stop)
     finally:
         timer.cancel()
+
+
+def _longest(hosts: list[Host], default: float) -> float:
+    """How long to wait for a group's ready lines: the longest a host of it asks for."""
+    return max([h.ready_timeout or default for h in hosts if h.ready] or [default])
+
+
+def not_ready(host: str, why: str, output: str) -> LabError:
+    tail = "\n    ".join(output.splitlines()[-8:]) or "(nothing)"
+    return LabError(f"{host} did not become ready: {why}; its last output:\n    {tail}")
+
+
+def check_images(refs: list[str]) -> None:
+    """Every image in `refs` is in the engine, or a LabError (bad input, exit 2) with the
+    engine's own answer: nothing is started for a lab that names an image it lacks."""
+    c = engine.client()
+    for ref in refs:
+        try:
+            c.images.get(ref)
+        except docker.errors.ImageNotFound as exc:
+            answer = getattr(exc, "explanation", None) or str(exc)
+            raise LabError(f"image {ref!r} is not in the engine: the Docker Engine said: {answer}",
+                           hint="build or pull it first (`docker build -t REF .`, `docker pull REF`, "
+                                "`docker load`); `docker images` lists what is there") from None
 
 
 def lab_taken(lab: str) -> LabError:

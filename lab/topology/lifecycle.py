@@ -48,3 +48,32 @@ def limits_option(pids: int, memory: str, cpus: float) -> Limits:
     if size < Limits.MIN_MEMORY:
         raise LabError(f"--memory: {memory} is less than {Limits.MIN_MEMORY // 2**20} MiB")
     return Limits(pids=pids, memory=size, cpus=cpus)
+
+
+def image_options(images: tuple[str, ...], hosts: tuple[str, ...]) -> tuple[dict, dict]:
+    """`lab up --image server=REF --image clients=REF --host NAME=NETWORK[:REF]` as LabSpec's
+    ``images`` and ``extra_hosts`` (HostSpecs: their image's own command, up when running)."""
+    import re
+    from ..programs.shared import spec
+    from ..programs.shared.topology import HOST_NAME, HostSpec
+    ref_ok = re.compile(spec.IMAGE_REF).match
+    out_images = {}
+    for item in images:
+        role, sep, ref = item.partition("=")
+        if not sep or role not in ("server", "clients") or not ref_ok(ref):
+            raise LabError(f"--image {item}: write server=REF or clients=REF",
+                           hint="e.g. --image server=myservice:test")
+        out_images[role] = HostSpec("servers" if role == "server" else "clients", ref)
+    out_hosts = {}
+    for item in hosts:
+        name, sep, rest = item.partition("=")
+        network, _, ref = rest.partition(":")
+        if not sep or not HOST_NAME.match(name) or not HOST_NAME.match(network or "-") or (ref and not ref_ok(ref)):
+            raise LabError(f"--host {item}: write NAME=NETWORK or NAME=NETWORK:IMAGE",
+                           hint="e.g. --host app=servers:myservice:test")
+        if re.match(r"^(?:router|server|clients|client[0-9]+)$", name):
+            raise LabError(f"--host {item}: {name!r} is one of the lab's own names")
+        if network not in ("clients", "servers"):
+            raise LabError(f"--host {item}: no network {network!r}: a class lab has clients and servers")
+        out_hosts[name] = HostSpec(network, ref or None)
+    return out_images, out_hosts

@@ -11,7 +11,8 @@ def topology_dict(topo: Topology) -> dict:
     return {
         "lab": topo.lab,
         "networks": {n.name: {"subnet": str(n.subnet), "gateway": str(n.gateway)} for n in topo.networks},
-        "hosts": {h.name: {"role": h.role, "addresses": {net: str(a) for net, a in h.addresses}}
+        "hosts": {h.name: {"role": h.role, "addresses": {net: str(a) for net, a in h.addresses},
+                           **({"image": h.image} if h.image else {})}
                   for h in topo.hosts},
     }
 
@@ -19,7 +20,8 @@ def topology_dict(topo: Topology) -> dict:
 def print_topology(topo: Topology) -> None:
     nets = ", ".join(f"{n.name} {n.subnet} (gateway {n.gateway} = router)" for n in topo.networks)
     ui.table(f"lab {topo.lab}: {nets}", ["host", "role", "addresses"],
-             [[h.name, h.role, ", ".join(f"{a} ({net})" for net, a in h.addresses)] for h in topo.hosts])
+             [[h.name, h.role + (f" (image {h.image})" if h.image else ""),
+               ", ".join(f"{a} ({net})" for net, a in h.addresses)] for h in topo.hosts])
 
 
 def running_labs() -> dict:

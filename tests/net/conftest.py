@@ -298,3 +298,13 @@ def _image_up_to_date():
     tree's version (idempotent, instant when nothing changed)."""
     from lab.images.build import build_all
     build_all()
+
+
+@pytest.fixture(scope="session")
+def toolchain_images():
+    """The C and Java toolchain images of this tree (`lab images build --with c --with
+    java`): built here if missing (minutes), instant when up to date. name -> tag."""
+    from lab.images import definition
+    from lab.images.build import build_all
+    build_all(toolchains=("c", "java"))
+    return {name: definition.toolchain_image(name) for name in ("c", "java")}

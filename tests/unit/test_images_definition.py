@@ -1,3 +1,5 @@
+import pytest
+
 from lab.images import definition as d
 
 DEB822 = """Types: deb
@@ -111,3 +113,18 @@ def test_the_programs_folder_imports_alone_without_third_party_packages(tmp_path
     done = subprocess.run([sys.executable, "-S", "-c", f"import {', '.join(modules)}"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_toolchain_images_sit_next_to_the_host_image():
+    assert d.toolchain_image("c", "socketlab-host:latest") == "socketlab-host:c"
+    assert d.toolchain_image("java", "socketlab-host:latest") == "socketlab-host:java"
+    assert d.toolchain_image("c", "socketlab-host:mine") == "socketlab-host:mine-c"
+    assert d.toolchain_image("c", "registry:5000/socketlab-host") == "registry:5000/socketlab-host:c"
+    with pytest.raises(ValueError, match="toolchains: c, java"):
+        d.toolchain_image("rust", "socketlab-host:latest")
+
+
+def test_a_toolchain_base_is_a_base_of_its_own():
+    assert d.offline_base_image(d.TOOLCHAINS["c"]) != d.offline_base_image()
+    assert d.offline_base_image(d.TOOLCHAINS["c"]) != d.offline_base_image(d.TOOLCHAINS["java"])
+    assert "gcc" in d.TOOLCHAINS["c"] and "make" in d.TOOLCHAINS["c"]

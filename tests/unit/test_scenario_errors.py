@@ -55,9 +55,11 @@ def test_clients_above_max():
 def test_clients_negative_and_wrong_type():
     assert one("topology: {clients: -1}\n").endswith("topology.clients: -1 is below the minimum of 0")
     assert one("topology: {clients: three}\n").endswith(
-        "topology.clients: expected a whole number, got the string 'three'")
+        "topology.clients: expected a whole number or a {count, image, command, ready} mapping, "
+        "got the string 'three'")
     assert one("topology: {clients: true}\n").endswith(
-        "topology.clients: expected a whole number, got the boolean true")
+        "topology.clients: expected a whole number or a {count, image, command, ready} mapping, "
+        "got the boolean true")
 
 
 def test_unknown_topology_key():

@@ -8,6 +8,7 @@ exist, ...) live in ``validate.py``.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Dict, Optional, Tuple
 
 from .impairment import STREAM_FIELDS
@@ -268,21 +269,78 @@ LIMITS = Record("What each host but the router may use, enforced by the engine, 
                   default=_DEFAULT_LIMITS.cpus, shown_default=_DEFAULT_LIMITS.cpus),
 }, title="the limits")
 
+IMAGE_REF = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$"
+
+
+def _split_command(text: str) -> list:
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a command line: {exc}") from None
+    if not argv:
+        raise ValueError("must not be empty")
+    return argv
+
+
+IMAGE = Text("An image in the engine (REF as `docker images` shows it, e.g. myservice:test): the host "
+             "runs it instead of socketlab's host image, with its own command (or `command`), and "
+             "nothing of socketlab's runs inside it. `lab validate --check-images` checks it is there.",
+             pattern=IMAGE_REF, pattern_help="is not an image reference (name:tag, registry/name@sha256:...)",
+             examples=["myservice:test", "socketlab-host:c"])
+COMMAND = AnyOf("The host's command: a list of arguments, or one line split like a shell does "
+                "(no shell runs it). Left out: the image's own command (socketlab's image: nothing).",
+                Text(convert=_split_command), ListOf(Text(min_length=0), min_items=1))
+READY = Variants("When the host counts as up: its container runs (left out), a TCP port accepts "
+                 "connections from the router, or a text appears in its output. A host that exits "
+                 "or is not ready in time fails bring-up with its last output lines.",
+                 "ready condition", {"timeout": Field(Duration(positive=True), "How long bring-up waits for "
+                                                                             "it (default 60s).")}, {
+                     "port": ("A TCP port on the host that accepts a connection from the router.",
+                              {"port": Field(Integer(minimum=1, maximum=65535), required=True)}),
+                     "log": ("A text the host prints (stdout or stderr) when it is up.",
+                             {"log": Field(Text(), required=True)}),
+                 })
+
+
+def _named(record: Record, expected: str) -> Record:
+    record.expected = expected      # what a wrong value is told it should be
+    return record
+
+
+def _own_image_fields(image_required: bool) -> Dict[str, Field]:
+    return {"image": Field(IMAGE, required=image_required),
+            "command": Field(COMMAND),
+            "ready": Field(READY)}
+
+
+SERVER = AnyOf("What the server host runs: uppercase (the TCP and UDP uppercase servers), idle "
+               "(nothing), or {image, command, ready}: your own image.",
+               Choice("", ["uppercase", "idle"]),
+               _named(Record("The server runs its own image.", _own_image_fields(True), title="the server"),
+                      "an {image, command, ready} mapping"))
+CLIENTS = AnyOf(f"How many clients (client1..clientN), 0..{MAX_CLIENTS}; or {{count, image, command, "
+                "ready}}: that many clients, each running your own image.",
+                Integer(minimum=0, maximum=MAX_CLIENTS),
+                _named(Record("Clients that run their own image.",
+                              {"count": Field(Integer(minimum=0, maximum=MAX_CLIENTS), "How many clients.",
+                                              default=1, shown_default=1),
+                               **_own_image_fields(True)}, title="the clients"),
+                       "a {count, image, command, ready} mapping"))
+EXTRA_HOST = Record("An extra host: socketlab's image running nothing, or `image`/`command` of your own.",
+                    {"network": Field(_network("The network it is on."), required=True),
+                     **_own_image_fields(False)}, title="an extra host")
+
 TOPOLOGY = Record("The lab's networks and hosts. Left out: the class lab with one client "
                   "and the uppercase server.", {
-    "clients": Field(Integer(minimum=0, maximum=MAX_CLIENTS),
-                     f"How many clients (client1..clientN) on the clients network, 0..{MAX_CLIENTS}.",
-                     default=1, shown_default=1),
+    "clients": Field(CLIENTS, default=1, shown_default=1),
     "networks": Field(ListOf(_network(), partial=True), "Extra networks besides clients and servers; the router "
                                           "joins every network.", default=[], shown_default=[]),
-    "hosts": Field(MapOf("Extra hosts by name; each runs nothing at start.", _host(),
-                         Record("An extra host.", {"network": Field(_network("The network it is on."),
-                                                                    required=True)},
-                                title="an extra host")),
+    "hosts": Field(MapOf("Extra hosts by name; each runs nothing at start unless it has an image "
+                         "or a command.", _host(), EXTRA_HOST),
                    default={}, shown_default={}),
-    "server": Field(Choice("What the server host runs at start.", ["uppercase", "idle"]),
-                    f"uppercase: the TCP and UDP uppercase servers on port {DEFAULT_PORT}; idle: nothing "
-                    "(start your own in a step).", default="uppercase", shown_default="uppercase"),
+    "server": Field(SERVER, f"uppercase: the TCP and UDP uppercase servers on port {DEFAULT_PORT}; idle: "
+                            "nothing (start your own in a step); {image: REF, ...}: your own image.",
+                    default="uppercase", shown_default="uppercase"),
     "tcp_mode": Field(Choice("", ["iterative", "concurrent"]),
                       "How the uppercase TCP server serves clients: one at a time (iterative) or "
                       "a thread each (concurrent).", shown_default="concurrent"),

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable
+from typing import ClassVar, Iterable, Optional, Union
 
 from .errors import LabError
 
@@ -85,10 +85,39 @@ class Host:
     addresses: tuple[tuple[str, IPv4Addr], ...]  # (network name, address), first = primary
     command: tuple[str, ...]
     ready: tuple[str, ...] = ()                 # log lines that say the host is up
+    image: Optional[str] = None                 # its own image (None: the lab's host image)
+    ready_port: Optional[int] = None            # a TCP port that accepts from the router when up
+    ready_timeout: Optional[float] = None       # seconds bring-up waits for it (None: bring-up's own)
 
     @property
     def address(self) -> IPv4Addr:
         return self.addresses[0][1]
+
+    @property
+    def own_image(self) -> bool:
+        """Runs an image of its own: nothing of socketlab's runs inside it (no host-role;
+        it routes through the router by its network's gateway, which the router holds)."""
+        return self.image is not None
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host runs when it is not socketlab's own role: an image of its own (None: the
+    lab's host image), a command (empty: the image's own; on the lab's image: nothing), and
+    when it counts as up (a TCP port open to the router, a line in its output, or, with
+    neither, its container running)."""
+    network: str
+    image: Optional[str] = None
+    command: tuple[str, ...] = ()
+    ready_port: Optional[int] = None
+    ready_log: Optional[str] = None
+    ready_timeout: Optional[float] = None
+
+    def host(self, name: str, role: str, address: IPv4Addr) -> Host:
+        command = self.command or (() if self.image else ("host-role", "idle"))
+        return Host(name, role, ((self.network, address),), tuple(command),
+                    (self.ready_log,) if self.ready_log else (), self.image, self.ready_port,
+                    self.ready_timeout)
 
 
 @dataclass(frozen=True)
@@ -196,11 +225,18 @@ class LabSpec:
     lab: str = "lab"
     clients: int = 1
     extra_networks: list[str] = field(default_factory=list)
-    extra_hosts: dict[str, str] = field(default_factory=dict)   # host name -> network name
+    extra_hosts: dict[str, Union[str, HostSpec]] = field(default_factory=dict)  # name -> network (or HostSpec)
     server_command: tuple[str, ...] = ("host-role", "server")
     client_command: tuple[str, ...] = ("host-role", "client")
     port: int = DEFAULT_PORT
     limits: Limits = field(default_factory=Limits)
+    # "server" / "clients" -> what they run instead of socketlab's roles (their own image)
+    images: dict[str, HostSpec] = field(default_factory=dict)
+
+    def image_refs(self) -> list[str]:
+        """Every image of its own a host of this lab runs (to check they are in the engine)."""
+        specs = [*self.images.values(), *(h for h in self.extra_hosts.values() if isinstance(h, HostSpec))]
+        return sorted({s.image for s in specs if s.image})
 
     @property
     def server_ready(self) -> tuple[str, ...]:
@@ -219,15 +255,20 @@ class LabSpec:
         by_name = {n.name: n for n in networks}
         # The router learns its networks' names from its command (its impair-agent uses them).
         router_command = ("host-role", "router", *(f"--network={n.name}={n.subnet}" for n in networks))
+        server_address = by_name["servers"].address(SERVER_OFFSET)
         hosts = [Host("router", "router", tuple((n.name, n.address(2)) for n in networks),
                       router_command, ("router ready",)),
-                 Host("server", "server", (("servers", by_name["servers"].address(SERVER_OFFSET)),),
-                      self.server_command, self.server_ready)]
-        for i, (name, net) in enumerate(sorted(self.extra_hosts.items())):
-            hosts.append(Host(name, "host", ((net, by_name[net].address(EXTRA_OFFSET + i)),),
-                              ("host-role", "idle")))
+                 self.images["server"].host("server", "server", server_address) if "server" in self.images
+                 else Host("server", "server", (("servers", server_address),), self.server_command,
+                           self.server_ready)]
+        for i, (name, extra) in enumerate(sorted(self.extra_hosts.items())):
+            extra = extra if isinstance(extra, HostSpec) else HostSpec(extra)
+            if extra.network not in by_name:
+                raise LabError(f"host {name}: no network {extra.network!r} in this lab")
+            hosts.append(extra.host(name, "host", by_name[extra.network].address(EXTRA_OFFSET + i)))
+        clients = self.images.get("clients")
         for i in range(1, self.clients + 1):
-            hosts.append(Host(f"client{i}", "client",
-                              (("clients", by_name["clients"].address(CLIENT_OFFSET + i)),),
-                              self.client_command))
+            address = by_name["clients"].address(CLIENT_OFFSET + i)
+            hosts.append(clients.host(f"client{i}", "client", address) if clients
+                         else Host(f"client{i}", "client", (("clients", address),), self.client_command))
         return Topology(self.lab, networks, tuple(hosts), self.port, self.limits)

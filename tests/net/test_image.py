@@ -26,7 +26,7 @@ def test_every_listed_package_is_installed(run):
 
 def test_the_lab_programs_are_commands(run):
     out = run("sh", "-c", "for p in tcp-server udp-server tcp-client udp-client udp-measure tcp-measure "
-                          "host-role kernel-probe nfq-engine; do command -v $p; done")
+                          "host-role kernel-probe impairer; do command -v $p; done")
     assert len(out.split()) == 9
 
 

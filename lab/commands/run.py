@@ -7,7 +7,7 @@ import click
 import docker.errors
 
 from .. import ui
-from ..programs.shared.errors import EXIT_BAD_INPUT, LabError, Terminated
+from ..programs.shared.errors import EXIT_BAD_INPUT, LabEnvironmentError, LabError, Terminated
 
 
 @click.command()
@@ -74,7 +74,13 @@ def run(files, as_json, json_file, junit_file, keep, seed, runs_dir, work_dir):
             problems += lines
             sink.add(i, RunReport.not_run(path, errors=lines, error_kind="input"))
     for i, (path, scenario) in enumerate(zip(files, scenarios)) if not problems else ():
-        missing = _missing_image(path, scenario)   # an image the engine lacks: nothing starts
+        try:
+            missing = _missing_image(path, scenario)   # an image the engine lacks: nothing starts
+        except LabEnvironmentError as exc:             # no engine to ask: the environment, exit 3
+            sink.add(i, RunReport.not_run(path, errors=[str(exc)], error_kind="environment",
+                                          name=scenario.name))
+            sink.close("not run: the Docker Engine could not be reached")
+            raise
         if missing:
             problems.append(missing)
             sink.add(i, RunReport.not_run(path, errors=[missing], error_kind="input"))
@@ -107,6 +113,8 @@ def _missing_image(path: str, scenario) -> str | None:
     from ..topology.docker_lab import check_images
     try:
         check_images(scenario.topology.image_refs)
+    except LabEnvironmentError:
+        raise
     except LabError as exc:
         return f"{path}: topology: {exc}"
     return None

@@ -456,7 +456,10 @@ def not_ready(host: str, why: str, output: str) -> LabError:
 
 def check_images(refs: list[str]) -> None:
     """Every image in `refs` is in the engine, or a LabError (bad input, exit 2) with the
-    engine's own answer: nothing is started for a lab that names an image it lacks."""
+    engine's own answer: nothing is started for a lab that names an image it lacks.
+    No images named, nothing to ask: the engine is not needed."""
+    if not refs:
+        return
     c = engine.client()
     for ref in refs:
         try:

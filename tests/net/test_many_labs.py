@@ -184,8 +184,12 @@ def test_limits_are_enforced_by_the_engine(tmp_path, lab_exe, lab_name):
         router = host_config(cls, "router")
         assert (router["PidsLimit"], router["Memory"], router["NanoCpus"], router["CpuShares"]) == \
             (1024, 1024 * mib, 0, 4096)
-        # A class lab has no owner; a library's lab (the default) is owned by this process.
-        assert not any(k in find_containers(cls)[0].labels for k in labels.Owner("", "", 0, "").labels())
+        # A class lab has no owner process, only this machine's mark; a library's lab (the
+        # default) is owned by this process.
+        class_labels = find_containers(cls)[0].labels
+        process_keys = set(labels.Owner("", "", 0, "").labels()) - {labels.LABEL_MACHINE}
+        assert not any(k in class_labels for k in process_keys)
+        assert labels.machine_of(class_labels) == labels.machine_id()
         with DockerLab.plan(LabSpec(lab=lib, clients=1, server_command=IDLE), tmp_path):
             client = host_config(lib, "client1")
             assert (client["PidsLimit"], client["Memory"], client["MemorySwap"], client["NanoCpus"]) == \

@@ -35,7 +35,8 @@ JOBS_HELP = ("Submissions graded at once, each on its own lab (default: two per 
               help="Write the results GitHub Classroom's grading reporter reads (JSON; it wants it base64).")
 @click.option("--assignment", "assignment_file", type=click.Path(dir_okay=False),
               help="An assignment file: the image, the build and each program's command, for programs "
-                   "in any language (default: the lecture's four Python files). One submission only.")
+                   "in any language (default: the lecture's four Python files); with --class, for every "
+                   "submission.")
 def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradescope_file, pl_file, ghc_file,
           assignment_file):
     """Grade a student's lecture programs (TCPServer.py, UDPServer.py, TCPClient.py, UDPClient.py) in FOLDER,
@@ -49,13 +50,12 @@ def grade(folder, class_dir, level, jobs, out_dir, regrade, junit_file, gradesco
     if bool(folder) == bool(class_dir):
         raise Refused("grade", "give one submission FOLDER or --class DIR")
     if class_dir:
-        if assignment_file:
-            raise Refused("grade", "--assignment grades one submission FOLDER; with --class it is not "
-                                   "supported yet")
         if junit_file or gradescope_file or pl_file or ghc_file:
             raise Refused("grade", "--junit, --gradescope, --prairielearn and --github-classroom are for one "
                                    "submission; with --class each student's files are in OUT/<student>/")
-        _grade_class(Path(class_dir), Path(out_dir), level, jobs, regrade)
+        from ..grade.assignment import load as load_assignment
+        assignment = load_assignment(Path(assignment_file)) if assignment_file else None
+        _grade_class(Path(class_dir), Path(out_dir), level, jobs, regrade, assignment)
         return
     if jobs or regrade:
         raise Refused("grade", "--jobs and --regrade are for --class")
@@ -90,8 +90,9 @@ def _duration(seconds) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _grade_class(class_dir, out, level, jobs, regrade):
+def _grade_class(class_dir, out, level, jobs, regrade, assignment=None):
     from ..grade import batch, gradebook
+    from ..grade.assignment import LECTURE
     tty = ui.err.is_terminal
     last = {"line": ""}
 
@@ -110,11 +111,12 @@ def _grade_class(class_dir, out, level, jobs, regrade):
 
     began = time.monotonic()
     try:
-        result = batch.grade_class(class_dir, out, level, jobs, regrade, on_progress=on_progress, say=ui.progress)
+        result = batch.grade_class(class_dir, out, level, jobs, regrade, on_progress=on_progress, say=ui.progress,
+                                   assignment=assignment)
     finally:
         if tty and last["line"]:
             sys.stderr.write("\n")
-    s = gradebook.summary(result.records, batch.check_defs(level))
+    s = gradebook.summary(result.records, batch.check_defs(level, assignment or LECTURE))
     sys.stdout.write(gradebook.summary_text(s))
     ui.progress(f"{len(result.records)} rows in {out / 'gradebook.csv'}; summary in {out / 'summary.html'}; "
                 f"{result.graded_now} graded now, {result.kept} kept, with {result.jobs} worker(s) in "

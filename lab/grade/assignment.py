@@ -16,6 +16,7 @@ every language.  Pure: reading and checking the file, no engine.
 """
 from __future__ import annotations
 
+import hashlib
 import shlex
 import string
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class Assignment:
     source: str = "<built-in>"
     image_line: int = 0                   # where the file names the image (for messages)
     lecture: bool = field(default=False)  # the built-in Python lecture: a role exists if its file does
+    digest: str = ""                      # the file's content hash: class grading regrades when it changes
 
     def command(self, role: str, host: str = "server", port: int = DEFAULT_PORT) -> str:
         return self.roles[role].format(host=shlex.quote(host), port=port)
@@ -132,7 +134,7 @@ def load_text(text: str, filename: str = "<assignment>") -> Assignment:
     where = "image" if data["image"] else "toolchain"
     line = doc.mark((where,))[0] if image else 0
     return Assignment(data["name"] or Path(filename).parent.name or filename, roles, image, data["build"],
-                      filename, line)
+                      filename, line, digest=hashlib.sha256(text.encode()).hexdigest())
 
 
 def _error(filename: str, problems) -> ScenarioError:

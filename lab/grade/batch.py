@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional
 from ..programs.shared.errors import LabError
 from . import checks as _checks  # noqa: F401 - registers the checks
 from . import gradebook
+from .assignment import LECTURE, Assignment
 from .classroom import Submission, copy_into, find_submissions, prepare
 from .harness import checks_for
 
@@ -73,13 +74,20 @@ def check_engine() -> None:
                                   hint="run `lab images build`") from None
 
 
-def checks_key(level: str) -> str:
+def checks_key(level: str, assignment: Assignment = LECTURE) -> str:
+    """What a kept record must have been graded with: the level's checks and points, and
+    (not for the lecture) the assignment file's content: a changed assignment regrades."""
     text = "\n".join(f"{c.name}:{c.points:g}" for c in checks_for(level))
+    if not assignment.lecture:
+        text += f"\nassignment:{assignment.digest}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def check_defs(level: str) -> List[tuple]:
-    return [(c.name, c.points) for c in checks_for(level)]
+def check_defs(level: str, assignment: Assignment = LECTURE) -> List[tuple]:
+    """(name, points) of each column of the gradebook: the build (when the assignment has
+    one, worth no points), then the level's checks."""
+    build = [("builds", 0.0)] if assignment.build else []
+    return build + [(c.name, c.points) for c in checks_for(level)]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -95,11 +103,11 @@ def load_record(folder: Path) -> Optional[dict]:
         return None
 
 
-def _base_record(sub: Submission, level: str) -> dict:
+def _base_record(sub: Submission, level: str, assignment: Assignment = LECTURE) -> dict:
     return {"slug": sub.slug, "folder": sub.folder, "name": sub.name, "email": sub.email, "sid": sub.sid,
-            "digest": sub.digest, "level": level, "checks_key": checks_key(level), "notes": list(sub.notes),
-            "status": "graded", "reason": "", "score": 0.0,
-            "max_score": float(sum(p for _, p in check_defs(level))), "files": [], "checks": []}
+            "digest": sub.digest, "level": level, "checks_key": checks_key(level, assignment),
+            "notes": list(sub.notes), "status": "graded", "reason": "", "score": 0.0,
+            "max_score": float(sum(p for _, p in check_defs(level, assignment))), "files": [], "checks": []}
 
 
 def write_outputs(out: Path, rec: dict, report=None) -> None:
@@ -138,7 +146,8 @@ def _end_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def _worker(index: int, level: str, out: str, tasks, results, capture: bool) -> None:
+def _worker(index: int, level: str, out: str, tasks, results, capture: bool,
+            assignment: Assignment = LECTURE) -> None:
     """Grade tasks from ``tasks`` on one reused lab until a None; report on ``results``."""
     from .reuse import ReusedLab, check_rows, grade_on
     _end_with_parent()
@@ -151,15 +160,15 @@ def _worker(index: int, level: str, out: str, tasks, results, capture: bool) -> 
                 return
             sub = Submission(**task)
             results.put(("start", sub.slug, index))
-            rec = _base_record(sub, level)
+            rec = _base_record(sub, level, assignment)
             for attempt in (1, 2):
                 try:
                     setup = time.monotonic()
                     if rlab is not None:
                         rlab.remove_hosts()
-                    files = copy_into(sub.root, work)
+                    files = list(assignment.files(tuple(copy_into(sub.root, work))))
                     if rlab is None:
-                        rlab = ReusedLab(level, work)
+                        rlab = ReusedLab(level, work, assignment=assignment)
                     else:
                         rlab.start_hosts()
                     rec["setup_s"] = round(time.monotonic() - setup, 3)
@@ -219,12 +228,19 @@ class ClassResult:
 def grade_class(directory: Path, out: Path, level: str = "default", jobs: Optional[int] = None,
                 regrade: bool = False, capture: bool = True,
                 on_progress: Callable[[Progress], None] = lambda p: None,
-                say: Callable[[str], None] = lambda m: None) -> ClassResult:
+                say: Callable[[str], None] = lambda m: None,
+                assignment: Optional[Assignment] = None) -> ClassResult:
+    """``assignment``: how to build and run each student's programs (None: the lecture's
+    Python files), as for one submission (run.grade)."""
     began = time.monotonic()
+    assignment = assignment or LECTURE
+    if assignment.image:   # bad input (exit 2, naming the file's line) before anything is written
+        from .run import check_assignment_image
+        check_assignment_image(assignment)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     layout, subs = find_submissions(Path(directory))
-    key = checks_key(level)
+    key = checks_key(level, assignment)
     scratch = Path(tempfile.mkdtemp(prefix="socketlab-class-unpacked-"))
     records: Dict[str, dict] = {}
     pending: List[Submission] = []
@@ -233,7 +249,7 @@ def grade_class(directory: Path, out: Path, level: str = "default", jobs: Option
         for sub in subs:
             prepare(sub, scratch)
             if sub.refused:
-                rec = _base_record(sub, level)
+                rec = _base_record(sub, level, assignment)
                 rec.update(status="refused", reason=sub.refused)
                 write_outputs(out, rec)
                 records[sub.slug] = rec
@@ -253,10 +269,11 @@ def grade_class(directory: Path, out: Path, level: str = "default", jobs: Option
             f"{len(records) - kept} not gradable, {len(pending)} to grade with {jobs} worker(s)")
         interrupted = False
         if pending:
-            interrupted = _run_workers(pending, records, out, level, jobs, capture, len(subs), on_progress)
+            interrupted = _run_workers(pending, records, out, level, jobs, capture, len(subs), on_progress,
+                                       assignment)
         result = ClassResult(layout, [records[s.slug] for s in subs if s.slug in records], kept,
                              len(records) - kept, jobs, round(time.monotonic() - began, 1), len(subs), interrupted)
-        write_class_files(out, result.records, level)
+        write_class_files(out, result.records, level, assignment)
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -266,7 +283,8 @@ def _failing(rec: dict) -> bool:
     return rec["status"] == "graded" and rec["score"] < rec["max_score"]
 
 
-def _run_workers(pending, records, out: Path, level, jobs, capture, total, on_progress) -> bool:
+def _run_workers(pending, records, out: Path, level, jobs, capture, total, on_progress,
+                 assignment: Assignment = LECTURE) -> bool:
     ctx = multiprocessing.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for sub in pending:
@@ -274,8 +292,8 @@ def _run_workers(pending, records, out: Path, level, jobs, capture, total, on_pr
                    "sid": sub.sid, "root": sub.root, "digest": sub.digest, "notes": sub.notes})
     for _ in range(jobs):
         tasks.put(None)
-    workers = [ctx.Process(target=_worker, args=(i, level, str(out), tasks, results, capture), daemon=False)
-               for i in range(jobs)]
+    workers = [ctx.Process(target=_worker, args=(i, level, str(out), tasks, results, capture, assignment),
+                           daemon=False) for i in range(jobs)]
     for w in workers:
         w.start()
     began, graded_now, running = time.monotonic(), 0, set()
@@ -340,8 +358,9 @@ def _stop(workers, records, results) -> bool:
         signal.signal(signal.SIGINT, old)
 
 
-def write_class_files(out: Path, records: List[dict], level: str) -> gradebook.Summary:
-    defs = check_defs(level)
+def write_class_files(out: Path, records: List[dict], level: str,
+                      assignment: Assignment = LECTURE) -> gradebook.Summary:
+    defs = check_defs(level, assignment)
     _write_atomic(out / "gradebook.csv", gradebook.gradebook_csv(records, [n for n, _ in defs]))
     s = gradebook.summary(records, defs)
     _write_atomic(out / "summary.html", gradebook.summary_html(s, f"lab grade --class ({level} level)", records))

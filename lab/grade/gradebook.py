@@ -107,7 +107,7 @@ def summary(records: Sequence[dict], check_defs: Sequence[tuple]) -> Summary:
             if c is None:
                 continue
             cs.graded += 1
-            if c["score"] < c["max_score"]:
+            if c["score"] < c["max_score"] or c.get("status") == "failed":    # a build is worth no points
                 cs.failed += 1
                 if len(cs.examples) < EXAMPLES:
                     cs.examples.append((r["folder"], _first_line(c["output"])))

@@ -17,14 +17,15 @@ import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Change
 from ..testing import Lab, lab_name, open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
+from .assignment import LECTURE, Assignment
 from .harness import CAP, STUDENT_HOST, Grading, checks_for
-from .run import OUTPUT_CAP, GradeReport, _run_check
+from .run import OUTPUT_CAP, GradeReport, build_and_check, lab_hosts
 
 TRANSCRIPT_CAP = 2000       # characters of what one command printed, in a student's report
 TRANSCRIPT_ENTRIES = 12     # commands shown per check
@@ -49,11 +50,14 @@ def _forget_programs(lab: Lab) -> None:
 class ReusedLab:
     """A grading lab whose hosts are made new for every submission (see the module doc)."""
 
-    def __init__(self, level: str, work: Path, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, level: str, work: Path, progress: Callable[[str], None] = lambda m: None,
+                 assignment: Optional[Assignment] = None):
         self.level = level
         self.work = work
+        self.assignment = assignment or LECTURE
         self.graded = 0
-        self.lab: Lab = open_lab(clients=clients_for(level), server="idle", hosts={STUDENT_HOST: "servers"},
+        # The hosts made again between students keep the images they were planned with.
+        self.lab: Lab = open_lab(clients=clients_for(level), server="idle", **lab_hosts(self.assignment),
                                  work=work, max_output=OUTPUT_CAP, name=lab_name("grade"), progress=progress)
 
     @property
@@ -160,8 +164,9 @@ def _start_capture(lab: Lab, stack: contextlib.ExitStack):
 
 def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool = True,
              progress: Callable[[str], None] = lambda m: None):
-    """Run every check of the level on ``rlab`` (its hosts fresh, /work holding the
-    submission): (GradeReport, per check: transcript and, for failed checks, a ladder).
+    """Build the submission (when the assignment has a build) and run every check of the
+    level on ``rlab`` (its hosts fresh, /work holding the submission): (GradeReport, per
+    check: transcript and, for failed checks, a ladder).
 
     One capture runs on the router through all the checks (starting and stopping one per
     check cost more than the checks); each failed check's ladder holds the packets of its
@@ -170,20 +175,24 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     lab = rlab.lab
     report = GradeReport(submission, rlab.level, files)
     rec = _Recorder(lab)
-    g = Grading(rec, set(files))
+    g = Grading(rec, set(files), rlab.assignment)
     extras: List[dict] = []
     windows: Dict[int, tuple] = {}
+
+    def step(name: str, run):
+        """One check (or the build) with its transcript, and its time window if it failed."""
+        rec.log = []
+        t0 = time.time()
+        result = run()
+        if result.status == "failed":
+            windows[len(extras)] = (name, t0, time.time())
+        extras.append({"transcript": list(rec.log)})
+        return result
+
     stack = contextlib.ExitStack()
     cap = _start_capture(lab, stack) if capture else None
     try:
-        for index, chk in enumerate(checks_for(rlab.level)):
-            rec.log = []
-            t0 = time.time()
-            result = _run_check(chk, g, progress)
-            if result.status == "failed":
-                windows[index] = (chk.name, t0, time.time())
-            report.results.append(result)
-            extras.append({"transcript": list(rec.log)})
+        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step))
     finally:
         try:
             g.stop_all()

@@ -82,24 +82,11 @@ def grade(folder: Path, level: str = "default", progress: Callable[[str], None] 
         selected = checks_for(level)
         clients = 10 if level == "robust" else 3
         progress(f"bringing up a lab with {clients} clients and the host {STUDENT_HOST} …")
-        own = {}
-        if assignment.image:   # the student's programs run on the student host and the clients
-            own = {"image": assignment.image, "command": ["host-role", "idle"]}
-        lab = open_lab(clients=clients, server="idle", hosts={STUDENT_HOST: {"network": "servers", **own}},
-                       images={"clients": {**own, "command": ["host-role", "client", "--no-demo"]}} if own else None,
-                       work=work, max_output=OUTPUT_CAP, name=None, progress=progress)
+        lab = open_lab(clients=clients, server="idle", **lab_hosts(assignment), work=work, max_output=OUTPUT_CAP,
+                       name=None, progress=progress)
         g = Grading(lab, set(files), assignment)
         try:
-            built = None
-            if assignment.build:
-                built = _build(assignment, g, progress)
-                report.results.append(built)
-            for chk in selected:
-                if built is not None and built.status != "passed":
-                    report.results.append(CheckResult(chk.name, chk.description, chk.points, 0.0, "not run",
-                                                      "not run: the build failed (see builds)", 0.0))
-                    continue
-                report.results.append(_run_check(chk, g, progress))
+            report.results.extend(build_and_check(g, selected, progress))
         finally:
             try:
                 g.stop_all()
@@ -107,6 +94,39 @@ def grade(folder: Path, level: str = "default", progress: Callable[[str], None] 
                 lab.close()
     report.duration_s = round(time.monotonic() - began, 3)
     return report
+
+
+def lab_hosts(assignment: Assignment) -> dict:
+    """``open_lab``'s hosts and images for grading ``assignment``: the student host on the
+    servers' network, and with the assignment's image on it and on the clients (the
+    student's programs run there; its image carries socketlab's programs too)."""
+    own = {"image": assignment.image, "command": ["host-role", "idle"]} if assignment.image else {}
+    images = {"clients": {**own, "command": ["host-role", "client", "--no-demo"]}} if own else None
+    return {"hosts": {STUDENT_HOST: {"network": "servers", **own}}, "images": images}
+
+
+def not_run(chk) -> CheckResult:
+    return CheckResult(chk.name, chk.description, chk.points, 0.0, "not run",
+                       "not run: the build failed (see builds)", 0.0)
+
+
+def build_and_check(g: Grading, selected, progress: Callable[[str], None] = lambda m: None,
+                    step: Callable[[str, Callable[[], CheckResult]], CheckResult] = lambda name, run: run()
+                    ) -> List[CheckResult]:
+    """The assignment's build (when it has one), then every check of ``selected`` in order;
+    each check "not run" when the build failed.  ``step(name, run)`` runs each one (and may
+    note what happened around it): one result per step, the build's first."""
+    results: List[CheckResult] = []
+    built = None
+    if g.assignment.build:
+        built = step("builds", lambda: _build(g.assignment, g, progress))
+        results.append(built)
+    for chk in selected:
+        if built is not None and built.status != "passed":
+            results.append(step(chk.name, lambda chk=chk: not_run(chk)))
+        else:
+            results.append(step(chk.name, lambda chk=chk: _run_check(chk, g, progress)))
+    return results
 
 
 BUILD_TIMEOUT_S = 300.0

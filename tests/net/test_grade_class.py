@@ -3,18 +3,27 @@ read from a Gradescope export (names and emails), loses exactly the expected che
 verdicts of every check of every student are the same with --jobs 1 and --jobs 4, and so is
 the gradebook; nothing of one student reaches the next on a reused lab; an interrupted run
 resumes (keeping what was graded, regrading what changed); hostile submissions are one row
-each with a reason while the class goes on."""
+each with a reason while the class goes on; a C class with --assignment is built then
+checked on the assignment's image (a failed build: the rest not run; a changed assignment
+regrades)."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import docker
 import pytest
 
 from lab.grade.demo import EXPECTED_LOST, LEAVES_THINGS, LECTURE, make_class, make_hostile
+from lab.grade.gradebook import FIXED
+from lab.grade.run import checks_for  # run registers the checks
+
+ASSIGNMENTS = Path(__file__).resolve().parents[2] / "examples" / "assignments"
+BUGGY_SERVER = Path(__file__).parent / "data" / "assignments" / "buggy-tcpserver.c"
 
 ENV = {**os.environ, "COLUMNS": "200"}
 
@@ -157,3 +166,43 @@ def test_hostile_submissions_are_one_row_each_with_a_reason_and_the_class_goes_o
     assert rows["lecture"]["Total Score"] == "19"
     assert not (tmp_path / "outside.py").exists()
     assert "not graded (the submission could not be)" in done.stdout
+
+
+def test_a_c_class_is_built_then_checked_and_a_changed_assignment_regrades(tmp_path, lab_grade_class,
+                                                                           toolchain_images):
+    folder, out, assignment = tmp_path / "class", tmp_path / "out", tmp_path / "assignment.yaml"
+    shutil.copy(ASSIGNMENTS / "c" / "assignment.yaml", assignment)
+    for name in ("reference", "no-build", "no-upper"):
+        shutil.copytree(ASSIGNMENTS / "c", folder / name, ignore=shutil.ignore_patterns("assignment.yaml"))
+    (folder / "no-build" / "udpclient.c").write_text("int main(void) { this is not C; }\n")
+    shutil.copy(BUGGY_SERVER, folder / "no-upper" / "tcpserver.c")
+    done = lab_grade_class(folder, out, "--jobs", "2", "--assignment", assignment)
+    assert done.returncode == 0 and "3 to grade with 2 worker(s)" in done.stderr, done.stderr
+    names = ["builds", *(c.name for c in checks_for("default"))]
+    recs = records(out)
+    ref = recs["reference"]
+    assert [c["name"] for c in ref["checks"]] == names and ref["score"] == ref["max_score"] == 19, \
+        {c["name"]: c["output"][:300] for c in ref["checks"] if c["status"] != "passed"}
+    broken = recs["no-build"]
+    assert broken["score"] == 0
+    assert [c["status"] for c in broken["checks"]] == ["failed"] + ["not run"] * (len(names) - 1)
+    assert "udpclient.c" in broken["checks"][0]["output"], broken["checks"][0]["output"]
+    lost = {c["name"] for c in recs["no-upper"]["checks"] if c["score"] < c["max_score"]}
+    assert lost == {"tcp_server_replies_in_upper_case"}, \
+        {c["name"]: c["output"][:300] for c in recs["no-upper"]["checks"]}
+    rows = list(csv.reader((out / "gradebook.csv").open()))
+    assert rows[0] == FIXED + names
+    assert "builds" in done.stdout      # what the class got wrong names the build
+
+    again = lab_grade_class(folder, out, "--jobs", "2", "--assignment", assignment)
+    assert again.returncode == 0 and "3 kept from an earlier run" in again.stderr, again.stderr
+    assignment.write_text(assignment.read_text().replace("build: make", "build: 'false'"))
+    changed = lab_grade_class(folder, out, "--jobs", "2", "--assignment", assignment)
+    assert changed.returncode == 0 and "0 kept from an earlier run" in changed.stderr, changed.stderr
+    assert all(r["checks"][0]["status"] == "failed" and r["score"] == 0 for r in records(out).values())
+
+    assignment.write_text("# mine\nimage: socketlab-no-such-image:never\ntcp_server: ./srv {port}\n")
+    refused = lab_grade_class(folder, tmp_path / "not-written", "--assignment", assignment)
+    assert refused.returncode == 2 and not (tmp_path / "not-written").exists()
+    assert f"{assignment}:2: image: socketlab-no-such-image:never is not in the engine" in refused.stderr, \
+        refused.stderr

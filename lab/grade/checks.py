@@ -183,8 +183,12 @@ def tcp_client_under_loss(g: Grading):
 def tcp_server_under_loss(g: Grading):
     """With 30 % loss both ways, the TCP server answers ten clients correctly."""
     g.student_server(TCPS)
+    # The lecture's server is iterative with listen(1): under this loss the clients queue
+    # behind each other and TCP backs off (retransmissions 1, 2, 4, 8 ... s apart), so a
+    # correct server can leave a client waiting past 40 s (3 of 30 did so, measured);
+    # 100 s left none of 30 waiting. The check is about correctness, not speed.
     with g.lab.impair("clients <-> servers", loss=LOSS):
-        results = g.our_client("tcp", g.lab.clients, timeout=60, extra="--timeout 40")
+        results = g.our_client("tcp", g.lab.clients, timeout=130, extra="--timeout 100")
     return expect_replies(results, _same_words(LINE), "ten clients got their line back")
 
 

@@ -234,14 +234,17 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
     k = math.ceil(delay / 1000 * min(rate, result["send_rate_pps"])) - 1
     assert_binomial(result["reordered"], count, (1 - r) * (1 - (1 - r) ** k), "reordered datagrams")
     if on_impairer:
-        # Cross-check with the impairer's own decisions: requests it sent at once are exactly
-        # the ones udp-measure did not count, but for delayed ones with no later overtaker
-        # (expected (1-r)/r of them, a geometric tail at the end of the run).
+        # Cross-check with the impairer's own decisions, judged from its counters: it sent a
+        # share r at once (Binomial(n, r)), and none of those can be counted reordered by
+        # udp-measure. Delayed requests with no overtaker are not counted either: a tail at
+        # the end of the run, and any stall of a busy sender longer than the delay, so how
+        # many is the machine's timing, not the router's, and is not bounded here.
         after = imp.impairer_stats()["queues"]["0"]
         sent_at_once = after["reordered"] - before["reordered"]
         assert after["seen"] - before["seen"] == count
+        assert_binomial(sent_at_once, count, r, "requests the impairer sent at once")
         not_counted = result["received"] - result["reordered"]
-        assert 0 <= not_counted - sent_at_once <= 10 * (1 - r) / r, (not_counted, sent_at_once)
+        assert not_counted >= sent_at_once, (not_counted, sent_at_once)
     nbytes = 4_000_000
     assert_stream_intact(tcp(lab, nbytes), nbytes)
 

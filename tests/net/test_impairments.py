@@ -256,9 +256,16 @@ def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp, assert_binomia
     assert imp.backends["clients->servers"]["duplicate"] == B.IMPAIRER
     # 1000/s, not faster: the impairer is Python in the router, and on a slow (emulated)
     # machine a faster stream overflows its queue, which is loss, not what is tested here.
+    # What the router did is judged from the impairer's own counts (a busy receiver, or a
+    # full queue in front of the impairer on an emulated machine, loses datagrams that the
+    # router never decided about); the client must see duplicates, never more than made.
+    before = imp.impairer_stats()["queues"]["0"]
     result = udp(lab, 4000, rate=1000)
-    assert result["received"] == 4000, result
-    assert_binomial(result["duplicated"], result["received"], p, "impairer duplicates")
+    after = imp.impairer_stats()["queues"]["0"]
+    seen, made = after["seen"] - before["seen"], after["duplicated"] - before["duplicated"]
+    assert 2000 <= seen <= 4000, (seen, result)   # enough decisions for a stable test
+    assert_binomial(made, seen, p, "duplicates the impairer made")
+    assert 0 < result["duplicated"] <= made, (result["duplicated"], made)
 
 
 # --- rate ---------------------------------------------------------------------------------

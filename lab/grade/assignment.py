@@ -96,18 +96,12 @@ LECTURE = Assignment("the lecture's Python programs",
 def load(path: Path) -> Assignment:
     """Read and check an assignment file: every problem as FILE:LINE:COL: field: message
     (a ScenarioError, exit 2)."""
-    name = str(path)
+    from ..scenario.validate import read_text
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise LabError(f"cannot read assignment {name}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise _error(name, [Problem(1, 1, "", f"the file is over {MAX_FILE_BYTES >> 10} KiB")])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _error(name, [Problem(raw[:exc.start].count(b"\n") + 1, 1, "", "not UTF-8 text")]) from None
-    return load_text(text, name)
+        text = read_text(path, "assignment", MAX_FILE_BYTES)
+    except ScenarioError as exc:
+        raise _error(exc.filename, exc.problems) from None
+    return load_text(text, str(path))
 
 
 def load_text(text: str, filename: str = "<assignment>") -> Assignment:

@@ -28,22 +28,26 @@ _RESERVED_HOST = re.compile(r"^(?:router|server|clients|client[0-9]+)$")
 # Impairment's attribute names -> the scenario's keys (for its error messages).
 
 
-def load_file(path: Union[str, FilePath]) -> Scenario:
-    """Read and validate a scenario file."""
+def read_text(path: Union[str, FilePath], what: str, max_bytes: int, too_big: str = "") -> str:
+    """The text of a short file given by a user: LabError if it cannot be read, a positioned
+    ScenarioError if it is over `max_bytes` or not UTF-8 (scenario and assignment files)."""
     name = str(path)
     try:
         raw = FilePath(path).read_bytes()
     except OSError as exc:
-        raise LabError(f"cannot read scenario {name}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(name, [Problem(1, 1, "", f"the file is over {MAX_FILE_BYTES // 1024} KiB; "
-                                                     "a scenario is a short text")])
+        raise LabError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
+    if len(raw) > max_bytes:
+        raise ScenarioError(name, [Problem(1, 1, "", f"the file is over {max_bytes // 1024} KiB{too_big}")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise ScenarioError(name, [Problem(line, 1, "", "not UTF-8 text")]) from None
-    return load_text(text, name)
+
+
+def load_file(path: Union[str, FilePath]) -> Scenario:
+    """Read and validate a scenario file."""
+    return load_text(read_text(path, "scenario", MAX_FILE_BYTES, "; a scenario is a short text"), str(path))
 
 
 def load_text(text: str, filename: str = "<scenario>") -> Scenario:

@@ -251,6 +251,7 @@ class Capabilities:
     nft_dup: bool = False
     nft_meta_priority: bool = False
     nft_queue: bool = False
+    nft_egress: bool = False
     iptables_nfqueue: bool = False
     iptables_statistic: bool = False
     nfqueue_netlink: bool = False

@@ -244,11 +244,15 @@ SILENT_UDP_SERVER = ("python3 -c \"import socket; s = socket.socket(socket.AF_IN
                      f"s.bind(('', {DEFAULT_PORT}));\nwhile True: s.recvfrom(2048)\"")
 
 
+# What an uncaught exception prints: Python's traceback, Java's stack trace.
+TRACEBACKS = ("Traceback (most recent call last)", "Exception in thread ")
+
+
 def _no_traceback(file: str, r, what: str) -> str:
     text = r.stdout + r.stderr
     if r.timed_out:
         raise Failed(f"{file} was still running after {what}:\n{_tail(text)}")
-    if "Traceback (most recent call last)" in text:
+    if any(marker in text for marker in TRACEBACKS):
         raise Failed(f"{file} ended (exit {r.exit_code}) with a traceback instead of a message:\n{_tail(text)}")
     return text
 

@@ -163,6 +163,10 @@ PROBES: Dict[str, Callable[[], None]] = {
                                        "--queue-bypass"),
     "iptables_statistic": probe_iptables("-m", "statistic", "--mode", "random",
                                          "--probability", "0.1", "-j", "DROP"),
+    # Adding it also turns on the kernel's per-connection byte counts in this namespace,
+    # for connections made from then on (the router probes itself at its start).
+    "iptables_connbytes": probe_iptables("-p", "tcp", "-m", "connbytes", "--connbytes", "1:",
+                                         "--connbytes-dir", "both", "--connbytes-mode", "bytes"),
     "nfqueue_netlink": probe_nfqueue_netlink,
     "raw_socket": probe_raw_socket,
 }

@@ -111,6 +111,37 @@ def test_loss_with_mtu_is_refused_where_no_egress_hook_sees_fragments():
     assert netem.backends[C2S]["loss"] == "tc netem"    # netem's egress qdisc sees each fragment
 
 
+def nfqueue_rules(p):
+    return [c.argv[4:] for c in p.apply if c.argv[:4] == ("iptables", "-w", "-A", "FORWARD")]
+
+
+def test_threshold_kinds_queue_only_syn_fin_rst_and_connections_past_their_size():
+    """Bulk packets of a connection that has not carried SIZE bytes (headers and both ways
+    counted: never less than one direction's payload) stay in the kernel."""
+    caps = replace(CAPS, iptables_connbytes=True)
+    queue = ("-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")
+    link = ("-i", "eth0", "-o", "eth1", "-p", "tcp")
+    p = plan({C2S: Impairment(reset_after=1024, blackhole_after=4096, connections=50.0)}, IFNAMES, caps)
+    assert nfqueue_rules(p) == [
+        link + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE") + queue,
+        link + ("-m", "connbytes", "--connbytes", "1025:", "--connbytes-dir", "both",
+                "--connbytes-mode", "bytes") + queue]
+    assert [c.argv[4:] for c in p.clear if c.argv[:3] == ("iptables", "-w", "-D")] == nfqueue_rules(p)
+    assert nfqueue_rules(plan({C2S: Impairment(hold_fin_ms=100.0)}, IFNAMES, caps)) == \
+        [link + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE") + queue]
+
+
+@pytest.mark.parametrize("imp, caps, per_segment", [
+    (Impairment(reset_after=1024, segment=100), replace(CAPS, iptables_connbytes=True), False),
+    (Impairment(reset_after=1024, delay_ms=10.0), replace(CAPS, iptables_connbytes=True), False),
+    (Impairment(reset_after=1024), CAPS, False),                                # no connbytes
+    (Impairment(reset_after=1024), replace(CAPS, iptables_connbytes=True), True),
+])
+def test_every_packet_is_queued_where_the_engine_must_see_them_all(imp, caps, per_segment):
+    assert nfqueue_rules(plan({C2S: imp}, IFNAMES, caps, per_segment=per_segment)) == \
+        [("-i", "eth0", "-o", "eth1", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")]
+
+
 def test_link_config_holds_the_impairment():
     config = LinkConfig.from_dict({"queue": 1, "link": "a->b", "impairment": {"segment": 3}})
     assert config.impairment == Impairment(segment=3) and not config.whole_packets

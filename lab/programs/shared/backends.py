@@ -411,8 +411,10 @@ class _Builder:
                 # The impairer's duplicates skip the forward chain, so it tags them itself.
                 entry["skb_priority"] = (1 << 16) | (0x10 + len(self.egress[dst_if]) - 1)
             self.impairer_links.append(entry)
-            self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
-                                       "--queue-num", str(queue), "--queue-bypass"))
+            target = ("-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass")
+            only = _queued_only(imp, by_backend.get(IMPAIRER, []), self.ctx)
+            for match in only if only is not None else [()]:
+                self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if) + match + target)
 
     def add_mtu_route(self, src_if: str, dst_if: str, mtu: int, table: int) -> None:
         """Packets that came in on ``src_if`` are routed by a table of their own whose
@@ -512,6 +514,31 @@ class _Builder:
                 lines += ["\t}"]
             lines += ["}"]
         return "\n".join(lines) + "\n"
+
+
+# The stream kinds that act only at a connection's SYN, on its FINs, or once it has carried
+# a given number of bytes: their link needs only those packets in the queue.
+_THRESHOLD_KINDS = frozenset(("reset_after", "blackhole_after", "hold_fin"))
+
+
+def _queued_only(imp: Impairment, kinds: Sequence[str], ctx: _Context) -> Optional[List[Tuple[str, ...]]]:
+    """The iptables matches of the packets a link must queue to the impairer, or None
+    for all of them.  A link whose impairer kinds are only reset_after, blackhole_after
+    and hold_fin (on a connections share or not) queues its TCP packets with SYN, FIN or
+    RST (a connection's choice and start, its close) and those of connections that have
+    carried more than the smaller SIZE (the kernel's per-connection byte count, headers
+    and both directions included, is never below the payload one direction carried):
+    bulk packets before that never leave the kernel, and the impairer still cuts at the
+    exact byte, counted from the SYN's sequence number."""
+    if ctx.per_segment or not kinds or not set(kinds) <= _THRESHOLD_KINDS or not ctx.caps.iptables_connbytes:
+        return None
+    tcp = ("-p", "tcp")
+    rules = [tcp + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE")]
+    sizes = [n for n in (imp.reset_after, imp.blackhole_after) if n]
+    if sizes:
+        rules.append(tcp + ("-m", "connbytes", "--connbytes", f"{min(sizes) + 1}:",
+                            "--connbytes-dir", "both", "--connbytes-mode", "bytes"))
+    return rules
 
 
 def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:

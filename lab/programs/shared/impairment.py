@@ -254,6 +254,7 @@ class Capabilities:
     nft_egress: bool = False
     iptables_nfqueue: bool = False
     iptables_statistic: bool = False
+    iptables_connbytes: bool = False
     nfqueue_netlink: bool = False
     raw_socket: bool = False
     tc_tbf: bool = False

@@ -123,6 +123,8 @@ class DockerLab:
         self.network_ids: dict[str, str] = {}
         self.c = engine.client()
         self._work_archive: bytes | None = None   # the work folder packed, when it goes by archive
+        self._work_sent: dict[str, str] = {}          # by archive: what the hosts got (path -> sha256)
+        self._work_seen: dict[str, tuple[int, int]] = {}  # the folder's signature at the last push
 
     @classmethod
     def plan(cls, spec: LabSpec, work_dir: Path | None = None, ephemeral: bool = True) -> "DockerLab":
@@ -162,7 +164,8 @@ class DockerLab:
             if self.work_dir and not engine.bind_mounts():
                 progress(f"work folder {self.work_dir}: copied into each host, brought back when the lab is removed "
                          "(the engine cannot see this machine's files)")
-                self._work_archive, _ = workdir.pack(self.work_dir)
+                self._work_seen = workdir.signature(self.work_dir)
+                self._work_archive, self._work_sent = workdir.pack(self.work_dir)
             self._create_networks(progress)
             self._settle_name_race()
             engine_cpus = int(self.c.info().get("NCPU") or 1)
@@ -188,6 +191,47 @@ class DockerLab:
         for host in hosts:
             progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
         run_all(functools.partial(self.c.api.start, container_name(self.topology.lab, h.name)) for h in hosts)
+
+    @property
+    def work_by_archive(self) -> bool:
+        return self._work_archive is not None
+
+    def push_work(self) -> list[str]:
+        """By archive: the work folder's files that are new or changed since the last push
+        (or bring-up) are copied into every host, as a bind mount would show them. Returns
+        them (nothing when the folder did not change, or it is bind-mounted)."""
+        if self._work_archive is None or not self.work_dir.is_dir():
+            return []
+        seen = workdir.signature(self.work_dir)
+        if seen == self._work_seen:
+            return []
+        archive, sent, changed = workdir.pack_changes(self.work_dir, self._work_sent)
+        if changed:
+            run_all(functools.partial(workdir.put_into, self.c.api, container_name(self.topology.lab, h.name),
+                                      archive) for h in self.topology.hosts)
+        self._work_sent, self._work_seen = sent, seen
+        return changed
+
+    def pull_work(self, hosts: list[str]) -> list[str]:
+        """By archive: what `hosts` changed in their /work is written into the work folder now
+        (as a bind mount would show it), not only when the lab is removed. The next push
+        gives it to the other hosts. Returns the conflicts, one line each."""
+        if self._work_archive is None or not self.work_dir.is_dir():
+            return []
+        order = {h.name: i for i, h in enumerate(self.topology.hosts)}
+        works = []
+        try:
+            for host in sorted(set(hosts), key=lambda h: order.get(h, len(order))):
+                work = workdir.take_from(self.c.api, container_name(self.topology.lab, host), host)
+                if work is not None:
+                    works.append(work)
+            plan = workdir.write_back(self.work_dir, works)
+        finally:
+            for w in works:
+                if not w.tar.closed:
+                    w.tar.close()
+        return [f"{path} was changed on {', '.join(hs)}: {self.work_dir} has {hs[0]}'s"
+                for path, hs in sorted(plan.conflicts.items())]
 
     def down(self) -> None:
         """Remove what this lab made (by its instance label: never another process's lab

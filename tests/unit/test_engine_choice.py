@@ -101,6 +101,28 @@ def test_ssh_without_paramiko_says_which_extra_to_install(monkeypatch):
     assert "socketlab[ssh]" in info.value.hint
 
 
+def test_an_ssh_host_that_refuses_is_one_line_exit_3(monkeypatch):
+    # paramiko's refusals (a key not accepted, an unknown host key) are not OSErrors.
+    AuthenticationException = type("AuthenticationException", (Exception,),
+                                   {"__module__": "paramiko.ssh_exception"})
+
+    def refuse(*args, **kwargs):
+        raise AuthenticationException("Authentication failed.")
+
+    monkeypatch.setenv("DOCKER_HOST", "ssh://me@class.example")
+    monkeypatch.setattr(engine, "_connect", refuse)
+    engine.chosen.cache_clear()
+    engine.client.cache_clear()
+    try:
+        with pytest.raises(LabEnvironmentError, match="ssh://me@class.example over ssh: "
+                                                      "AuthenticationException: Authentication failed") as info:
+            engine.client()
+        assert info.value.exit_code == 3 and "\n" not in str(info.value)
+    finally:
+        engine.chosen.cache_clear()
+        engine.client.cache_clear()
+
+
 def test_local_means_the_engine_host_is_this_machine():
     assert engine.is_local("laptop", here="laptop")
     assert not engine.is_local("docker-desktop", here="laptop")

@@ -180,3 +180,4 @@ def kind_of(version: dict, info: dict) -> tuple[str, bool]:
         else "Docker Engine"
     rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions") or [])
     return kind, rootless
+

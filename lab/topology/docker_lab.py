@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import functools
 import ipaddress
+import json
 import random
 import secrets
 import threading
@@ -42,6 +43,24 @@ NETWORK_OPTIONS = {
     "com.docker.network.bridge.inhibit_ipv4": "true",
     "com.docker.network.bridge.enable_ip_masquerade": "false",
 }
+# Podman's Docker-compatible API ignores both options (it warns) and puts the gateway
+# address on its bridge: the engine's host would answer for the router. Its own API
+# (libpod) makes the network instead: the bridge holds the subnet's last address, the
+# hosts get no default route to it, and a route of the network sends them to the router.
+PODMAN_API = "/v4.0.0/libpod"
+
+
+def podman_network(name: str, subnet: model.IPv4Net, router: model.IPv4Addr, metric: int,
+                   tags: dict) -> dict:
+    """The libpod network-create body for a lab network on Podman (pure)."""
+    return {
+        "name": name, "driver": "bridge", "labels": tags, "internal": False, "dns_enabled": False,
+        "subnets": [{"subnet": str(subnet), "gateway": str(subnet.broadcast_address - 1)}],
+        "options": {"no_default_route": "true", "isolate": "true"},
+        # A host on several lab networks (the router) gets one such route per network:
+        # distinct metrics, or the second is refused ("File exists").
+        "routes": [{"destination": "0.0.0.0/0", "gateway": str(router), "metric": metric}],
+    }
 ROUTER_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.send_redirects": "0"}
 # The router alone may change the network (NET_ADMIN) and see raw frames (NET_RAW);
 # tcpdump also switches to its own user after opening the capture (SETUID, SETGID).
@@ -309,7 +328,7 @@ class DockerLab:
                 try:
                     self._create_network(net)
                 except docker.errors.APIError as exc:
-                    if "overlaps" not in str(exc):
+                    if "overlaps" not in str(exc) and "already used" not in str(exc):   # Docker, Podman
                         raise
                     progress(f"subnet {subnet} was taken meanwhile by another lab: trying the next")
                     continue
@@ -362,13 +381,31 @@ class DockerLab:
         # the same name; newer ones always do and ignore (and deprecate) the field.
         api_version = getattr(getattr(self.c, "api", None), "api_version", None)
         older = api_version is None or docker.utils.version_lt(api_version, "1.44")
+        tags = labels.lab_labels(self.topology.lab, self.instance, self.owner)
         try:
+            if self._podman():
+                self.network_ids[name] = self._create_podman_network(name, net, tags)
+                return
             created = self.c.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, ipam=ipam,
-                                             labels=labels.lab_labels(self.topology.lab, self.instance, self.owner),
-                                             **({"check_duplicate": True} if older else {}))
+                                             labels=tags, **({"check_duplicate": True} if older else {}))
         except docker.errors.APIError as exc:
             raise _name_taken(self.topology.lab, exc) or exc
         self.network_ids[name] = created.id
+
+    def _podman(self) -> bool:
+        """Whether the engine is Podman (asked once per lab)."""
+        if not hasattr(self, "_is_podman"):
+            self._is_podman = engine.kind_of(self.c.version(), self.c.info())[0] == "Podman"
+        return self._is_podman
+
+    def _create_podman_network(self, name: str, net: model.Network, tags: dict) -> str:
+        api = self.c.api
+        order = [n.name for n in self.topology.networks]
+        metric = 100 + (order.index(net.name) if net.name in order else 0)
+        body = podman_network(name, net.subnet, net.gateway, metric, tags)
+        response = api.post(api.base_url + PODMAN_API + "/networks/create", data=json.dumps(body),
+                            headers={"Content-Type": "application/json"})
+        return api._result(response, json=True)["id"]   # noqa: SLF001 - raises APIError as the SDK does
 
     def _create_container(self, host: Host, engine_cpus: int = 1) -> None:
         s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus,

@@ -136,3 +136,15 @@ def test_podman_and_rootless_engines_are_told_apart_by_what_they_say():
         ("Docker Engine", False)
     assert engine.kind_of(podman_version, {"SecurityOptions": ["name=rootless"]}) == ("Podman", True)
     assert engine.kind_of({}, {}) == ("Docker Engine", False)
+
+
+def test_doctor_tells_what_differs_on_podman_and_rootless():
+    from lab.doctor import kind_check
+    rootful = kind_check("Podman", False, "5.4.2")
+    assert rootful.status == "info" and rootful.detail.startswith("Podman 5.4.2 (rootful)")
+    assert "own API" in rootful.detail and "NET_ADMIN" in rootful.detail and "by id" in rootful.detail
+    rootless = kind_check("Podman", True, "5.4.2")
+    assert rootless.status == "warn" and "cannot load kernel modules" in rootless.detail
+    assert "fallbacks" in rootless.detail and rootless.fix
+    docker_rootless = kind_check("Docker Engine", True)
+    assert "own API" not in docker_rootless.detail and "rootless" in docker_rootless.detail

@@ -16,6 +16,10 @@ rich and yaml (the VM of tests/vm/run has both). Each round, in turn:
   engine with the machine's root at /host, its network, pid and host name, chrooted
   there: the engine's local unix socket, and bind mounts since the engine is local).
 
+--local (no VM): both on this machine's engine, "by archive" (SOCKETLAB_BIND_MOUNTS=0: the
+work folder copied in and back, as on a remote engine) against "bind mount": what the
+archive copies cost, apart from the transport.
+
 The work folder is tests/lecture (the lecture's four programs) on both sides. Times are
 wall-clock seconds of each command as its caller sees it; the table shows each round, the
 medians and the ratio over TCP / in the VM. Everything is removed at the end.
@@ -46,10 +50,10 @@ def lab_cmd() -> list[str]:
     return [sys.executable, "-m", "lab.cli"]
 
 
-def timed_here(args: list[str]) -> float:
+def timed_here(args: list[str], **env: str) -> float:
     started = time.monotonic()
     subprocess.run(lab_cmd() + args, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                   env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
     return time.monotonic() - started
 
 
@@ -72,7 +76,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--local", action="store_true",
+                        help="this machine's engine: by archive against bind mounts (no VM)")
     opts = parser.parse_args()
+    if opts.local:
+        return local(opts)
     if not os.environ.get("DOCKER_HOST") or engine.local():
         print("remote_bringup.py needs DOCKER_HOST at a remote engine (tests/vm/run --engine-only)",
               file=sys.stderr)
@@ -107,6 +115,37 @@ def main() -> int:
     print(f"{'median':>6} {med['tcp_up']:>11.1f}s {med['vm_up']:>9.1f}s {med['tcp_down']:>13.1f}s {med['vm_down']:>10.1f}s")
     print(f"ratio over TCP / in the VM: up {result['ratio_up']:.2f}x, up+down {result['ratio_up_down']:.2f}x "
           "(goal: at most 1.5x)")
+    return 0
+
+
+def local(opts) -> int:
+    work = str(ROOT / "tests" / "lecture")
+    name = f"bench-archive-{os.getpid() % 100000}"
+    rows = []
+    try:
+        for i in range(opts.repeat):
+            row = {"round": i + 1}
+            for key, flag in (("archive", "0"), ("bind", "1")):
+                print(f"round {i + 1}: {key} …", file=sys.stderr, flush=True)
+                row[f"{key}_up"] = timed_here(["up", "--name", name, "--clients", str(CLIENTS), "--work", work],
+                                              SOCKETLAB_BIND_MOUNTS=flag)
+                row[f"{key}_down"] = timed_here(["down", name], SOCKETLAB_BIND_MOUNTS=flag)
+            rows.append(row)
+    finally:
+        subprocess.run(lab_cmd() + ["down", name], cwd=ROOT, capture_output=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    keys = ("archive_up", "archive_down", "bind_up", "bind_down")
+    med = {k: statistics.median(r[k] for r in rows) for k in keys}
+    ratio = (med["archive_up"] + med["archive_down"]) / (med["bind_up"] + med["bind_down"])
+    if opts.json:
+        print(json.dumps({"clients": CLIENTS, "rounds": rows, "median": med, "ratio_up_down": ratio}, indent=2))
+        return 0
+    print(f"lab up --clients {CLIENTS} --work tests/lecture, then lab down; this machine's engine")
+    print(f"{'round':>6} {'up archive':>11} {'up bind':>8} {'down archive':>13} {'down bind':>10}")
+    for r in rows + [dict(med, round="median")]:
+        print(f"{r['round']:>6} {r['archive_up']:>10.1f}s {r['bind_up']:>7.1f}s {r['archive_down']:>12.1f}s "
+              f"{r['bind_down']:>9.1f}s")
+    print(f"ratio by archive / bind mount (up+down): {ratio:.2f}x")
     return 0
 
 

@@ -167,6 +167,7 @@ def _worker(index: int, level: str, out: str, tasks, results, capture: bool,
                     remade = {}
                     if rlab is not None:
                         remade = rlab.reset()       # empties /work too
+                        rec["reset_s"] = round(time.monotonic() - setup, 3)
                     files = list(assignment.files(tuple(copy_into(sub.root, work))))
                     if rlab is None:
                         rlab = ReusedLab(level, work, assignment=assignment)

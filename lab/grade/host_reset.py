@@ -121,19 +121,42 @@ print(json.dumps({"keep": sorted(keep), "left": [p for p in alive() if p not in 
 '''
 
 # Run as `python3 -c END_TIME_WAIT JSON` on a peer: [[bind_ip, bind_port, ip, port], ...].
+# The peer's own port may still be held by a TIME_WAIT socket of a program without
+# SO_REUSEADDR (a student's server, on the student host) that another peer is ending at
+# the same moment: bind() is tried again until that one is gone, for at most 2 s.
 END_TIME_WAIT = r'''
-import json, socket, sys
+import errno, json, socket, sys, time
+deadline = time.monotonic() + 2.0
 for bind_ip, bind_port, ip, port in json.loads(sys.argv[1]):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setblocking(False)
-    try:
-        s.bind((bind_ip, bind_port))
-        s.connect_ex((ip, port))
-    except OSError:
-        pass
+    while True:
+        try:
+            s.bind((bind_ip, bind_port))
+            s.connect_ex((ip, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+        break
     s.close()
 '''
+
+# Run as `sh -c SOCKET_TABLES` to see the sockets again after END_TIME_WAIT (no Python: cheap).
+SOCKET_TABLES = 'for t in tcp tcp6 udp udp6; do echo "== $t"; cat /proc/net/$t 2>/dev/null; done'
+
+
+def socket_rows(text: str) -> List[list]:
+    """RESET's socket rows from SOCKET_TABLES' output."""
+    rows, proto = [], None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "==":
+            proto = parts[1]
+        elif proto and len(parts) >= 4 and parts[0] != "sl":
+            rows.append([proto, parts[3], parts[1], parts[2]])
+    return rows
 
 
 def _address(hex_addr: str) -> Tuple[str, int]:

@@ -36,10 +36,9 @@ TRANSCRIPT_CAP = 2000       # characters of what one command printed, in a stude
 TRANSCRIPT_ENTRIES = 12     # commands shown per check
 
 
-# A peer cannot bind the port of a TIME_WAIT socket while its own host still has one there
-# from a program without SO_REUSEADDR (a student's server): that one ends in the first
-# round, the other in the next.
-END_ROUNDS = 3
+# Rounds of SYNs from the peers (one is the rule: END_TIME_WAIT waits for its port); a
+# socket left after them makes its host be made again.
+END_ROUNDS = 2
 PROGRAMS_DIR = "/usr/local/lib/socketlab"   # where the host image keeps our programs (images/host/Dockerfile)
 
 
@@ -106,6 +105,13 @@ class ReusedLab:
                                                       f"{(r.stdout + r.stderr).strip()[-300:]})"], False, 0.0)
         return host_reset.left_over(output, None if first else self._baseline[host])
 
+    def _sockets_left(self, host: str) -> List[host_reset.Socket]:
+        r = self.lab.running.exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
+        rows = host_reset.socket_rows(r.stdout)
+        base = self._baseline[host]
+        left = [s for s in map(host_reset.Socket.parse, rows) if s not in base.sockets and not s.own]
+        return left if r.exit_code == 0 else left + [host_reset.Socket("?", "?", ("?", 0), ("?", 0))]
+
     def _note(self, hosts: List[str]) -> None:
         """A host that just came up: its own processes and sockets, and the clock from which
         a change of its files is the next student's doing.  Our own programs' bytecode is
@@ -145,8 +151,8 @@ class ReusedLab:
             run_all(functools.partial(lab.running.exec, peer,
                                       ["python3", "-c", host_reset.END_TIME_WAIT, json.dumps(pairs)])
                     for peer, pairs in plan.items())
-            again = list(left)
-            reports.update(zip(again, run_all(functools.partial(self._reset_one, h, folders(h)) for h in again)))
+            for host, r in zip(left, run_all(functools.partial(self._sockets_left, h) for h in left)):
+                reports[host].sockets = r
         dirty = {h: r.why() for h, r in reports.items() if not r.clean}
         for host, r in reports.items():
             if r.clean:
@@ -154,7 +160,7 @@ class ReusedLab:
         if dirty:
             self._remake(list(dirty))
             lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
-        if lab.running.router_used:
+        if lab.running.router_used and lab.running.impairments:
             lab.running.change(Change.replace_all({}))    # no impairment or partition left over
         self.remade = dirty
         return dirty

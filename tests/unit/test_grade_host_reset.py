@@ -66,3 +66,14 @@ def test_the_scripts_compile_and_clear_only_scratch_folders():
     compile(host_reset.RESET, "RESET", "exec")
     compile(host_reset.END_TIME_WAIT, "END_TIME_WAIT", "exec")
     assert set(host_reset.CLEARED) == {"/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"}
+
+
+def test_the_socket_tables_read_again_give_resets_rows():
+    text = ("== tcp\n  sl  local_address rem_address   st tx_queue rx_queue\n"
+            "   0: 1437540A:2EE0 6536540A:E430 06 00000000:00000000 03:00001234 00000000     0        0 0\n"
+            "== tcp6\n  sl  local_address remote_address st\n== udp\n"
+            "   sl  local_address rem_address   st\n"
+            "  12: 0B00007F:92E1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1\n"
+            "== udp6\n")
+    assert host_reset.socket_rows(text) == [["tcp", "06", "1437540A:2EE0", "6536540A:E430"],
+                                            ["udp", "07", "0B00007F:92E1", "00000000:0000"]]

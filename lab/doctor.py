@@ -67,15 +67,28 @@ def check_engine_place() -> list[Check]:
         files = "copied into each host by archive, and back when the lab is removed (docs/remote-engines.md)"
     checks = [Check("engine endpoint", "info", choice.describe()),
               Check("engine host", "info", f"{where}; work folders: {files}")]
-    kind, rootless = engine.kind_of(engine.client().version(), engine.client().info())
+    version = engine.client().version()
+    kind, rootless = engine.kind_of(version, engine.client().info())
     if kind != "Docker Engine" or rootless:
-        checks.append(Check("engine kind", "warn" if rootless else "info",
-                            f"{kind}{' (rootless)' if rootless else ''}, through its Docker-compatible API"
-                            + ("; rootless: it cannot load kernel modules (netem only if already loaded: "
-                               "the kernel probe decides) and bridge networks with fixed subnets may be refused"
-                               if rootless else ""),
-                            "a rootful engine for the full lab (docs/remote-engines.md#podman)" if rootless else ""))
+        checks.append(kind_check(kind, rootless, str(version.get("Version") or "")))
     return checks
+
+
+def kind_check(kind: str, rootless: bool, version: str = "") -> Check:
+    """What differs on this engine, and what socketlab does about it (pure)."""
+    parts = [f"{kind} {version}".strip() + (" (rootless)" if rootless else " (rootful)" if kind == "Podman" else "")
+             + ", through its Docker-compatible API"]
+    if kind == "Podman":
+        parts += ["lab networks are made through Podman's own API (its Docker API would put the router's "
+                  "address on its bridge)",
+                  "fewer default capabilities: the router asks for its own (NET_ADMIN, NET_RAW, SETUID, SETGID)",
+                  "networks are connected by id"]
+    if rootless:
+        parts += ["rootless: it cannot load kernel modules (netem only if sch_netem is already loaded: the "
+                  "kernel probe below decides, else the fallbacks are used), and its networking "
+                  "(pasta/slirp4netns) may refuse bridge networks with fixed subnets"]
+    return Check("engine kind", "warn" if rootless else "info", "; ".join(parts),
+                 "a rootful engine for the full lab (docs/remote-engines.md#podman)" if rootless else "")
 
 
 def check_image() -> Check:

@@ -134,6 +134,12 @@ def client() -> docker.DockerClient:
     except OSError as exc:   # an ssh host that refuses, a name that does not resolve
         raise LabEnvironmentError(f"cannot reach the Docker Engine at {choice.host}: {exc}",
                                   hint="check the address and that the engine listens there") from None
+    except Exception as exc:  # noqa: BLE001 - paramiko's own errors (refused key, bad host key) are no OSError
+        if not type(exc).__module__.startswith("paramiko"):
+            raise
+        raise LabEnvironmentError(f"cannot reach the Docker Engine at {choice.host} over ssh: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                  hint="check that `ssh HOST docker version` works without a prompt") from None
     return c
 
 
@@ -174,3 +180,4 @@ def kind_of(version: dict, info: dict) -> tuple[str, bool]:
         else "Docker Engine"
     rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions") or [])
     return kind, rootless
+

@@ -183,6 +183,16 @@ class RunningLab:
 
     # -- programs on hosts ---------------------------------------------------------------
 
+    def push_work(self) -> List[str]:
+        """A work folder that goes by archive: its new and changed files into every host now
+        (a bind-mounted one needs nothing). Returns the files pushed."""
+        return self.docker.push_work()
+
+    def pull_work(self, hosts: List[str]) -> List[str]:
+        """A work folder that goes by archive: what ``hosts`` changed in /work into the folder
+        now. Returns the conflicts (two hosts changed one file differently)."""
+        return self.docker.pull_work(hosts)
+
     def exec(self, host: str, argv: List[str], user: str = "") -> ExecResult:
         """Run ``argv`` on ``host`` and wait (a plain exec: no time limit, no cap)."""
         return exec_in(self.container(host), argv, user)

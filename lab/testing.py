@@ -39,6 +39,7 @@ import secrets
 import string
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +262,9 @@ class Lab:
         image of their own, where run/start's ``sh -c`` under step-exec may not exist)."""
         if host not in self.hosts:
             raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
+        self._lab.push_work()
         r = self._lab.exec(host, list(argv))
+        self._pull([host])
         return Result(host=host, command=" ".join(argv), exit_code=r.exit_code, stdout=r.stdout,
                       stderr=r.stderr, elapsed=None)
 
@@ -269,11 +272,20 @@ class Lab:
             env: Optional[Mapping[str, str]] = None) -> Result:
         """Run ``cmd`` (a shell command, in /work) on ``host`` and wait for it.  After
         ``timeout`` s it is stopped (TERM, then KILL) and the Result says timed_out."""
+        return self._run(host, cmd, timeout, env, sync=True)
+
+    def _run(self, host: str, cmd: str, timeout: float, env, sync: bool) -> Result:
+        """run(); sync: the work folder's changes go in before and come back after (by
+        archive; a bind mount shares them anyway)."""
         proc = self._process(host, cmd, timeout, env)
+        if sync:
+            self._lab.push_work()
         proc.start()
         if not proc.wait(timeout + 15):   # step-exec ends it at `timeout`; this is the backstop
             proc.signal("KILL")
             proc.wait(10)
+        if sync:
+            self._pull([host])
         return _result(proc)
 
     def run_many(self, hosts, cmd, timeout: float = DEFAULT_TIMEOUT_S,
@@ -283,13 +295,19 @@ class Lab:
         procs = {}
         for host in hosts:
             procs[host] = self._process(host, cmd(host) if callable(cmd) else cmd, timeout, env)
+        self._lab.push_work()
         for proc in procs.values():
             proc.start()
         for proc in procs.values():
             if not proc.wait(timeout + 15):
                 proc.signal("KILL")
                 proc.wait(10)
+        self._pull(list(procs))
         return {host: _result(proc) for host, proc in procs.items()}
+
+    def _pull(self, hosts: List[str]) -> None:
+        for problem in self._lab.pull_work(hosts):
+            warnings.warn(f"socketlab work folder {self.work}: {problem}", stacklevel=3)
 
     def start(self, host: str, cmd: str, ready: Optional[str] = None,
               ready_port: Optional[int] = None, udp: bool = False, ready_timeout: float = 15.0,
@@ -298,6 +316,7 @@ class Lab:
         its output, or (``ready_port``) once something on the host listens on that port
         (``udp``: a UDP port); raises LabError if that does not happen in ``ready_timeout`` s."""
         proc = self._process(host, cmd, timeout, env, ready)
+        self._lab.push_work()
         proc.start()
         self._background.append(proc)
         bg = Background(proc)
@@ -307,7 +326,7 @@ class Lab:
             probe = f"wait-port {'--udp ' if udp else ''}--timeout 1 {int(ready_port)}"
             what = f"a listener on {'udp' if udp else 'tcp'}/{ready_port}"
             # Short probes while it runs: a program that dies at once fails at once.
-            self._wait_ready(bg, lambda: self.run(host, probe, timeout=10).ok, what, ready_timeout)
+            self._wait_ready(bg, lambda: self._run(host, probe, 10, None, sync=False).ok, what, ready_timeout)
         return bg
 
     @staticmethod

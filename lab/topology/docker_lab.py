@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import functools
 import ipaddress
+import json
 import random
 import secrets
 import threading
@@ -42,6 +43,24 @@ NETWORK_OPTIONS = {
     "com.docker.network.bridge.inhibit_ipv4": "true",
     "com.docker.network.bridge.enable_ip_masquerade": "false",
 }
+# Podman's Docker-compatible API ignores both options (it warns) and puts the gateway
+# address on its bridge: the engine's host would answer for the router. Its own API
+# (libpod) makes the network instead: the bridge holds the subnet's last address, the
+# hosts get no default route to it, and a route of the network sends them to the router.
+PODMAN_API = "/v4.0.0/libpod"
+
+
+def podman_network(name: str, subnet: model.IPv4Net, router: model.IPv4Addr, metric: int,
+                   tags: dict) -> dict:
+    """The libpod network-create body for a lab network on Podman (pure)."""
+    return {
+        "name": name, "driver": "bridge", "labels": tags, "internal": False, "dns_enabled": False,
+        "subnets": [{"subnet": str(subnet), "gateway": str(subnet.broadcast_address - 1)}],
+        "options": {"no_default_route": "true", "isolate": "true"},
+        # A host on several lab networks (the router) gets one such route per network:
+        # distinct metrics, or the second is refused ("File exists").
+        "routes": [{"destination": "0.0.0.0/0", "gateway": str(router), "metric": metric}],
+    }
 ROUTER_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.send_redirects": "0"}
 # The router alone may change the network (NET_ADMIN) and see raw frames (NET_RAW);
 # tcpdump also switches to its own user after opening the capture (SETUID, SETGID).
@@ -123,6 +142,8 @@ class DockerLab:
         self.network_ids: dict[str, str] = {}
         self.c = engine.client()
         self._work_archive: bytes | None = None   # the work folder packed, when it goes by archive
+        self._work_sent: dict[str, str] = {}          # by archive: what the hosts got (path -> sha256)
+        self._work_seen: dict[str, tuple[int, int]] = {}  # the folder's signature at the last push
 
     @classmethod
     def plan(cls, spec: LabSpec, work_dir: Path | None = None, ephemeral: bool = True) -> "DockerLab":
@@ -162,7 +183,8 @@ class DockerLab:
             if self.work_dir and not engine.bind_mounts():
                 progress(f"work folder {self.work_dir}: copied into each host, brought back when the lab is removed "
                          "(the engine cannot see this machine's files)")
-                self._work_archive, _ = workdir.pack(self.work_dir)
+                self._work_seen = workdir.signature(self.work_dir)
+                self._work_archive, self._work_sent = workdir.pack(self.work_dir)
             self._create_networks(progress)
             self._settle_name_race()
             engine_cpus = int(self.c.info().get("NCPU") or 1)
@@ -188,6 +210,47 @@ class DockerLab:
         for host in hosts:
             progress(f"starting {host.name} ({host.role}) {', '.join(str(a) for _, a in host.addresses)}")
         run_all(functools.partial(self.c.api.start, container_name(self.topology.lab, h.name)) for h in hosts)
+
+    @property
+    def work_by_archive(self) -> bool:
+        return self._work_archive is not None
+
+    def push_work(self) -> list[str]:
+        """By archive: the work folder's files that are new or changed since the last push
+        (or bring-up) are copied into every host, as a bind mount would show them. Returns
+        them (nothing when the folder did not change, or it is bind-mounted)."""
+        if self._work_archive is None or not self.work_dir.is_dir():
+            return []
+        seen = workdir.signature(self.work_dir)
+        if seen == self._work_seen:
+            return []
+        archive, sent, changed = workdir.pack_changes(self.work_dir, self._work_sent)
+        if changed:
+            run_all(functools.partial(workdir.put_into, self.c.api, container_name(self.topology.lab, h.name),
+                                      archive) for h in self.topology.hosts)
+        self._work_sent, self._work_seen = sent, seen
+        return changed
+
+    def pull_work(self, hosts: list[str]) -> list[str]:
+        """By archive: what `hosts` changed in their /work is written into the work folder now
+        (as a bind mount would show it), not only when the lab is removed. The next push
+        gives it to the other hosts. Returns the conflicts, one line each."""
+        if self._work_archive is None or not self.work_dir.is_dir():
+            return []
+        order = {h.name: i for i, h in enumerate(self.topology.hosts)}
+        works = []
+        try:
+            for host in sorted(set(hosts), key=lambda h: order.get(h, len(order))):
+                work = workdir.take_from(self.c.api, container_name(self.topology.lab, host), host)
+                if work is not None:
+                    works.append(work)
+            plan = workdir.write_back(self.work_dir, works)
+        finally:
+            for w in works:
+                if not w.tar.closed:
+                    w.tar.close()
+        return [f"{path} was changed on {', '.join(hs)}: {self.work_dir} has {hs[0]}'s"
+                for path, hs in sorted(plan.conflicts.items())]
 
     def down(self) -> None:
         """Remove what this lab made (by its instance label: never another process's lab
@@ -265,7 +328,7 @@ class DockerLab:
                 try:
                     self._create_network(net)
                 except docker.errors.APIError as exc:
-                    if "overlaps" not in str(exc):
+                    if "overlaps" not in str(exc) and "already used" not in str(exc):   # Docker, Podman
                         raise
                     progress(f"subnet {subnet} was taken meanwhile by another lab: trying the next")
                     continue
@@ -318,13 +381,31 @@ class DockerLab:
         # the same name; newer ones always do and ignore (and deprecate) the field.
         api_version = getattr(getattr(self.c, "api", None), "api_version", None)
         older = api_version is None or docker.utils.version_lt(api_version, "1.44")
+        tags = labels.lab_labels(self.topology.lab, self.instance, self.owner)
         try:
+            if self._podman():
+                self.network_ids[name] = self._create_podman_network(name, net, tags)
+                return
             created = self.c.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, ipam=ipam,
-                                             labels=labels.lab_labels(self.topology.lab, self.instance, self.owner),
-                                             **({"check_duplicate": True} if older else {}))
+                                             labels=tags, **({"check_duplicate": True} if older else {}))
         except docker.errors.APIError as exc:
             raise _name_taken(self.topology.lab, exc) or exc
         self.network_ids[name] = created.id
+
+    def _podman(self) -> bool:
+        """Whether the engine is Podman (asked once per lab)."""
+        if not hasattr(self, "_is_podman"):
+            self._is_podman = engine.kind_of(self.c.version(), self.c.info())[0] == "Podman"
+        return self._is_podman
+
+    def _create_podman_network(self, name: str, net: model.Network, tags: dict) -> str:
+        api = self.c.api
+        order = [n.name for n in self.topology.networks]
+        metric = 100 + (order.index(net.name) if net.name in order else 0)
+        body = podman_network(name, net.subnet, net.gateway, metric, tags)
+        response = api.post(api.base_url + PODMAN_API + "/networks/create", data=json.dumps(body),
+                            headers={"Content-Type": "application/json"})
+        return api._result(response, json=True)["id"]   # noqa: SLF001 - raises APIError as the SDK does
 
     def _create_container(self, host: Host, engine_cpus: int = 1) -> None:
         s = host_settings(self.topology, host, self.work_dir, self.instance, self.owner, engine_cpus,

@@ -68,6 +68,50 @@ def pack(folder: Path) -> tuple[bytes, dict[str, str]]:
     return buf.getvalue(), manifest
 
 
+def signature(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each regular file's (size, mtime in ns): cheap to read before every run, to see
+    whether the folder changed at all since the last push."""
+    out: dict[str, tuple[int, int]] = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            out[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def pack_changes(folder: Path, sent: Mapping[str, str]) -> tuple[bytes, dict[str, str], list[str]]:
+    """What reaches hosts that already have `sent` (path -> sha256): a tar of the folder's
+    regular files that are new or differ from `sent` (with every folder and link, so new
+    ones exist), and the new manifest at MANIFEST; the new manifest; the files changed.
+    A file deleted from the folder keeps its entry, so a host's untouched copy of it does
+    not count as the host's change when the lab is removed."""
+    buf = io.BytesIO()
+    manifest = dict(sent)
+    changed: list[str] = []
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        root = _as_root(tar.gettarinfo(str(folder), arcname=WORK))
+        root.mode = 0o777
+        tar.addfile(root)
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder).as_posix()
+            info = _as_root(tar.gettarinfo(str(path), arcname=f"{WORK}/{rel}"))
+            if info.isfile():
+                data = path.read_bytes()
+                digest = _digest(data)
+                if sent.get(rel) != digest:
+                    manifest[rel] = digest
+                    changed.append(rel)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            elif info.isdir() or info.issym():
+                tar.addfile(info)
+        text = json.dumps(manifest, sort_keys=True).encode()
+        info = tarfile.TarInfo(MANIFEST.lstrip("/"))
+        info.size, info.mode = len(text), 0o644
+        tar.addfile(info, io.BytesIO(text))
+    return buf.getvalue(), manifest, changed
+
+
 def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = "root"

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from lab import engine
 from lab.programs.shared.topology import LabSpec
 from lab.topology.docker_lab import DockerLab, container_name, find_containers, remove_lab
@@ -69,6 +71,38 @@ def test_work_goes_in_and_comes_back_by_archive_without_a_bind_mount(tmp_path, m
         assert not (work / "out").exists()        # nothing comes back while the lab runs
     assert (work / "out" / "r.txt").read_text() == "made on the server\n"
     assert (work / "kept.txt").read_text() == "as it was\n"
+
+
+@pytest.mark.parametrize("bind_mounts", ["1", "0"], ids=["bind-mount", "archive"])
+def test_the_plugins_work_folder_is_the_same_by_archive_as_by_bind_mount(tmp_path, monkeypatch, lab_name,
+                                                                         bind_mounts):
+    """Lab.work after bring-up: what a test writes there reaches the hosts before its next
+    run; what a run writes in /work is in the folder when the run returns; with and without
+    a bind mount alike (a remote engine has none)."""
+    from lab.testing import open_lab
+    monkeypatch.setenv(engine.BIND_MOUNTS_ENV, bind_mounts)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "before.txt").write_text("written before bring-up\n")
+    lab = open_lab(clients=1, work=work, name=lab_name(f"plugwork{bind_mounts}"))
+    try:
+        assert lab.running.docker.work_by_archive == (bind_mounts == "0")
+        (work / "after.txt").write_text("written after bring-up\n")
+        (work / "before.txt").write_text("changed after bring-up\n")
+        (work / "sub").mkdir()
+        (work / "sub" / "new.txt").write_text("in a new folder\n")
+        r = lab.run("client1", "cat /work/after.txt /work/before.txt /work/sub/new.txt")
+        assert r.stdout == "written after bring-up\nchanged after bring-up\nin a new folder\n", r
+        assert lab.run("server", "echo from the server >/work/made.txt").ok
+        assert (work / "made.txt").read_text() == "from the server\n"   # back when the run returns
+        r = lab.run("client1", "cat /work/made.txt")                     # and on the other hosts
+        assert r.stdout == "from the server\n", r
+        (work / "made.txt").write_text("changed here\n")
+        assert lab.exec("server", ["cat", "/work/made.txt"]).stdout == "changed here\n"
+    finally:
+        lab.close()
+    assert (work / "made.txt").read_text() == "changed here\n"
+    assert (work / "before.txt").read_text() == "changed after bring-up\n"
 
 
 def test_a_class_lab_by_archive_gives_its_work_back_at_lab_down(tmp_path, lab_name, lab_exe):

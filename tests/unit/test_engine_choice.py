@@ -101,6 +101,28 @@ def test_ssh_without_paramiko_says_which_extra_to_install(monkeypatch):
     assert "socketlab[ssh]" in info.value.hint
 
 
+def test_an_ssh_host_that_refuses_is_one_line_exit_3(monkeypatch):
+    # paramiko's refusals (a key not accepted, an unknown host key) are not OSErrors.
+    AuthenticationException = type("AuthenticationException", (Exception,),
+                                   {"__module__": "paramiko.ssh_exception"})
+
+    def refuse(*args, **kwargs):
+        raise AuthenticationException("Authentication failed.")
+
+    monkeypatch.setenv("DOCKER_HOST", "ssh://me@class.example")
+    monkeypatch.setattr(engine, "_connect", refuse)
+    engine.chosen.cache_clear()
+    engine.client.cache_clear()
+    try:
+        with pytest.raises(LabEnvironmentError, match="ssh://me@class.example over ssh: "
+                                                      "AuthenticationException: Authentication failed") as info:
+            engine.client()
+        assert info.value.exit_code == 3 and "\n" not in str(info.value)
+    finally:
+        engine.chosen.cache_clear()
+        engine.client.cache_clear()
+
+
 def test_local_means_the_engine_host_is_this_machine():
     assert engine.is_local("laptop", here="laptop")
     assert not engine.is_local("docker-desktop", here="laptop")
@@ -114,3 +136,15 @@ def test_podman_and_rootless_engines_are_told_apart_by_what_they_say():
         ("Docker Engine", False)
     assert engine.kind_of(podman_version, {"SecurityOptions": ["name=rootless"]}) == ("Podman", True)
     assert engine.kind_of({}, {}) == ("Docker Engine", False)
+
+
+def test_doctor_tells_what_differs_on_podman_and_rootless():
+    from lab.doctor import kind_check
+    rootful = kind_check("Podman", False, "5.4.2")
+    assert rootful.status == "info" and rootful.detail.startswith("Podman 5.4.2 (rootful)")
+    assert "own API" in rootful.detail and "NET_ADMIN" in rootful.detail and "by id" in rootful.detail
+    rootless = kind_check("Podman", True, "5.4.2")
+    assert rootless.status == "warn" and "cannot load kernel modules" in rootless.detail
+    assert "fallbacks" in rootless.detail and rootless.fix
+    docker_rootless = kind_check("Docker Engine", True)
+    assert "own API" not in docker_rootless.detail and "rootless" in docker_rootless.detail

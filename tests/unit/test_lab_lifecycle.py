@@ -229,7 +229,8 @@ def fake_lab(monkeypatch, taken, used_seen):
     from lab import engine
     from lab.topology import docker_lab
     networks = FakeNetworks(taken)
-    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(networks=networks))
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(networks=networks, version=lambda: {},
+                                                                 info=lambda: {}))
     monkeypatch.setattr(docker_lab, "used_subnets", lambda: list(used_seen))
     monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.217.0.0/21")   # .1 .. .7
     spec = LabSpec(lab="x", clients=1)
@@ -281,7 +282,7 @@ def test_a_network_the_engine_will_not_remove_is_said_never_left_silently(monkey
     from lab.programs.shared.errors import LabEnvironmentError
     from lab.topology import docker_lab
     api = StuckNetworkApi()
-    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api))
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api, version=lambda: {}, info=lambda: {}))
     monkeypatch.setattr(docker_lab.time, "sleep", lambda s: None)
     with pytest.raises(LabEnvironmentError, match="lab-clients") as caught:
         docker_lab.remove_matching({"label": "org.socketlab=1"})

@@ -68,3 +68,14 @@ def test_a_bad_subnet_pool_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("SOCKETLAB_SUBNETS", "10.200.0.0/24")
     with pytest.raises(LabError, match="SOCKETLAB_SUBNETS"):
         free_subnets([], 2)
+
+
+def test_a_podman_network_keeps_the_router_the_gateway_and_the_bridge_off_its_address():
+    import ipaddress
+    from lab.topology.docker_lab import podman_network
+    subnet = ipaddress.ip_network("10.83.1.0/24")
+    body = podman_network("lab-clients", subnet, ipaddress.ip_address("10.83.1.1"), 101, {"org.socketlab": "1"})
+    assert body["subnets"] == [{"subnet": "10.83.1.0/24", "gateway": "10.83.1.254"}]   # the bridge's, unused
+    assert body["options"]["no_default_route"] == "true"
+    assert body["routes"] == [{"destination": "0.0.0.0/0", "gateway": "10.83.1.1", "metric": 101}]
+    assert body["labels"] == {"org.socketlab": "1"} and not body["dns_enabled"] and not body["internal"]

@@ -106,3 +106,31 @@ def test_nothing_is_written_through_a_link_in_the_folder(tmp_path):
     host.files["work/out/x"] = b"escape"
     workdir.write_back(folder, [workdir.take_from(host, "c", "server")])
     assert list(outside.iterdir()) == []
+
+
+def test_a_push_carries_only_new_and_changed_files_and_keeps_deleted_ones_in_the_manifest(tmp_path):
+    (tmp_path / "same.txt").write_text("same")
+    (tmp_path / "changed.txt").write_text("old")
+    (tmp_path / "gone.txt").write_text("gone")
+    _, sent = workdir.pack(tmp_path)
+    (tmp_path / "changed.txt").write_text("new")
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "added.txt").write_text("added")
+    archive, manifest, changed = workdir.pack_changes(tmp_path, sent)
+    assert changed == ["changed.txt", "sub/added.txt"]
+    files = members(archive)
+    assert {"work/changed.txt", "work/sub/added.txt", "work/sub"} <= set(files)
+    assert "work/same.txt" not in files and "work/gone.txt" not in files
+    assert manifest["gone.txt"] == sent["gone.txt"]          # a host's untouched copy is no change
+    assert manifest["same.txt"] == sent["same.txt"] and manifest["changed.txt"] != sent["changed.txt"]
+    assert json.loads(files[workdir.MANIFEST.lstrip("/")][1]) == manifest
+    assert workdir.pack_changes(tmp_path, manifest)[2] == []
+
+
+def test_the_signature_sees_a_changed_size_or_time(tmp_path):
+    (tmp_path / "a.txt").write_text("one")
+    before = workdir.signature(tmp_path)
+    assert workdir.signature(tmp_path) == before
+    (tmp_path / "a.txt").write_text("three")
+    assert workdir.signature(tmp_path) != before

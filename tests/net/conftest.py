@@ -111,9 +111,11 @@ def _lab_run_json(paths, tmp_path, work=None) -> tuple[int, list, str]:
 
 @pytest.fixture(scope="session")
 def lab_command():
-    """(*args, check=True, timeout=120, **run_kwargs) -> `lab ARGS...` run to its end, its
-    output captured as text; no traceback ever, and (``check``) exit status 0."""
-    def run(*args, check: bool = True, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """(*args, check=True, timeout=600, **run_kwargs) -> `lab ARGS...` run to its end, its
+    output captured as text; no traceback ever, and (``check``) exit status 0. The timeout
+    catches a hung command; how long one takes is the machine's (`lab up` took over 120 s
+    in the netem VM under emulation, beside other work)."""
+    def run(*args, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
         done = subprocess.run([str(LAB), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                               **kwargs)
         assert "Traceback" not in done.stderr, done.stderr

@@ -1,6 +1,6 @@
 """Impairment fidelity: what each backend is configured to do vs what a client observes.
 
-    .venv/bin/python benchmarks/fidelity.py [--json] [--quick] [--backends auto,fallback]
+    .venv/bin/python benchmarks/fidelity.py [--json] [--quick] [--backends auto,fallback] [--kinds K,...]
 
 Brings up its own lab (client1 -> router -> server, named ``bench-fid-<pid>``), measures
 the unimpaired RTT first, then applies one impairment at a time on clients -> servers
@@ -25,21 +25,26 @@ outside its acceptance range is a row marked ✗ (chance, see above), exit statu
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import docker.errors
+import dpkt
 from rich import box
 from rich.table import Table
 
 from lab import ui
 from lab.programs.shared.errors import LabError
+from lab.programs.impairer_streams import CUT_PIECE
 from lab.programs.shared.backends import UnsupportedImpairment
 from lab.programs.shared.impairment import BACKEND_ENV, Impairment, Link
 from lab.impairments.router import RouterImpairments
@@ -179,6 +184,13 @@ def describe(imp: Optional[Impairment]) -> str:
         parts.append(f"{imp.corrupt:g} %")
     if imp.rate_kbit:
         parts.append(f"{imp.rate_kbit / 1000:g} Mbit/s")
+    if imp.segment:
+        parts.append(f"{imp.segment} B, gap {imp.gap_ms or 0:g} ms")
+    for size in (imp.reset_after, imp.blackhole_after):
+        if size:
+            parts.append(f"{size:,} B")
+    if imp.mtu:
+        parts.append(f"{imp.mtu} B")
     return ", ".join(parts)
 
 
@@ -389,6 +401,146 @@ def measure_rate(bench: Bench, case: Case) -> Row:
 
 # --- what is measured --------------------------------------------------------------------
 
+# --- the stream faults and mtu: judged on the router's own capture -----------------------
+#
+# These kinds are the impairer's (and the kernel's routing) on every kernel, so the rows of
+# both modes measure the same mechanism.  What left the router is read from the pcap of its
+# interface on the servers' side (OUT: the router forwarded or made it); everything but the
+# gaps' upper bound is exact, so the rows are deterministic on a busy or emulated machine.
+
+STREAM_BYTES = (3_000, 1_000)       # tcp-measure bytes for segment (full, quick)
+CUT_BYTES = (100_000, 30_000)       # a transfer past reset_after/blackhole_after's SIZE
+CUT_SIZE = 10_240
+MTU_DATAGRAMS = (200, 50)
+MTU_DATAGRAM_BYTES = 4000
+
+
+def _ipv4(pcap: bytes):
+    """(time, IPv4 header fields, the L4 bytes) of every IPv4 packet of one interface's pcap."""
+    for ts, frame in dpkt.pcap.Reader(io.BytesIO(pcap)):
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            continue
+        ip = frame[14:]
+        ihl, total = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0]
+        ident, frag = struct.unpack("!HH", ip[4:8])
+        yield float(ts), {"len": total, "id": ident, "mf": bool(frag & 0x2000), "off": (frag & 0x1FFF) * 8,
+                          "proto": ip[9], "src": socket.inet_ntoa(ip[12:16]),
+                          "dst": socket.inet_ntoa(ip[16:20])}, ip[ihl:total]
+
+
+def _tcp(l4: bytes) -> dict:
+    sport, dport, seq, ack, off_flags = struct.unpack("!HHIIH", l4[:14])
+    head = (off_flags >> 12) * 4
+    return {"sport": sport, "dport": dport, "seq": seq, "ack": ack, "flags": off_flags & 0x3F,
+            "payload": len(l4) - head}
+
+
+SYN, RST_FLAG = 0x02, 0x04
+
+
+def _captured(bench: Bench, argv: list) -> tuple:
+    """Run ``argv`` on client1 while the router captures: (its JSON, pcap of the servers'
+    side, pcap of the clients' side, client1's address)."""
+    with bench.lab.capture() as cap:
+        result = bench.lab.exec(CLIENT, argv)
+    ifnames = cap.ifnames
+    client = bench.lab.exec(CLIENT, ["hostname", "-I"]).stdout.split()[0]
+    lines = result.stdout.strip().splitlines()
+    data = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return data, cap.pcaps.get(ifnames["servers"], b""), cap.pcaps.get(ifnames["clients"], b""), client
+
+
+def _to_server_tcp(pcap: bytes, client: str) -> list:
+    """(time, tcp fields) of the TCP packets from client1 that left toward the server."""
+    return [(t, _tcp(l4)) for t, ip, l4 in _ipv4(pcap) if ip["proto"] == 6 and ip["src"] == client]
+
+
+def measure_segment(bench: Bench, case: Case) -> Row:
+    imp = case.impairment
+    nbytes = case.amount(bench.quick)
+    _data, servers, _clients, client = _captured(
+        bench, ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", "60"])
+    pieces = [(t, p) for t, p in _to_server_tcp(servers, client) if p["payload"]]
+    if not pieces:
+        raise BenchError("no TCP payload from client1 left the router toward the server")
+    sizes = [p["payload"] for _t, p in pieces]
+    gap = imp.gap_ms
+    t0 = pieces[0][0]
+    early = [i for i, (t, _p) in enumerate(pieces) if (t - t0) * 1000 < i * gap - IMPAIRER_GRANULARITY_MS]
+    gaps = sorted((b[0] - a[0]) * 1000 for a, b in zip(pieces, pieces[1:]))
+    median = gaps[len(gaps) // 2] if gaps else 0.0
+    tolerance = timing_tolerance(bench)
+    ok = max(sizes) <= imp.segment and not early and abs(median - gap) <= tolerance
+    return row(bench, case, observed=f"{len(pieces)} pieces, largest {max(sizes)} B; gap p50 {median:.1f} ms, "
+                                     f"{len(early)} early",
+               accepted=f"≤ {imp.segment} B, none early, p50 {gap:g} ± {tolerance:.1f} ms",
+               ok=ok, samples=f"{nbytes:,} B stream (pcap)",
+               data={"sizes": sizes, "gaps_ms": gaps, "early": early})
+
+
+def _cut(bench: Bench, case: Case) -> tuple:
+    """A transfer past SIZE: (payload bytes that left toward the server, their packets on
+    the servers' side, packets on the clients' side, client1's address, tcp-measure's JSON)."""
+    nbytes = case.amount(bench.quick)
+    data, servers, clients, client = _captured(
+        bench, ["tcp-measure", "--host", "server", "--bytes", str(nbytes), "--timeout", "5"])
+    out = _to_server_tcp(servers, client)
+    syns = [p for _t, p in out if p["flags"] & SYN]
+    if not syns:
+        raise BenchError("the connection's SYN did not leave the router")
+    start = syns[0]["seq"] + 1
+    delivered = max(((p["seq"] - start) % 2**32 + p["payload"] for _t, p in out
+                     if p["payload"] and p["seq"] != syns[0]["seq"]), default=0)
+    return delivered, out, clients, client, data
+
+
+def measure_reset_after(bench: Bench, case: Case) -> Row:
+    size = case.impairment.reset_after
+    delivered, out, clients, client, data = _cut(bench, case)
+    to_server = sum(1 for _t, p in out if p["flags"] & RST_FLAG)
+    to_client = sum(1 for _t, ip, l4 in _ipv4(clients)
+                    if ip["proto"] == 6 and ip["dst"] == client and _tcp(l4)["flags"] & RST_FLAG)
+    ok = size - CUT_PIECE < delivered <= size and to_server >= 1 and to_client >= 1
+    return row(bench, case, observed=f"{delivered:,} B left for the server; RST to server {to_server}, "
+                                     f"to client {to_client}; client: {data.get('error') or 'no error'}",
+               accepted=f"{size - CUT_PIECE + 1:,}..{size:,} B (one piece), an RST each way",
+               ok=ok, samples="1 connection (pcap)", data={"delivered": delivered})
+
+
+def measure_blackhole_after(bench: Bench, case: Case) -> Row:
+    size = case.impairment.blackhole_after
+    delivered, out, clients, client, data = _cut(bench, case)
+    cut_at = max((t for t, p in out if p["payload"]), default=0.0)
+    after = sum(1 for t, _p in out if t > cut_at)
+    after += sum(1 for t, ip, _l4 in _ipv4(clients) if ip["proto"] == 6 and ip["dst"] == client and t > cut_at)
+    ok = delivered == size and after == 0
+    return row(bench, case, observed=f"{delivered:,} B left for the server, then {after} packets either way; "
+                                     f"client: {data.get('error') or 'no error'}",
+               accepted=f"exactly {size:,} B, then none", ok=ok, samples="1 connection (pcap)",
+               data={"delivered": delivered, "after": after})
+
+
+def measure_mtu(bench: Bench, case: Case) -> Row:
+    mtu, count = case.impairment.mtu, case.amount(bench.quick)
+    _data, servers, _clients, client = _captured(
+        bench, ["udp-measure", "--host", "server", "--count", str(count), "--rate", "100",
+                "--size", str(MTU_DATAGRAM_BYTES), "--wait", f"{UDP_WAIT_S:g}"])
+    datagrams: dict = {}
+    for _t, ip, _l4 in _ipv4(servers):
+        if ip["proto"] == 17 and ip["src"] == client:
+            datagrams.setdefault(ip["id"], []).append(ip)
+    per_fragment = (mtu - 20) // 8 * 8
+    want = math.ceil((MTU_DATAGRAM_BYTES + 8) / per_fragment)
+    counts = sorted({len(f) for f in datagrams.values()})
+    largest = max((ip["len"] for f in datagrams.values() for ip in f), default=0)
+    ok = len(datagrams) == count and counts == [want] and largest <= mtu
+    return row(bench, case, observed=f"{len(datagrams)} datagrams left as {'/'.join(map(str, counts))} "
+                                     f"fragments, largest {largest} B",
+               accepted=f"{count} datagrams × {want} fragments ≤ {mtu} B", ok=ok,
+               samples=f"{count} UDP of {MTU_DATAGRAM_BYTES:,} B (pcap)",
+               data={"datagrams": len(datagrams), "fragments": counts, "largest": largest})
+
+
 UDP = (10_000, 2_000)     # datagrams (full, quick) for counting cases
 RTT = (5_000, 1_000)      # datagrams for timing cases, at 1000/s
 
@@ -407,6 +559,10 @@ CASES = [
     Case("rate", Impairment(rate_kbit=1_000), measure_rate, seconds=(10.0, 3.0)),
     Case("rate", Impairment(rate_kbit=10_000), measure_rate, seconds=(4.0, 1.5)),
     Case("rate", Impairment(rate_kbit=50_000), measure_rate, seconds=(4.0, 1.5)),
+    Case("segment", Impairment(segment=100, gap_ms=20), measure_segment, samples=STREAM_BYTES),
+    Case("reset_after", Impairment(reset_after=CUT_SIZE), measure_reset_after, samples=CUT_BYTES),
+    Case("blackhole_after", Impairment(blackhole_after=CUT_SIZE), measure_blackhole_after, samples=CUT_BYTES),
+    Case("mtu", Impairment(mtu=576), measure_mtu, samples=MTU_DATAGRAMS),
 ]
 
 
@@ -508,6 +664,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true",
                         help="fewer samples: about half a minute (full: under two minutes) per mode")
+    parser.add_argument("--kinds", type=lambda v: {k.strip() for k in v.split(",") if k.strip()},
+                        help="only these kinds' cases (the baseline always runs): e.g. segment,mtu")
     parser.add_argument("--backends", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
                         help="modes to run, from auto,fallback (default: both where the kernel has "
                              "netem, else auto)")
@@ -515,6 +673,11 @@ def main() -> int:
     for mode in args.backends or []:
         if mode not in ("auto", "fallback"):
             parser.error(f"--backends: unknown mode {mode!r} (auto, fallback)")
+    if args.kinds:
+        unknown = args.kinds - {case.kind for case in CASES}
+        if unknown:
+            parser.error(f"--kinds: no case of {', '.join(sorted(unknown))}")
+        CASES[:] = [case for case in CASES if case.kind == "baseline" or case.kind in args.kinds]
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C
     started = time.monotonic()
     try:

@@ -2,7 +2,7 @@
 the shell loop an instructor writes today (`lab grade FOLDER` per submission, a new lab
 each).
 
-    .venv/bin/python benchmarks/grade_class.py [--copies 2] [--jobs 1,2,4] [--loop] [--json]
+    .venv/bin/python benchmarks/grade_class.py [--copies 2] [--jobs 1,2,3,4] [--loop] [--json]
 
 The class is --copies copies of the lecture and its six classic bugs (lab/grade/demo.py),
 so 7 x copies submissions.  Each row is one real `lab grade --class` (the console script)
@@ -11,12 +11,16 @@ into its own output folder.  The reference is --jobs 1, measured in the same inv
 "verdicts same" compares every check of every student (status and points) with the
 --jobs 1 run, and says "yes" only when both runs graded every submission (a grader error
 is not a verdict: two runs that both failed to grade are not "the same"); "as expected"
-compares each student's lost checks with demo.EXPECTED_LOST.
+compares each student's lost checks with demo.EXPECTED_LOST.  "reset s" is the mean time
+between two students on a worker's lab (host_reset.py), "remade" how many hosts a reset
+had to make again, and "load" the machine's 1-minute load average at the row's start and
+end: the machine may be shared, and a figure means little without it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +31,21 @@ from lab import ui
 from lab.grade.demo import EXPECTED_LOST, make_class
 
 LAB = Path(sys.executable).parent / "lab"
+
+
+def resets(out: Path) -> tuple:
+    """(mean seconds between two students on a lab, hosts made again) over a run's records."""
+    times, remade = [], 0
+    for path in out.glob("*/grade.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("reset_s") is not None:
+            times.append(rec["reset_s"])
+            remade += len(rec.get("hosts_remade") or {})
+    return (round(sum(times) / len(times), 2) if times else None), remade
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def verdicts(out: Path) -> dict:
@@ -83,7 +102,7 @@ def loop_verdicts(out: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=2)
-    parser.add_argument("--jobs", default="1,2,4", help="comma-separated; 1 is always measured first")
+    parser.add_argument("--jobs", default="1,2,3,4", help="comma-separated; 1 is always measured first")
     parser.add_argument("--loop", action="store_true", help="also time `lab grade FOLDER` one after another")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -97,30 +116,36 @@ def main() -> int:
         for j in jobs:
             ui.progress(f"{n} submissions, --jobs {j} …")
             out = Path(tmp) / f"out-{j}"
+            load_start = load()
             wall = run_class(folder, out, j)
+            reset_s, remade = resets(out)
             found = verdicts(out)
             reference = found if reference is None else reference
             ref_wall = wall if ref_wall is None else ref_wall
             rows.append({"how": f"lab grade --class --jobs {j}", "submissions": n, "wall_s": round(wall, 1),
                          "per_minute": round(n / wall * 60, 2), "speedup": round(ref_wall / wall, 2),
+                         "reset_s": reset_s, "remade": remade, "load": f"{load_start} → {load()}",
                          **compare(found, reference, made)})
         if args.loop:
             ui.progress(f"{n} submissions, `lab grade FOLDER` one after another …")
             out = Path(tmp) / "out-loop"
+            load_start = load()
             wall = run_loop(folder, out, made)
             # the loop's results.json has no record status: a missing file is a grader failure
             rows.append({"how": "shell loop of lab grade FOLDER", "submissions": n, "wall_s": round(wall, 1),
                          "per_minute": round(n / wall * 60, 2), "speedup": round(ref_wall / wall, 2),
+                         "reset_s": None, "remade": None, "load": f"{load_start} → {load()}",
                          **compare(loop_verdicts(out), reference, made)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         ui.table(f"lab grade --class: {n} submissions (the lecture and six classic bugs x {args.copies}); "
                  "speed-up against --jobs 1 in the same run",
-                 ["how", "submissions", "wall s", "per minute", "speed-up", "graded", "verdicts same as --jobs 1",
-                  "lost checks as expected"],
-                 [[r["how"], r["submissions"], r["wall_s"], r["per_minute"], f"{r['speedup']}x", r["graded"],
-                   r["verdicts_same"], r["as_expected"]] for r in rows])
+                 ["how", "submissions", "wall s", "per minute", "speed-up", "reset s", "remade", "load",
+                  "graded", "verdicts same as --jobs 1", "lost checks as expected"],
+                 [[r["how"], r["submissions"], r["wall_s"], r["per_minute"], f"{r['speedup']}x",
+                   "-" if r["reset_s"] is None else r["reset_s"], "-" if r["remade"] is None else r["remade"],
+                   r["load"], r["graded"], r["verdicts_same"], r["as_expected"]] for r in rows])
     return 0
 
 

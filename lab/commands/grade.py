@@ -21,7 +21,8 @@ JOBS_HELP = ("Submissions graded at once, each on its own lab (default: two per 
               help="Grade every submission in this folder: one folder per submission, a Gradescope export "
                    "(submission_metadata.yml) or cloned GitHub Classroom repositories.")
 @click.option("--level", type=click.Choice(["default", "robust"]), default="default", show_default=True,
-              help="robust adds loss, delay, ten clients and a restart during TIME_WAIT.")
+              help="robust adds loss, delay, ten clients, a restart during TIME_WAIT, and a sliced reply, a reset "
+                   "and a silent server.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help=JOBS_HELP)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="grades", show_default=True,
               help="With --class: where the gradebook, the summary and each student's folder go.")

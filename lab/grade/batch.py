@@ -164,14 +164,15 @@ def _worker(index: int, level: str, out: str, tasks, results, capture: bool,
             for attempt in (1, 2):
                 try:
                     setup = time.monotonic()
+                    remade = {}
                     if rlab is not None:
-                        rlab.remove_hosts()
+                        remade = rlab.reset()       # empties /work too
+                        rec["reset_s"] = round(time.monotonic() - setup, 3)
                     files = list(assignment.files(tuple(copy_into(sub.root, work))))
                     if rlab is None:
                         rlab = ReusedLab(level, work, assignment=assignment)
-                    else:
-                        rlab.start_hosts()
                     rec["setup_s"] = round(time.monotonic() - setup, 3)
+                    rec["hosts_remade"] = remade
                     report, extras = grade_on(rlab, files, sub.folder, capture=capture)
                     rec.update(score=report.score, max_score=report.max_score, files=files,
                                duration_s=report.duration_s, checks=check_rows(report, extras), lab=rlab.name)

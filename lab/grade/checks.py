@@ -5,6 +5,8 @@ Replies are judged case-insensitively everywhere but in the two "in upper case" 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ..programs.shared.topology import DEFAULT_PORT
 from .harness import (LINE, Failed, Grading, _received, _tail, check, expect_replies)
 
@@ -121,7 +123,9 @@ def udp_client_gets_the_reply(g: Grading):
 
 
 def _with_nc(g: Grading, file: str, udp: bool):
-    flags = "-u -l" if udp else "-l"
+    # -N: over TCP nc closes its side once its reply is sent, as a server does, so a client
+    # that reads until the server closes (what the robust level asks for) ends too.
+    flags = "-u -l" if udp else "-N -l"
     nc = g.lab_server(f"printf '{NC_REPLY}\\n' | nc {flags} {DEFAULT_PORT}", udp=udp)
     try:
         (r,) = g.student_client(file, ["client1"]).values()
@@ -136,7 +140,7 @@ def _with_nc(g: Grading, file: str, udp: bool):
 
 @check(1, needs=[TCPC])
 def tcp_client_works_with_nc(g: Grading):
-    """The TCP client talks to `nc -l` as its server: nc gets the line, the client prints nc's answer."""
+    """The TCP client talks to `nc -N -l` as its server: nc gets the line, the client prints nc's answer."""
     return _with_nc(g, TCPC, udp=False)
 
 
@@ -229,3 +233,69 @@ def tcp_server_restarts_during_time_wait(g: Grading):
     g.restart_student_server(TCPS)
     return expect_replies(g.our_client("tcp", ["client1"]), _same_words(LINE),
                           f"restarted with {len(waiting.splitlines())} connection(s) in TIME_WAIT, it answered")
+
+
+# -- robust level: stream faults at the router (docs/stream-faults.md) ----------------------
+
+SLICE = 2               # bytes per piece of the reply
+SLICE_GAP = "100ms"     # between pieces: a reply of 22 bytes takes over a second to arrive whole
+SILENT_TIMEOUT = 45.0   # how long a client may wait on a silent server before it must give up
+SILENT_UDP_SERVER = ("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                     f"s.bind(('', {DEFAULT_PORT}));\nwhile True: s.recvfrom(2048)\"")
+
+
+# What an uncaught exception prints: Python's traceback, Java's stack trace.
+TRACEBACKS = ("Traceback (most recent call last)", "Exception in thread ")
+
+
+def _no_traceback(file: str, r, what: str) -> str:
+    text = r.stdout + r.stderr
+    if r.timed_out:
+        raise Failed(f"{file} was still running after {what}:\n{_tail(text)}")
+    if any(marker in text for marker in TRACEBACKS):
+        raise Failed(f"{file} ended (exit {r.exit_code}) with a traceback instead of a message:\n{_tail(text)}")
+    return text
+
+
+@check(2, needs=[TCPC], level="robust")
+def tcp_client_reads_a_reply_in_pieces(g: Grading):
+    """With the reply arriving in 2-byte pieces 100 ms apart, the TCP client still prints the whole reply (one recv() is not one message: read until the server closes)."""
+    with g.lab.impair("servers -> clients", segment=SLICE, gap=SLICE_GAP):
+        return _with_lab_server(g, "tcp-server --mode concurrent", TCPC, udp=False, timeout=20)
+
+
+@check(1, needs=[TCPC], level="robust")
+def tcp_client_reports_a_reset_connection(g: Grading):
+    """When the router resets the connection after the client's first byte, the TCP client ends saying the connection was reset, not with a traceback."""
+    server = g.lab_server("tcp-server --mode concurrent")
+    try:
+        with g.lab.impair("clients -> servers", reset_after="1B"):
+            (r,) = g.student_client(TCPC, ["client1"], timeout=15).values()
+    finally:
+        server.stop()
+    text = _no_traceback(TCPC, r, "15 s")
+    if "reset" not in text.lower() and "ECONNRESET" not in text:
+        raise Failed(f"{TCPC} ended (exit {r.exit_code}) without saying the connection was reset:\n{_tail(text)}")
+    return f"it said: {_tail(text, 300)}"
+
+
+@check(2, needs=[TCPC, UDPC], level="robust")
+def clients_give_up_on_a_silent_server(g: Grading):
+    """When the server never answers (a TCP connection the router black-holes after its first byte, a UDP server that reads and never replies), both clients end within 45 s with a message, not a traceback."""
+    tcp = g.lab_server("tcp-server --mode concurrent")
+    udp = g.lab_server(SILENT_UDP_SERVER, udp=True)
+    try:
+        with g.lab.impair("clients -> servers", blackhole_after="1B"), ThreadPoolExecutor(2) as pool:
+            runs = {file: pool.submit(g.student_client, file, [host], timeout=SILENT_TIMEOUT)
+                    for file, host in ((TCPC, "client1"), (UDPC, "client2"))}
+            results = {file: next(iter(run.result().values())) for file, run in runs.items()}
+    finally:
+        tcp.stop()
+        udp.stop()
+    said = []
+    for file, r in results.items():
+        text = _no_traceback(file, r, f"{SILENT_TIMEOUT:g} s of silence")
+        if not text.replace("Input lowercase sentence:", "").strip():
+            raise Failed(f"{file} ended (exit {r.exit_code}) without a word")
+        said.append(f"{file}: {_tail(text, 300)}")
+    return "\n".join(said)

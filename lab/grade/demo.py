@@ -139,10 +139,11 @@ def make_class(folder: Path, copies: int = 1, variants=None, gradescope: bool = 
 
 
 # A submission that tries to leave things for the next student on the same lab: a detached
-# process that keeps port 12000 (answering wrongly), files in /work and /tmp.
+# process that keeps port 12000 (answering wrongly), files in /work, /tmp and /root.
 LEAVES_THINGS = '''import subprocess, sys
 open('/work/leftover.txt', 'w').write('from the last student')
 open('/tmp/leftover.txt', 'w').write('from the last student')
+open('/root/leftover.txt', 'w').write('from the last student')
 squatter = """
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

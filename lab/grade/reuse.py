@@ -1,12 +1,13 @@
 """One lab graded on again and again: what a worker of `lab grade --class` holds.
 
-Bringing a lab up costs networks, a router (with its impairer) and every host.  Between two
-students only what a student's programs can touch is made new: every host but the router
-is removed and created again (new processes, new network namespaces: no socket in
-TIME_WAIT, no file in /tmp, no stray process of the last student survives), /work is
-emptied and filled with the next submission before the hosts start, the router's
-impairments are cleared to none and its neighbour cache flushed (the new hosts have new
-MAC addresses).  The router runs no student code.
+Bringing a lab up costs networks, a router (with its impairer) and every host, and making
+the hosts again between students cost 3 to 10 s a student.  Instead every host is reset
+in place and proved clean (host_reset.py): every process of the last student killed,
+/tmp, /dev/shm and /work emptied (the next submission goes in after), the sockets the
+kernel kept (TIME_WAIT on port 12000) ended from their peers, and nothing of the
+container's file system changed; a host that is not seen clean is made again (new
+processes, network namespace and file system).  The router's impairments are cleared to
+none.  The router runs no student code.
 
 The checks run under one capture on the router; it is read (into a ladder of each failed
 check's packets) only when a check failed, so a student sees *why*.
@@ -14,21 +15,31 @@ check's packets) only when a check failed, so a student sees *why*.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..concurrency import run_all
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Change
 from ..testing import Lab, lab_name, open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
+from . import host_reset
 from .assignment import LECTURE, Assignment
 from .harness import CAP, STUDENT_HOST, Grading, checks_for
 from .run import OUTPUT_CAP, GradeReport, build_and_check, lab_hosts
 
 TRANSCRIPT_CAP = 2000       # characters of what one command printed, in a student's report
 TRANSCRIPT_ENTRIES = 12     # commands shown per check
+
+
+# Rounds of SYNs from the peers (one is the rule: END_TIME_WAIT waits for its port); a
+# socket left after them makes its host be made again.
+END_ROUNDS = 2
+PROGRAMS_DIR = "/usr/local/lib/socketlab"   # where the host image keeps our programs (images/host/Dockerfile)
 
 
 def clients_for(level: str) -> int:
@@ -48,7 +59,7 @@ def _forget_programs(lab: Lab) -> None:
 
 
 class ReusedLab:
-    """A grading lab whose hosts are made new for every submission (see the module doc)."""
+    """A grading lab reset between submissions (see the module doc and host_reset.py)."""
 
     def __init__(self, level: str, work: Path, progress: Callable[[str], None] = lambda m: None,
                  assignment: Optional[Assignment] = None):
@@ -56,9 +67,18 @@ class ReusedLab:
         self.work = work
         self.assignment = assignment or LECTURE
         self.graded = 0
-        # The hosts made again between students keep the images they were planned with.
+        self._keep: Dict[str, List[int]] = {}          # host -> its own processes (docker-init, host-role)
+        self._since: Dict[str, float] = {}             # host -> its clock at its last clean reset
+        self._baseline: Dict[str, host_reset.Baseline] = {}   # host -> its sockets and / when it came up
+        self.remade: Dict[str, str] = {}               # host -> why it was made again, at the last reset
+        # The hosts made again keep the images they were planned with.
         self.lab: Lab = open_lab(clients=clients_for(level), server="idle", **lab_hosts(self.assignment),
                                  work=work, max_output=OUTPUT_CAP, name=lab_name("grade"), progress=progress)
+        try:
+            self._note(self._host_names())
+        except BaseException:
+            self.lab.close()
+            raise
 
     @property
     def name(self) -> str:
@@ -67,28 +87,102 @@ class ReusedLab:
     def _hosts(self):
         return [h for h in _docker(self.lab).topology.hosts if h.role != "router"]
 
-    def remove_hosts(self) -> None:
-        """End every program of the last student: its hosts go, with all they ran."""
-        lab, dlab = self.lab, _docker(self.lab)
+    def _host_names(self) -> List[str]:
+        return [h.name for h in self._hosts()]
+
+    # -- one host, inside -----------------------------------------------------------------
+
+    def _reset_one(self, host: str, folders=host_reset.CLEARED) -> host_reset.HostReport:
+        """RESET on ``host`` (as root, a plain exec): its judged report.  A host that cannot
+        run it is reported unclean (it is made again)."""
+        first = host not in self._keep
+        args = ["" if first else ",".join(map(str, self._keep[host])), "0" if first else repr(self._since[host])]
+        r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, *args, *folders])
+        try:
+            output = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return host_reset.HostReport([], [], [], [f"(the reset did not run: exit {r.exit_code}: "
+                                                      f"{(r.stdout + r.stderr).strip()[-300:]})"], False, 0.0)
+        return host_reset.left_over(output, None if first else self._baseline[host])
+
+    def _sockets_left(self, host: str) -> List[host_reset.Socket]:
+        r = self.lab.running.exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
+        rows = host_reset.socket_rows(r.stdout)
+        base = self._baseline[host]
+        left = [s for s in map(host_reset.Socket.parse, rows) if s not in base.sockets and not s.own]
+        return left if r.exit_code == 0 else left + [host_reset.Socket("?", "?", ("?", 0), ("?", 0))]
+
+    def _note(self, hosts: List[str]) -> None:
+        """A host that just came up: its own processes and sockets, and the clock from which
+        a change of its files is the next student's doing.  Our own programs' bytecode is
+        written first (else the first run of each would look like a change)."""
+        def one(host: str):
+            self.lab.running.exec(host, ["python3", "-m", "compileall", "-q", PROGRAMS_DIR])
+            for key in (self._keep, self._since, self._baseline):
+                key.pop(host, None)
+            r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, "", "0"])
+            output = json.loads(r.stdout.strip().splitlines()[-1])
+            return host, output
+        for host, output in run_all(functools.partial(one, h) for h in hosts):
+            self._keep[host] = list(output["keep"])
+            self._since[host] = float(output["now"])
+            self._baseline[host] = host_reset.Baseline.of(output)
+
+    # -- between two students ---------------------------------------------------------------
+
+    def reset(self) -> Dict[str, str]:
+        """Leave nothing of the last student (see host_reset.py): every host reset in place,
+        the sockets the kernel kept ended from their peers, and a host that is still not as
+        it came up made again.  /work is emptied (the next submission goes in after).
+        Returns host -> why, for each host made again."""
+        lab = self.lab
         _forget_programs(lab)
-        # What the programs wrote in /work belongs to the hosts' root: removed from inside,
-        # so a grader that is not root can refill the folder.
-        lab.running.exec(STUDENT_HOST, ["sh", "-c", "rm -rf /work/* /work/.[!.]* /work/..?*"])
+        hosts = self._host_names()
+
+        def folders(host: str):
+            return host_reset.CLEARED + (("/work",) if host == STUDENT_HOST else ())
+
+        reports = dict(zip(hosts, run_all(functools.partial(self._reset_one, h, folders(h)) for h in hosts)))
+        for _ in range(END_ROUNDS):
+            left = {h: r.sockets for h, r in reports.items() if r.sockets}
+            plan = host_reset.peer_plan(left, self._addresses())
+            if not plan:
+                break
+            run_all(functools.partial(lab.running.exec, peer,
+                                      ["python3", "-c", host_reset.END_TIME_WAIT, json.dumps(pairs)])
+                    for peer, pairs in plan.items())
+            for host, r in zip(left, run_all(functools.partial(self._sockets_left, h) for h in left)):
+                reports[host].sockets = r
+        dirty = {h: r.why() for h, r in reports.items() if not r.clean}
+        for host, r in reports.items():
+            if r.clean:
+                self._since[host] = r.now
+        if dirty:
+            self._remake(list(dirty))
+            lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
+        if lab.running.router_used and lab.running.impairments:
+            lab.running.change(Change.replace_all({}))    # no impairment or partition left over
+        self.remade = dirty
+        return dirty
+
+    def _addresses(self) -> Dict[str, str]:
+        """address -> host, for every host but the router."""
+        topology = _docker(self.lab).topology
+        return {str(addr): h.name for h in topology.hosts if h.role != "router" for _, addr in h.addresses}
+
+    def _remake(self, names: List[str], ready_timeout: float = 60.0) -> None:
+        """Remove ``names`` and make them again from their plan (new processes, network
+        namespace, file system), started and ready, then noted."""
+        lab, dlab = self.lab, _docker(self.lab)
         api = dlab.c.api
-        for host in self._hosts():
+        hosts = [h for h in self._hosts() if h.name in names]
+        for host in hosts:
             try:
                 api.remove_container(f"{lab.name}-{host.name}", force=True)
             except Exception as exc:  # noqa: BLE001 - already gone is fine; the create below says otherwise
                 if "No such container" not in str(exc):
                     raise LabError(f"could not remove host {host.name} of {lab.name}: {exc}") from None
-        if lab.running.router_used:
-            lab.running.change(Change.replace_all({}))    # no impairment or partition left over
-        lab.running.exec("router", ["ip", "neigh", "flush", "all"])
-
-    def start_hosts(self, ready_timeout: float = 60.0) -> None:
-        dlab = _docker(self.lab)
         engine_cpus = int(dlab.c.info().get("NCPU") or 1)
-        hosts = self._hosts()
         first = [h for h in hosts if h.role == "server"]
         rest = [h for h in hosts if h not in first]
         dlab._create_hosts(hosts, engine_cpus)
@@ -96,6 +190,7 @@ class ReusedLab:
         dlab.wait_for_outputs({h.name: h.ready for h in first if h.ready}, ready_timeout)
         dlab._start_hosts(rest, lambda m: None)
         dlab.wait_for_outputs({h.name: h.ready for h in rest if h.ready}, ready_timeout)
+        self._note([h.name for h in hosts])
 
     def close(self) -> None:
         self.lab.close()

@@ -90,6 +90,21 @@ def network_names(items: list[str]) -> dict:
     return names
 
 
+ACCT_CHAIN = "SOCKETLAB_ACCT"
+
+
+def count_connection_bytes() -> None:
+    """Turn on the kernel's per-connection byte counts in the router's namespace before any
+    lab connection exists (it counts only connections made after): the stream kinds queue
+    a connection's bulk packets only once it has carried its SIZE (backends._queued_only).
+    Adding a connbytes rule turns them on for good; the rule goes again at once. Where
+    iptables has no connbytes, the probe says so and every packet of the link is queued."""
+    rule = ["-p", "tcp", "-m", "connbytes", "--connbytes", "1:", "--connbytes-dir", "both",
+            "--connbytes-mode", "bytes"]
+    for argv in (["-N", ACCT_CHAIN], ["-A", ACCT_CHAIN, *rule], ["-F", ACCT_CHAIN], ["-X", ACCT_CHAIN]):
+        subprocess.run(["iptables", "-w", *argv], capture_output=True, check=False)
+
+
 def run_router(networks: list[str]) -> int:
     try:
         names = network_names(networks)
@@ -99,6 +114,7 @@ def run_router(networks: list[str]) -> int:
     interfaces = json.loads(_run(["ip", "-j", "-4", "addr"]))
     for cmd in gateway_plan(interfaces):
         _run(cmd)
+    count_connection_bytes()
     # The router has no way out of the lab: no default route at all.
     if _run(["ip", "-4", "route", "show", "default"]).strip():
         _run(["ip", "-4", "route", "del", "default"])

@@ -48,7 +48,10 @@ from lab.programs.agent_router import (NETWORKS_FILE, WORK_DIR, AgentError, Comm
 STATE_FILE = f"{WORK_DIR}/agent.json"
 CAPS_FILE = f"{WORK_DIR}/caps.json"
 LOCK_FILE = f"{WORK_DIR}/lock"
-ENGINE_TIMEOUT_S = 15.0
+# How long the engine may take to start, reload, answer or stop. Every wait ends as soon as
+# the engine answers (or dies), so this bounds only a wedged engine. 15 s was not enough for
+# a Python start on an emulated CPU beside a loaded host (seen: no 'ready' within 15 s).
+ENGINE_TIMEOUT_S = 90.0
 ENV_VAR = "SOCKETLAB_IMPAIR"
 
 

@@ -7,7 +7,8 @@ Runs inside the router image (stdlib only, needs NET_ADMIN, and NET_RAW for raw_
 Prints ONE JSON line: each ability true or false, the error text for each one that
 failed under "errors", and under "cleanup_errors" anything it could not remove (then it
 exits 1; otherwise 0, whatever is missing).  Everything it adds it deletes again: a
-veth pair "slprobe0/slprobe1", an ifb "slprobe-ifb", nftables table "ip socketlab_probe",
+veth pair "slprobe0/slprobe1", an ifb "slprobe-ifb", nftables tables "ip socketlab_probe"
+and "netdev socketlab_probe",
 iptables chain "SOCKETLAB_PROBE", nfnetlink queue 65000.  Nothing it does touches
 existing interfaces, rules or traffic, so it may run in the real router as well as in a
 throwaway container with network_mode "none". It also reports whether the kernel has
@@ -83,6 +84,18 @@ def probe_nft(rule: str) -> Callable[[], None]:
     return probe
 
 
+def probe_nft_egress() -> None:
+    """A netdev table's egress chain on our own veth: it sees each packet as it leaves,
+    after the kernel fragmented it (the forward hook sees a datagram whole)."""
+    ruleset = (f"table netdev {NFT_TABLE} {{\n"
+               f"\tchain probe {{\n"
+               f"\t\ttype filter hook egress device \"{DEV}\" priority filter; policy accept;\n"
+               f"\t\tmeta mark 0x5c000000 numgen random mod 100 < 10 counter drop\n"
+               f"\t}}\n}}\n")
+    run("nft", "-f", "-", stdin=ruleset)
+    undo("nft", "delete", "table", "netdev", NFT_TABLE)
+
+
 def probe_iptables(*rule: str) -> Callable[[], None]:
     """In a chain of our own that nothing jumps to, so no traffic is affected."""
     def probe() -> None:
@@ -145,10 +158,15 @@ PROBES: Dict[str, Callable[[], None]] = {
     "nft_dup": probe_nft(f'ip daddr 192.0.2.1 dup to 192.0.2.1 device "{DEV}"'),
     "nft_meta_priority": probe_nft(f'oifname "{DEV}" meta priority set 1:10'),
     "nft_queue": probe_nft(f"ip daddr 192.0.2.1 queue num {PROBE_QUEUE} bypass"),
+    "nft_egress": probe_nft_egress,
     "iptables_nfqueue": probe_iptables("-j", "NFQUEUE", "--queue-num", str(PROBE_QUEUE),
                                        "--queue-bypass"),
     "iptables_statistic": probe_iptables("-m", "statistic", "--mode", "random",
                                          "--probability", "0.1", "-j", "DROP"),
+    # Adding it also turns on the kernel's per-connection byte counts in this namespace,
+    # for connections made from then on (the router probes itself at its start).
+    "iptables_connbytes": probe_iptables("-p", "tcp", "-m", "connbytes", "--connbytes", "1:",
+                                         "--connbytes-dir", "both", "--connbytes-mode", "bytes"),
     "nfqueue_netlink": probe_nfqueue_netlink,
     "raw_socket": probe_raw_socket,
 }
@@ -187,7 +205,7 @@ def probe_all() -> dict:
         device_ok = True
     try:
         for name, probe in PROBES.items():
-            needs_device = name.startswith(("netem", "tc_", "nft_dup", "nft_meta"))
+            needs_device = name.startswith(("netem", "tc_", "nft_dup", "nft_meta", "nft_egress"))
             if needs_device and not device_ok:
                 result[name], errors[name] = False, errors["setup"]
                 continue

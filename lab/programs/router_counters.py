@@ -9,7 +9,8 @@ kernel or engine counter.
   router: the egress qdiscs' drops (netem's loss, a full rate-limit queue) are taken off
   (forwarded bytes are not: tc counts no dropped bytes).
 * dropped by partition / by loss, duplicated: the counter of each impairment rule in
-  ``ip socketlab`` (backends.py names each rule "KIND LINK" in its comment).
+  ``ip socketlab`` (backends.py names each rule "KIND LINK" in its comment), and in
+  ``netdev socketlab`` for the loss of a link with an mtu (each fragment as it leaves).
 * dropped by the queue: the drops of the link's own tc qdiscs (``tc -s``; with netem
   these include netem's own loss).
 * the engine's links: its per-queue counters (dropped, duplicated, delayed, reordered,
@@ -94,9 +95,9 @@ def ensure_accounting(ifnames: Dict[str, str]) -> None:
         raise OSError(f"nft: cannot add the accounting table: {done.stderr.strip()}")
 
 
-def rule_counters(table: str) -> Dict[str, Dict[str, int]]:
-    """comment -> {"packets", "bytes"} of every counting rule of ``ip TABLE`` (empty if none)."""
-    done = _run(["nft", "-j", "list", "table", "ip", table])
+def rule_counters(table: str, family: str = "ip") -> Dict[str, Dict[str, int]]:
+    """comment -> {"packets", "bytes"} of every counting rule of ``FAMILY TABLE`` (empty if none)."""
+    done = _run(["nft", "-j", "list", "table", family, table])
     if done.returncode != 0:
         return {}
     found = {}
@@ -145,7 +146,7 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
     ensure_accounting(ifnames)
     now = time.monotonic()
     forwarded = rule_counters(ACCOUNT_TABLE)
-    impaired = rule_counters("socketlab")
+    impaired = {**rule_counters("socketlab"), **rule_counters("socketlab", "netdev")}   # netdev: loss per fragment
     drops = qdisc_drops(dev for _link, dev, _handle in tc_qdiscs)
     links = {}
     for src in sorted(ifnames):

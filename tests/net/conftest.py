@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.programs.router_counters import grown
 from lab.programs.shared.topology import LabSpec
 from lab.scenario.stats import acceptance_interval
 from lab.topology.docker_lab import DockerLab, remove_lab
@@ -221,6 +222,31 @@ def assert_binomial():
         assert lo <= count <= hi, (f"{what}: {count} of {n} ({count / n:.4f}), but Binomial({n}, {p:.4f}) "
                                    f"gives {lo}..{hi} at the {BINOMIAL_LEVEL:.2%} level")
     return check
+
+
+class RouterCounts:
+    """What the router itself did on each link between two readings of its counters
+    (router_counters: forwarded is what left it, after its egress qdisc; lost is the
+    loss rule's drops, or netem's, which are its qdisc's; duplicated, corrupted,
+    reordered are the rules' or the impairer's own counts). A statistical test judges
+    these, never what a slow receiver failed to read: on a busy or emulated machine the
+    receiving side drops what the router never touched."""
+
+    def __init__(self, router):
+        self.router, self.before = router, router.counters()["links"]
+
+    def since(self, link) -> dict:
+        now, then = self.router.counters()["links"][str(link)], self.before[str(link)]
+        counts = {name: grown(now[name], then[name]) for name in now}
+        counts["lost"] = counts["dropped_loss"] + counts["dropped_queue"]
+        counts["arrived"] = counts["forwarded_packets"] + counts["lost"]
+        return counts
+
+
+@pytest.fixture(scope="session")
+def router_counts():
+    """router -> RouterCounts from now on (``.since(link)``: what the router did since)."""
+    return RouterCounts
 
 
 class Lines:

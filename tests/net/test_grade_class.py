@@ -99,21 +99,32 @@ def test_each_student_gets_gradescope_results_junit_and_a_report_with_ladders(kl
 
 
 def test_nothing_of_one_student_reaches_the_next_on_a_reused_lab(tmp_path, lab_grade_class):
+    """a-leaves-things leaves a process bound to port 12000 (in a session of its own, so
+    the end of its command does not end it), files in /work, /tmp and /root, and TIME_WAIT
+    sockets on port 12000 (the squatter closes first); b-lecture's server (no SO_REUSEADDR)
+    leaves TIME_WAIT sockets of its own.  Graded next on the same lab, the lecture's
+    programs get full marks twice, the second time checking that no file is left."""
     folder = tmp_path / "class"
     first = folder / "a-leaves-things"
     first.mkdir(parents=True)
     for name, text in LECTURE.items():
         (first / name).write_text(LEAVES_THINGS if name == "TCPServer.py" else text)
-    make_class(folder, variants=["lecture"])   # graded next, by the same worker, on the same lab
-    (folder / "lecture" / "TCPServer.py").write_text(   # on the host where the last one left its files
-        "import os, sys\nif os.path.exists('/work/leftover.txt') or os.path.exists('/tmp/leftover.txt'):\n"
+    for name in ("b-lecture", "c-lecture"):       # graded next, by the same worker, on the same lab
+        (folder / name).mkdir()
+        for file, text in LECTURE.items():
+            (folder / name / file).write_text(text)
+    (folder / "c-lecture" / "TCPServer.py").write_text(   # on the host where the last one left its files
+        "import os, sys\nif any(os.path.exists(f'{d}/leftover.txt') for d in ('/work', '/tmp', '/root')):\n"
         "    sys.exit('found the last student files')\n" + LECTURE["TCPServer.py"])
     done = lab_grade_class(folder, tmp_path / "out", "--jobs", "1")
     assert done.returncode == 0, done.stderr
     recs = records(tmp_path / "out")
-    assert recs["lecture"]["lab"] == recs["a-leaves-things"]["lab"]          # one lab, reused
-    assert recs["lecture"]["score"] == recs["lecture"]["max_score"], \
-        {c["name"]: c["output"][:300] for c in recs["lecture"]["checks"] if c["status"] != "passed"}
+    assert recs["a-leaves-things"]["lab"] == recs["b-lecture"]["lab"] == recs["c-lecture"]["lab"]   # one lab
+    # the file in /root changed the student host's own file system: that host was made again
+    assert "changed: /root" in recs["b-lecture"]["hosts_remade"].get("student", ""), recs["b-lecture"]
+    for slug in ("b-lecture", "c-lecture"):
+        assert recs[slug]["score"] == recs[slug]["max_score"], \
+            {c["name"]: c["output"][:300] for c in recs[slug]["checks"] if c["status"] != "passed"}
 
 
 def _engine_labs(name):

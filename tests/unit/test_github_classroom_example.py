@@ -1,10 +1,12 @@
 """examples/github-classroom: the workflow is valid GitHub Actions YAML of the shape GitHub
 Classroom's grading reporter needs (a job named "Autograding Tests", checks: write, the
 grade step's base64 results handed to the reporter as <RUNNER>_RESULTS), it grades with
-the options `lab grade` really has, and `actionlint` passes it where actionlint is
-installed (it needs a download from GitHub, which not every machine may make)."""
+the options `lab grade` really has, and `actionlint` passes it.  actionlint comes with the
+test extras (`pip install -e '.[test]'`, as ./quickstart does) on Linux x86_64 and aarch64;
+elsewhere the test is skipped, saying so."""
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,25 @@ def test_the_grade_command_in_the_workflow_has_options_lab_grade_has():
     assert options and all(o in helptext for o in options), options
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
+def actionlint():
+    """The actionlint beside this Python (a virtualenv's, not necessarily on PATH), else on PATH."""
+    beside = Path(sys.executable).parent / "actionlint"
+    return str(beside) if beside.is_file() else shutil.which("actionlint")
+
+
+@pytest.mark.skipif(actionlint() is None, reason="actionlint is not installed: `pip install -e '.[test]'` "
+                                                 "installs it on Linux x86_64 and aarch64")
 def test_actionlint_passes_the_workflow():
-    done = subprocess.run(["actionlint", "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    done = subprocess.run([actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_fails_a_broken_workflow(tmp_path):
+    """The check above can fail: a step with both `uses` and `run` is refused."""
+    if actionlint() is None:
+        pytest.skip("actionlint is not installed: `pip install -e '.[test]'` installs it on Linux x86_64 and aarch64")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("        id: socketlab\n",
+                                                   "        id: socketlab\n        uses: actions/checkout@v5\n"))
+    done = subprocess.run([actionlint(), "-no-color", str(broken)], capture_output=True, text=True)
+    assert done.returncode == 1 and "run" in done.stdout, done.stdout + done.stderr

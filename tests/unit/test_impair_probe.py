@@ -39,8 +39,8 @@ def test_everything_added_is_removed(monkeypatch):
 
     assert count("ip link add") == count("ip link del") == 2  # veth pair, ifb
     assert count("tc qdisc add") == count("tc qdisc del") == 3
-    assert count("nft -f -") == count("nft delete table") == 5
-    assert count("iptables -w -N") == count("iptables -w -X") == 2
+    assert count("nft -f -") == count("nft delete table") == 6
+    assert count("iptables -w -N") == count("iptables -w -X") == 3
 
 
 def test_no_test_interface_means_device_probes_fail_with_that_reason(monkeypatch):

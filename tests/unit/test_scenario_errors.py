@@ -537,6 +537,8 @@ def test_problems_in_many_places_are_all_reported():
     ("blackhole_after: -1KiB", "impairments[0].blackhole_after: '-1KiB' is negative"),
     ("mtu: 40", "impairments[0].mtu: 40 is below the minimum of 68"),
     ("gap: 50ms", "gap needs segment"),
+    ("blackhole_after: 1KiB\n    connections: 120%", "impairments[0].connections: 120% is over 100%"),
+    ("reset_after: 1KiB\n    segment: -2", "impairments[0].segment: -2 is below the minimum of 1"),
 ])
 def test_stream_fault_values_are_refused_naming_the_key(line, message):
     found = one(f"impairments:\n  - link: clients -> servers\n    {line}\n")

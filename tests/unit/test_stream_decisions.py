@@ -3,6 +3,7 @@ model), their backends, the TCP pieces and resets the router makes, and the per-
 decisions, with exact binomial bounds for ``connections``."""
 
 import math
+from dataclasses import replace
 import random
 import socket
 import struct
@@ -83,6 +84,62 @@ def test_mtu_is_a_routing_table_of_the_link_and_cleared_exactly():
     assert rule.argv == ("ip", "rule", "add", "iif", "eth0", "lookup", "100", "pref", "100")
     assert [c.argv for c in p.clear] == [("ip", "rule", "del", "pref", "100"),
                                          ("ip", "route", "flush", "table", "100")]
+
+
+def test_loss_on_a_link_with_mtu_drops_each_fragment_at_egress():
+    """The forward hook sees a datagram whole (conntrack reassembled it, and the kernel
+    fragments after postrouting): the link's loss is an egress rule, matched by a mark
+    that every fragment inherits, counted under the usual "loss LINK" comment."""
+    p = plan({C2S: Impairment(mtu=576, loss=10.0)}, IFNAMES, replace(CAPS, nft_egress=True))
+    assert p.backends[C2S] == {"loss": "nftables egress", "mtu": "ip route mtu"}
+    ruleset = p.apply[0].stdin
+    assert 'iifname "eth0" oifname "eth1" meta mark set 0x5c000000' in ruleset
+    netdev = ruleset[ruleset.index("table netdev socketlab {"):]
+    assert 'type filter hook egress device "eth1"' in netdev
+    assert 'meta mark 0x5c000000 numgen random mod 1000000 < 100000 counter drop comment "loss clients->servers"' \
+        in netdev
+    assert ("nft", "delete", "table", "netdev", "socketlab") in [c.argv for c in p.clear]
+    # without mtu, loss stays in the forward chain and no netdev table is made
+    plain = plan({C2S: Impairment(loss=10.0)}, IFNAMES, replace(CAPS, nft_egress=True))
+    assert plain.backends[C2S] == {"loss": "nftables numgen"} and "netdev" not in plain.apply[0].stdin
+
+
+def test_loss_with_mtu_is_refused_where_no_egress_hook_sees_fragments():
+    with pytest.raises(UnsupportedImpairment, match="loss needs tc netem or nftables egress"):
+        plan({C2S: Impairment(mtu=576, loss=10.0)}, IFNAMES, CAPS)
+    netem = plan({C2S: Impairment(mtu=576, loss=10.0)}, IFNAMES, replace(CAPS, netem=True))
+    assert netem.backends[C2S]["loss"] == "tc netem"    # netem's egress qdisc sees each fragment
+
+
+def nfqueue_rules(p):
+    return [c.argv[4:] for c in p.apply if c.argv[:4] == ("iptables", "-w", "-A", "FORWARD")]
+
+
+def test_threshold_kinds_queue_only_syn_fin_rst_and_connections_past_their_size():
+    """Bulk packets of a connection that has not carried SIZE bytes (headers and both ways
+    counted: never less than one direction's payload) stay in the kernel."""
+    caps = replace(CAPS, iptables_connbytes=True)
+    queue = ("-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")
+    link = ("-i", "eth0", "-o", "eth1", "-p", "tcp")
+    p = plan({C2S: Impairment(reset_after=1024, blackhole_after=4096, connections=50.0)}, IFNAMES, caps)
+    assert nfqueue_rules(p) == [
+        link + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE") + queue,
+        link + ("-m", "connbytes", "--connbytes", "1025:", "--connbytes-dir", "both",
+                "--connbytes-mode", "bytes") + queue]
+    assert [c.argv[4:] for c in p.clear if c.argv[:3] == ("iptables", "-w", "-D")] == nfqueue_rules(p)
+    assert nfqueue_rules(plan({C2S: Impairment(hold_fin_ms=100.0)}, IFNAMES, caps)) == \
+        [link + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE") + queue]
+
+
+@pytest.mark.parametrize("imp, caps, per_segment", [
+    (Impairment(reset_after=1024, segment=100), replace(CAPS, iptables_connbytes=True), False),
+    (Impairment(reset_after=1024, delay_ms=10.0), replace(CAPS, iptables_connbytes=True), False),
+    (Impairment(reset_after=1024), CAPS, False),                                # no connbytes
+    (Impairment(reset_after=1024), replace(CAPS, iptables_connbytes=True), True),
+])
+def test_every_packet_is_queued_where_the_engine_must_see_them_all(imp, caps, per_segment):
+    assert nfqueue_rules(plan({C2S: imp}, IFNAMES, caps, per_segment=per_segment)) == \
+        [("-i", "eth0", "-o", "eth1", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")]
 
 
 def test_link_config_holds_the_impairment():

@@ -39,10 +39,12 @@ IMPAIRER = "nfqueue impairer"
 HTB = "tc htb"
 TBF = "tc tbf"
 ROUTE_MTU = "ip route mtu"
+NFT_EGRESS = "nftables egress"   # loss on a link with mtu: each fragment, as it leaves
 MTU_TABLE_BASE = 100          # link i's routing table (and its rule's preference) for mtu
 
 NFT_TABLE = "socketlab"
 NFT_GUARD_TABLE = "socketlab_guard"   # only while a change to a partitioned link is made
+NFT_EGRESS_MARK = 0x5C000000   # | queue: the forward chain marks an mtu link's packets for egress
 NFT_STREAMS_TABLE = "socketlab_streams"   # the impairer's set of dead (reset, black-holed) connections
 NFT_FAMILIES = ("ip", "ip6")
 NFT_CHAIN = "impair"          # not "fwd": that is an nftables keyword
@@ -180,13 +182,18 @@ def _impairer_missing_reason(caps: Capabilities) -> str:
     return "nfqueue impairer: " + "; ".join(f"{name}: {caps.why_not(name)}" for name in missing)
 
 
-def _choose(kind: str, ctx: _Context, impairer_on_link: bool) -> str:
-    """The backend for one kind on one link, or UnsupportedImpairment naming what is missing."""
+def _choose(kind: str, ctx: _Context, impairer_on_link: bool, fragments: bool = False) -> str:
+    """The backend for one kind on one link, or UnsupportedImpairment naming what is missing.
+    ``fragments``: the link has an ``mtu``, so its loss must hit each fragment the router
+    makes (conntrack reassembles fragments before the forward hook, and the kernel
+    fragments after postrouting: only an egress hook sees them)."""
     caps = ctx.caps
     # (backend, usable here?) in order of preference
     options: Sequence[Tuple[str, bool]]
     if kind == "partition":
         options = [(NFT_DROP, caps.nft), (NETEM, ctx.netem), (IMPAIRER, ctx.impairer)]
+    elif kind == "loss" and fragments:
+        options = [(NETEM, ctx.netem), (NFT_EGRESS, caps.nft_egress and caps.nft_numgen)]
     elif kind == "loss":
         options = [(NETEM, ctx.netem), (NFT_NUMGEN, caps.nft_numgen), (IMPAIRER, ctx.impairer)]
     elif kind in ("correlated_loss", "corrupt", "delay", "reorder"):
@@ -229,7 +236,7 @@ def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> s
                            "'meta priority' to shape one link without the others")
         else:
             ability = {NFT_DROP: "nft", NFT_NUMGEN: "nft_numgen", NFT_DUP: "nft_dup",
-                       HTB: "tc_htb", TBF: "tc_tbf"}[backend]
+                       HTB: "tc_htb", TBF: "tc_tbf", NFT_EGRESS: "nft_egress"}[backend]
             reasons.append(f"{backend}: {caps.why_not(ability)}")
     options = " or ".join(backends)
     return (f"{kind.replace('_', ' ')} needs {options}; none is available here "
@@ -238,7 +245,7 @@ def _unsupported_message(kind: str, ctx: _Context, backends: Sequence[str]) -> s
 
 def choose_backends(imp: Impairment, ctx: _Context) -> Dict[str, str]:
     """kind -> backend for one link's impairment."""
-    chosen = {kind: _choose(kind, ctx, impairer_on_link=False)
+    chosen = {kind: _choose(kind, ctx, impairer_on_link=False, fragments=bool(imp.mtu))
               for kind in imp.kinds() if kind != "duplicate"}
     if "duplicate" in imp.kinds():
         impairer_on_link = ctx.per_segment or IMPAIRER in chosen.values()
@@ -355,6 +362,7 @@ class _Builder:
     impairer_links: List[dict] = field(default_factory=list)
     nfqueue_rules: List[Tuple[str, ...]] = field(default_factory=list)
     tc_qdiscs: List[Tuple[str, str, str]] = field(default_factory=list)  # (link, dev, handle)
+    egress_rules: Dict[str, List[str]] = field(default_factory=dict)   # dev -> its egress chain's rules
     route_apply: List[Command] = field(default_factory=list)
     route_clear: List[Command] = field(default_factory=list)
 
@@ -382,6 +390,13 @@ class _Builder:
                 # the link's class.  Before the dup rule, so the copies are shaped too.
                 minor = 0x10 + len(into_dst) - 1
                 self.nft_rules.append(f"{match} meta priority set {_classid(minor)}")
+        if NFT_EGRESS in by_backend:
+            # Marked here, dropped as each fragment leaves: the kernel copies the mark
+            # into every fragment it makes.
+            mark = f"0x{NFT_EGRESS_MARK | queue:08x}"
+            self.nft_rules.append(f"{match} meta mark set {mark}")
+            self.egress_rules.setdefault(dst_if, []).append(
+                f"meta mark {mark} {_numgen_match(imp.loss)}counter drop comment {_nft_quoted(f'loss {link}')}")
         if NFT_DUP in by_backend:
             # The copy is routed to the packet's own destination, out of B's interface.
             # "{family}" is filled in per table: dup needs to know the address family.
@@ -396,8 +411,10 @@ class _Builder:
                 # The impairer's duplicates skip the forward chain, so it tags them itself.
                 entry["skb_priority"] = (1 << 16) | (0x10 + len(self.egress[dst_if]) - 1)
             self.impairer_links.append(entry)
-            self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if, "-j", "NFQUEUE",
-                                       "--queue-num", str(queue), "--queue-bypass"))
+            target = ("-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass")
+            only = _queued_only(imp, by_backend.get(IMPAIRER, []), self.ctx)
+            for match in only if only is not None else [()]:
+                self.nfqueue_rules.append(("FORWARD", "-i", src_if, "-o", dst_if) + match + target)
 
     def add_mtu_route(self, src_if: str, dst_if: str, mtu: int, table: int) -> None:
         """Packets that came in on ``src_if`` are routed by a table of their own whose
@@ -486,7 +503,42 @@ class _Builder:
                       "\t\ttype filter hook forward priority filter + 10; policy accept;"]
             lines += ["\t\t" + rule.format(family=family) for rule in self.nft_rules]
             lines += ["\t}", "}"]
+        if self.egress_rules:
+            lines += [f"table netdev {NFT_TABLE} {{}}", f"delete table netdev {NFT_TABLE}",
+                      f"table netdev {NFT_TABLE} {{"]
+            for dev, rules in sorted(self.egress_rules.items()):
+                lines += [f"\tchain egress_{dev} {{",
+                          f"\t\ttype filter hook egress device {_nft_quoted(dev)} priority filter; "
+                          "policy accept;"]
+                lines += ["\t\t" + rule for rule in rules]
+                lines += ["\t}"]
+            lines += ["}"]
         return "\n".join(lines) + "\n"
+
+
+# The stream kinds that act only at a connection's SYN, on its FINs, or once it has carried
+# a given number of bytes: their link needs only those packets in the queue.
+_THRESHOLD_KINDS = frozenset(("reset_after", "blackhole_after", "hold_fin"))
+
+
+def _queued_only(imp: Impairment, kinds: Sequence[str], ctx: _Context) -> Optional[List[Tuple[str, ...]]]:
+    """The iptables matches of the packets a link must queue to the impairer, or None
+    for all of them.  A link whose impairer kinds are only reset_after, blackhole_after
+    and hold_fin (on a connections share or not) queues its TCP packets with SYN, FIN or
+    RST (a connection's choice and start, its close) and those of connections that have
+    carried more than the smaller SIZE (the kernel's per-connection byte count, headers
+    and both directions included, is never below the payload one direction carried):
+    bulk packets before that never leave the kernel, and the impairer still cuts at the
+    exact byte, counted from the SYN's sequence number."""
+    if ctx.per_segment or not kinds or not set(kinds) <= _THRESHOLD_KINDS or not ctx.caps.iptables_connbytes:
+        return None
+    tcp = ("-p", "tcp")
+    rules = [tcp + ("!", "--tcp-flags", "SYN,FIN,RST", "NONE")]
+    sizes = [n for n in (imp.reset_after, imp.blackhole_after) if n]
+    if sizes:
+        rules.append(tcp + ("-m", "connbytes", "--connbytes", f"{min(sizes) + 1}:",
+                            "--connbytes-dir", "both", "--connbytes-mode", "bytes"))
+    return rules
 
 
 def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
@@ -547,7 +599,7 @@ def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str]
     clear += tc_clear
     if ruleset is not None:
         clear += [Command(("nft", "delete", "table", family, NFT_TABLE))
-                  for family in NFT_FAMILIES]
+                  for family in NFT_FAMILIES + (("netdev",) if builder.egress_rules else ())]
 
     impairer_config = None
     if builder.impairer_links:

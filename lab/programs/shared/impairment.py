@@ -251,8 +251,10 @@ class Capabilities:
     nft_dup: bool = False
     nft_meta_priority: bool = False
     nft_queue: bool = False
+    nft_egress: bool = False
     iptables_nfqueue: bool = False
     iptables_statistic: bool = False
+    iptables_connbytes: bool = False
     nfqueue_netlink: bool = False
     raw_socket: bool = False
     tc_tbf: bool = False

@@ -47,7 +47,7 @@ IMAGE = os.environ.get("SOCKETLAB_IMAGE", "socketlab-host:latest")
 
 
 def lab_cmd() -> list[str]:
-    return [sys.executable, "-m", "lab.cli"]
+    return [sys.executable, "-c", "import sys; from lab.cli import main; sys.argv[0] = 'lab'; main()"]
 
 
 def timed_here(args: list[str], **env: str) -> float:
@@ -61,7 +61,7 @@ def timed_in_vm(args: list[str]) -> float:
     """Run `lab ARGS` on the engine's machine; the time is measured there (date before and
     after), so the helper container's own start is not counted."""
     inner = (f"cd {GUEST_CHECKOUT} && a=$(date +%s.%N) && "
-             f"PYTHONPATH={GUEST_CHECKOUT} HOME=/root python3 -m lab.cli {shlex.join(args)} >/dev/null && "
+             f"PYTHONPATH={GUEST_CHECKOUT} HOME=/root python3 -c 'from lab.cli import main; main()' {shlex.join(args)} >/dev/null && "
              "b=$(date +%s.%N) && echo \"$a $b\"")
     out = engine.client().containers.run(
         IMAGE, ["chroot", "/host", "sh", "-c", inner], remove=True,

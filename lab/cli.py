@@ -61,3 +61,7 @@ def main() -> None:
     # A SIGTERM (CI cancelling, `kill`) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     cli(prog_name="lab")
+
+
+if __name__ == "__main__":      # `python -m lab.cli` runs `lab`, not nothing
+    main()

@@ -43,29 +43,9 @@ def _digest(data: bytes) -> str:
 def pack(folder: Path) -> tuple[bytes, dict[str, str]]:
     """A tar of `folder` as /work (owned by root, as the hosts' programs run), with its
     manifest at MANIFEST; and the manifest. Links are kept as links; only regular files
-    are in the manifest."""
-    buf = io.BytesIO()
-    manifest: dict[str, str] = {}
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        root = tar.gettarinfo(str(folder), arcname=WORK)
-        _as_root(root)
-        root.mode = 0o777            # any program of any user in the host may write its outputs
-        tar.addfile(root)
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder).as_posix()
-            info = _as_root(tar.gettarinfo(str(path), arcname=f"{WORK}/{rel}"))
-            if info.isfile():
-                data = path.read_bytes()
-                manifest[rel] = _digest(data)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            elif info.isdir() or info.issym():
-                tar.addfile(info)
-        text = json.dumps(manifest, sort_keys=True).encode()
-        info = tarfile.TarInfo(MANIFEST.lstrip("/"))
-        info.size, info.mode = len(text), 0o644
-        tar.addfile(info, io.BytesIO(text))
-    return buf.getvalue(), manifest
+    are in the manifest. (The changes since nothing was sent: every file.)"""
+    data, manifest, _changed = pack_changes(folder, {})
+    return data, manifest
 
 
 def signature(folder: Path) -> dict[str, tuple[int, int]]:
@@ -90,7 +70,7 @@ def pack_changes(folder: Path, sent: Mapping[str, str]) -> tuple[bytes, dict[str
     changed: list[str] = []
     with tarfile.open(fileobj=buf, mode="w") as tar:
         root = _as_root(tar.gettarinfo(str(folder), arcname=WORK))
-        root.mode = 0o777
+        root.mode = 0o777            # any program of any user in the host may write its outputs
         tar.addfile(root)
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder).as_posix()

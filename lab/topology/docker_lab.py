@@ -47,6 +47,10 @@ NETWORK_OPTIONS = {
 # address on its bridge: the engine's host would answer for the router. Its own API
 # (libpod) makes the network instead: the bridge holds the subnet's last address, the
 # hosts get no default route to it, and a route of the network sends them to the router.
+# The network is internal: no NAT and no forwarding on the engine's host. Otherwise its
+# masquerade rule (br_netfilter, which Docker loads, puts bridged frames through it) would
+# rewrite a client's frames to the router with the bridge's address, and no exchange
+# through the router would come back.
 PODMAN_API = "/v4.0.0/libpod"
 
 
@@ -54,7 +58,7 @@ def podman_network(name: str, subnet: model.IPv4Net, router: model.IPv4Addr, met
                    tags: dict) -> dict:
     """The libpod network-create body for a lab network on Podman (pure)."""
     return {
-        "name": name, "driver": "bridge", "labels": tags, "internal": False, "dns_enabled": False,
+        "name": name, "driver": "bridge", "labels": tags, "internal": True, "dns_enabled": False,
         "subnets": [{"subnet": str(subnet), "gateway": str(subnet.broadcast_address - 1)}],
         "options": {"no_default_route": "true", "isolate": "true"},
         # A host on several lab networks (the router) gets one such route per network:

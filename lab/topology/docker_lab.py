@@ -676,16 +676,27 @@ def remove_matching(filters: dict) -> tuple[int, int]:
     # come back is said once everything is removed.
     problems = workdir.bring_back(api, filters, labels.machine_id())
 
-    def remove(call, item_id: str, still_busy: str) -> int:
+    def remove(call, item_id: str, still_busy: str, gone: Callable[[str], bool] = lambda _: False) -> int:
         try:
             call(item_id)
             return 1
         except docker.errors.NotFound:
             return 0
         except docker.errors.APIError as exc:
-            if still_busy not in str(exc):  # e.g. a container still leaving: next round
-                raise
-            return 0
+            if still_busy in str(exc):  # e.g. a container still leaving: next round
+                return 0
+            if gone(item_id):   # removed, though the engine complained about its own clean-up
+                return 1
+            raise
+
+    def container_gone(ctr_id: str) -> bool:
+        # Podman removes the router and then reports that netavark could not delete the
+        # default routes it gave it: the router deleted them itself (it has no way out).
+        try:
+            api.inspect_container(ctr_id)
+        except docker.errors.NotFound:
+            return True
+        return False
 
     remove_container = functools.partial(api.remove_container, force=True, v=True)
     for pause in REMOVE_PAUSES_S:
@@ -694,7 +705,8 @@ def remove_matching(filters: dict) -> tuple[int, int]:
         # engine (20.10) counting an endpoint that is gone, and the network then can never
         # be removed (seen after Ctrl-C during a 30-client bring-up, and after compose's
         # own parallel `down`).
-        n_containers += sum(remove(remove_container, ctr["Id"], "already in progress") for ctr in containers)
+        n_containers += sum(remove(remove_container, ctr["Id"], "already in progress", container_gone)
+                            for ctr in containers)
         networks = api.networks(filters=filters)
         n_networks += sum(remove(api.remove_network, net["Id"], "active endpoints") for net in networks)
         if not containers and not networks:

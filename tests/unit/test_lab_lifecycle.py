@@ -288,3 +288,53 @@ def test_a_network_the_engine_will_not_remove_is_said_never_left_silently(monkey
         docker_lab.remove_matching({"label": "org.socketlab=1"})
     assert "restart" in caught.value.hint
     assert api.removals == len(docker_lab.REMOVE_PAUSES_S)   # it looked again each round before saying so
+
+
+class ComplainingPodmanApi:
+    """Podman: removing the router removes it, then answers 500 (netavark could not delete
+    the default routes it gave the router, which the router had deleted itself)."""
+
+    def __init__(self, removed_anyway: bool):
+        self.removed_anyway = removed_anyway
+        self.left = {"c1": "lab-router", "c2": "lab-server"}
+        self.networks_left = [{"Id": "n1", "Name": "lab-clients"}]
+
+    def containers(self, all, filters):
+        return [{"Id": i, "Names": [f"/{n}"], "Labels": {}} for i, n in self.left.items()]
+
+    def networks(self, filters):
+        return [] if self.left else list(self.networks_left)
+
+    def inspect_container(self, ctr_id):
+        if ctr_id not in self.left:
+            raise docker.errors.NotFound(f"no container {ctr_id}")
+        return {"Id": ctr_id}
+
+    def remove_container(self, ctr_id, force, v):
+        if self.left[ctr_id] == "lab-router":
+            if self.removed_anyway:
+                del self.left[ctr_id]
+            raise docker.errors.APIError("cleaning up container: removing container network: netavark: "
+                                         "Netlink error: No such process (os error 3)")
+        del self.left[ctr_id]
+
+    def remove_network(self, net_id):
+        self.networks_left = [n for n in self.networks_left if n["Id"] != net_id]
+
+
+def test_a_container_the_engine_removed_while_complaining_counts_as_removed(monkeypatch):
+    from lab.topology import docker_lab
+    api = ComplainingPodmanApi(removed_anyway=True)
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api, version=lambda: {}, info=lambda: {}))
+    monkeypatch.setattr(docker_lab.time, "sleep", lambda s: None)
+    assert docker_lab.remove_matching({"label": "org.socketlab=1"}) == (2, 1)
+    assert not api.left and not api.networks_left
+
+
+def test_a_container_the_engine_failed_to_remove_is_still_an_error(monkeypatch):
+    from lab.topology import docker_lab
+    api = ComplainingPodmanApi(removed_anyway=False)
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(api=api, version=lambda: {}, info=lambda: {}))
+    monkeypatch.setattr(docker_lab.time, "sleep", lambda s: None)
+    with pytest.raises(docker.errors.APIError, match="netavark"):
+        docker_lab.remove_matching({"label": "org.socketlab=1"})

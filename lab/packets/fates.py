@@ -163,8 +163,10 @@ class Fate:
         if self.fragments:
             parts.append(f"fragmented by the router into {self.fragments} fragments")
         if self.verdict == DROPPED and self.fragments:
-            lost = ", ".join(f"{i}/{self.fragments}" for i in self.lost_fragments)
-            parts.append(f"fragment {lost} dropped ({self.reason}): the datagram is lost")
+            lost = self.lost_fragments
+            which = (f"all {len(lost)} fragments" if len(lost) == self.fragments > 1
+                     else ("fragments " if len(lost) > 1 else "fragment ") + ", ".join(f"{i}/{self.fragments}" for i in lost))
+            parts.append(f"{which} dropped ({self.reason}): the datagram is lost")
         elif self.verdict == DROPPED:
             parts.append(f"dropped ({self.reason})")
         elif self.verdict == UNKNOWN:
@@ -291,6 +293,9 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
     for fate in fates:
         if fate.verdict in (CORRUPTED, CUT):
             continue
+        if fate.fragments and not fate.copies and capture_end is not None \
+                and fate.packet.t >= capture_end - END_MARGIN_S:
+            fate.fragments, fate.lost_fragments = 0, []         # may not have left yet: unknown, below
         if fate.fragments:
             if fate.lost_fragments:
                 t = fate.packet.t
@@ -371,19 +376,21 @@ def _fragmented(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet],
     for c in unmatched:
         if c.fragment:
             spare[(c.iface, c.datagram)].append(c)
-    if not spare:
-        return made
     for egress, group in _datagrams(fates, arrivals):
         first = group[0].packet
-        candidates = spare.get((egress, first.datagram))
-        if not candidates:
-            continue
         last = group[-1].packet.t
-        pieces = [c for c in candidates if id(c) not in made and first.t <= c.t <= last + FUZZY_WINDOW_S]
-        if not pieces:
+        pieces = [c for c in spare.get((egress, first.datagram), ())
+                  if id(c) not in made and first.t <= c.t <= last + FUZZY_WINDOW_S]
+        mtu = _mtu(wins, group[0].link, first.t)
+        if not pieces:          # every fragment lost: known only from the mtu in force
+            size = _datagram_size(group)
+            if mtu and size and size + 20 > mtu and not first.dont_fragment:
+                k = -(-size // ((mtu - 20) // 8 * 8))
+                for fate in group:
+                    fate.fragments, fate.lost_fragments = k, list(range(1, k + 1))
             continue
         pieces.sort(key=lambda c: (c.frag_offset, c.t))
-        k, place = _fragment_places(group, pieces, _mtu(wins, group[0].link, first.t))
+        k, place = _fragment_places(group, pieces, mtu)
         for c in pieces:
             made[id(c)] = f"fragment {place(c)}/{k}, made by the router"
         seen = {place(c) for c in pieces}
@@ -394,6 +401,12 @@ def _fragmented(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet],
             if not whole:
                 fate.sent_fragment = f"{n}/{len(group)}" if _complete(group) else f"{n}/?"
     return made
+
+
+def _datagram_size(group: Sequence[Fate]) -> int:
+    """The datagram's bytes after its IP header, when what arrived shows its end (else 0)."""
+    ends = [f.packet.frag_offset + f.packet.ip_payload_len for f in group if not f.packet.more_fragments]
+    return max(ends, default=0)
 
 
 def _complete(group: Sequence[Fate]) -> bool:

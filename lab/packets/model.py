@@ -60,6 +60,7 @@ class Packet:
     frag_offset: int = 0     # an IPv4 fragment's place in its datagram (bytes after the IP header)
     more_fragments: bool = False    # the MF bit: more fragments of this datagram follow
     ip_payload_len: int = 0  # bytes after the IP header (a fragment's share of its datagram)
+    dont_fragment: bool = False     # the DF bit: a router answers ICMP "fragmentation needed" instead
 
     @property
     def fragment(self) -> bool:
@@ -77,6 +78,6 @@ class Packet:
         return (self.proto, self.src, self.sport, self.dst, self.dport)
 
     def as_dict(self) -> dict:
-        quiet = ("frag_offset", "more_fragments", "ip_payload_len")     # said only for fragments
+        quiet = ("frag_offset", "more_fragments", "ip_payload_len", "dont_fragment")     # said only for fragments
         return {k: v for k, v in asdict(self).items()
                 if v not in ("", None) and (self.fragment or k not in quiet)}

@@ -128,7 +128,8 @@ def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0
     offset, more = (flags_offset & 0x1FFF) * 8, bool(flags_offset & 0x2000)
     fields = dict(t=t, iface=iface, direction=way, src=src, dst=dst,
                   ip_id=ip.id, ttl=ip.ttl, length=ip.len, digest=digest(ip_bytes[:total], offset == 0), index=index,
-                  frag_offset=offset, more_fragments=more, ip_payload_len=max(0, total - ip.hl * 4))
+                  frag_offset=offset, more_fragments=more, ip_payload_len=max(0, total - ip.hl * 4),
+                  dont_fragment=bool(flags_offset & 0x4000))
     data = ip.data
     if offset:                      # a later fragment: no TCP/UDP header, only its bytes
         return Packet(proto=L4_NAMES.get(ip.p, f"ip{ip.p}"), **fields)

@@ -373,3 +373,27 @@ def test_fragments_that_fit_pass_as_they_came_and_ids_do_not_mix():
                     IFACES, capture_end=9.0)
     assert [f.verdict for f in m.fates] == [fates.FORWARDED, fates.FORWARDED, fates.FRAGMENTED]
     assert m.fates[2].fragments == 2 and len(m.made) == 2
+
+
+def test_a_datagram_with_every_fragment_lost_is_known_from_the_mtu_in_force_and_df_is_not():
+    dgram = _datagram()                       # 1,508 bytes of UDP: 3 fragments at 576
+    df = udp(CLIENT, SERVER, b"y" * 1000, ip_id=9)
+    df.df = 1
+    lossy = [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))]
+    m = fates.match(packets([(1.0, dgram), (1.1, df)], []), IFACES, lossy, capture_end=9.0)
+    lost, refused = m.fates
+    assert (lost.verdict, lost.fragments, lost.lost_fragments) == (fates.DROPPED, 3, [1, 2, 3])
+    assert lost.label() == ("fragmented by the router into 3 fragments, "
+                            "all 3 fragments dropped (loss 30% in force): the datagram is lost")
+    assert (refused.verdict, refused.fragments) == (fates.DROPPED, 0)     # DF: not fragmented
+    assert refused.label() == "dropped (loss 30% in force)"
+    assert fates.match(packets([(8.9, dgram)], []), IFACES, lossy, capture_end=9.0).fates[0].verdict == fates.UNKNOWN
+
+
+def test_two_fragments_lost_are_both_named():
+    dgram = _datagram()
+    first = fragments(forwarded(dgram), 576)[0]
+    m = fates.match(packets([(1.0, dgram)], [(1.0001, first)]), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))])
+    assert m.fates[0].label() == ("fragmented by the router into 3 fragments, "
+                                  "fragments 2/3, 3/3 dropped (loss 30% in force): the datagram is lost")

@@ -386,21 +386,27 @@ def _fragmented(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet],
             size = _datagram_size(group)
             if mtu and size and size + 20 > mtu and not first.dont_fragment:
                 k = -(-size // ((mtu - 20) // 8 * 8))
-                for fate in group:
+                for n, fate in enumerate(group, 1):
                     fate.fragments, fate.lost_fragments = k, list(range(1, k + 1))
+                    fate.sent_fragment = _sent_fragment(group, n)
             continue
         pieces.sort(key=lambda c: (c.frag_offset, c.t))
         k, place = _fragment_places(group, pieces, mtu)
         for c in pieces:
             made[id(c)] = f"fragment {place(c)}/{k}, made by the router"
         seen = {place(c) for c in pieces}
-        whole = len(group) == 1 and not first.fragment
         for n, fate in enumerate(group, 1):
             fate.verdict, fate.copies, fate.fragments = FRAGMENTED, list(pieces), k
             fate.lost_fragments = [i for i in range(1, k + 1) if i not in seen]
-            if not whole:
-                fate.sent_fragment = f"{n}/{len(group)}" if _complete(group) else f"{n}/?"
+            fate.sent_fragment = _sent_fragment(group, n)
     return made
+
+
+def _sent_fragment(group: Sequence[Fate], n: int) -> str:
+    """'2/2' for the n-th of the fragments the sender made ('2/?' when some never arrived)."""
+    if len(group) == 1 and not group[0].packet.fragment:
+        return ""
+    return f"{n}/{len(group)}" if _complete(group) else f"{n}/?"
 
 
 def _datagram_size(group: Sequence[Fate]) -> int:

@@ -397,3 +397,12 @@ def test_two_fragments_lost_are_both_named():
                     [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))])
     assert m.fates[0].label() == ("fragmented by the router into 3 fragments, "
                                   "fragments 2/3, 3/3 dropped (loss 30% in force): the datagram is lost")
+
+
+def test_the_senders_fragments_all_lost_at_the_router_say_so():
+    sent = fragments(_datagram(2000), 1500)
+    m = fates.match(packets([(1.0, sent[0]), (1.0001, sent[1])], []), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))], capture_end=9.0)
+    assert [f.label() for f in m.fates] == [
+        f"fragment {n}/2 from the sender, fragmented by the router into 4 fragments, "
+        "all 4 fragments dropped (loss 30% in force): the datagram is lost" for n in (1, 2)]

@@ -17,6 +17,13 @@ unchanged but for its TTL and checksum.  Matching each arrival to the copies tha
   no copy, but pieces of it    -> cut: the router re-segmented it (``segment``, or the cut at
                                   ``reset_after``/``blackhole_after``) and sent pieces it made
   an RST nothing brought in    -> made by the router (``reset_after``)
+  no copy, but IPv4 fragments  -> fragmented: the router cut the datagram into k fragments
+  of its datagram                 for a link's ``mtu`` (each marked ``fragment i/k``); when
+                                  one of them did not leave, the whole datagram is lost to
+                                  its receiver (which cannot reassemble it): dropped, saying
+                                  which fragment and why.  A datagram the sender had already
+                                  fragmented is matched as a whole (the router reassembles
+                                  before it forwards, then fragments again).
 
 Identical arrivals (same digest: a TCP segment sent twice with identical bytes) share their
 copies in time order: a copy belongs to the latest identical arrival before it.  A packet that
@@ -35,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..programs.shared.impairment import Impairment
-from .model import IN, OUT, Packet
+from .model import FRAGMENT_WINDOW_S, IN, OUT, Packet
 
 DELAYED_MS = 1.0          # a copy this much later than its arrival is "delayed"
 END_MARGIN_S = 0.2        # arrivals this close to the capture's end may not have left yet
@@ -45,6 +52,7 @@ FATES_LIMIT = 5000        # impaired packets kept in fates.json
 UNKNOWN_REASON = "which impairment: not recorded"
 FORWARDED, DROPPED, DUPLICATED, CORRUPTED, UNKNOWN = "forwarded", "dropped", "duplicated", "corrupted", "unknown"
 CUT = "cut"
+FRAGMENTED = "fragmented"
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,9 @@ class Fate:
     copies: List[Packet] = field(default_factory=list)
     reason: str = ""                       # for drops
     reordered: bool = False
+    fragments: int = 0                     # k: the fragments the router cut its datagram into
+    lost_fragments: List[int] = field(default_factory=list)   # which of them did not leave (1-based)
+    sent_fragment: str = ""                # "2/2" for a fragment the sender made (its datagram's fate)
 
     @property
     def delays_ms(self) -> List[float]:
@@ -147,7 +158,16 @@ class Fate:
     def label(self) -> str:
         """'dropped (partition)', 'duplicated ×2', 'delayed 20.1 ms, reordered', ''."""
         parts = []
-        if self.verdict == DROPPED:
+        if self.sent_fragment:
+            parts.append(f"fragment {self.sent_fragment} from the sender")
+        if self.fragments:
+            parts.append(f"fragmented by the router into {self.fragments} fragments")
+        if self.verdict == DROPPED and self.fragments:
+            lost = self.lost_fragments
+            which = (f"all {len(lost)} fragments" if len(lost) == self.fragments > 1
+                     else ("fragments " if len(lost) > 1 else "fragment ") + ", ".join(f"{i}/{self.fragments}" for i in lost))
+            parts.append(f"{which} dropped ({self.reason}): the datagram is lost")
+        elif self.verdict == DROPPED:
             parts.append(f"dropped ({self.reason})")
         elif self.verdict == UNKNOWN:
             parts.append("not seen leaving (capture ended)")
@@ -182,6 +202,10 @@ class Fate:
             data["delays_ms"] = self.delays_ms
         if self.reordered:
             data["reordered"] = True
+        if self.fragments:
+            data["fragments"] = self.fragments
+        if self.lost_fragments:
+            data["lost_fragments"] = list(self.lost_fragments)
         return data
 
 
@@ -249,7 +273,7 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
         for c in candidates[first:]:
             if c.t > p.t + FUZZY_WINDOW_S:
                 break
-            if _field_changes(p, c) <= 1:
+            if _field_changes(p, c) <= 1 and (c.frag_offset, c.more_fragments) == (p.frag_offset, p.more_fragments):
                 fate.copies = [c]
                 fate.verdict = CORRUPTED
                 candidates.remove(c)
@@ -257,6 +281,7 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
                 break
     unmatched = [c for c in unmatched if id(c) not in used]
     made = _router_made(fates, arrivals, unmatched)
+    made.update(_fragmented(fates, arrivals, [c for c in unmatched if id(c) not in made], wins))
 
     # A packet stays in the router up to the longest delay seen on its link (a queue, the
     # impairer): whatever was in force during that time may have dropped it, e.g. a partition
@@ -267,6 +292,16 @@ def match(packets: Iterable[Packet], ifaces: Sequence[Iface], wins: Optional[Seq
             held[fate.link] = max(held[fate.link], fate.copies[0].t - fate.packet.t)
     for fate in fates:
         if fate.verdict in (CORRUPTED, CUT):
+            continue
+        if fate.fragments and not fate.copies and capture_end is not None \
+                and fate.packet.t >= capture_end - END_MARGIN_S:
+            fate.fragments, fate.lost_fragments = 0, []         # may not have left yet: unknown, below
+        if fate.fragments:
+            if fate.lost_fragments:
+                t = fate.packet.t
+                fate.verdict = DROPPED
+                fate.reason = (UNKNOWN_REASON if wins is None
+                               else drop_reason(in_force(wins, fate.link, t, t + held[fate.link])))
             continue
         if not fate.copies:
             if capture_end is not None and fate.packet.t >= capture_end - END_MARGIN_S:
@@ -305,6 +340,111 @@ def _router_made(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet]) -
         if c.proto == "tcp" and "RST" in c.flags and id(c) not in made:
             made[id(c)] = "RST made by the router"
     return made
+
+
+def _datagrams(fates: Sequence[Fate], arrivals) -> List[Tuple[str, List[Fate]]]:
+    """Arrivals that did not leave as they came, as datagrams: (egress interface, the arrivals of
+    one datagram: a whole packet, or the fragments the sender made, in time order)."""
+    out: List[Tuple[str, List[Fate]]] = []
+    open_: Dict[tuple, List[Fate]] = {}
+    for fate, (p, _a, there) in zip(fates, arrivals):
+        if fate.copies or fate.verdict != FORWARDED:
+            continue
+        key = (there.name, p.datagram)
+        group = open_.get(key)
+        if (not p.fragment or group is None or p.t - group[0].packet.t > FRAGMENT_WINDOW_S
+                or any(f.packet.frag_offset == p.frag_offset for f in group)):
+            group = [fate]
+            out.append((there.name, group))
+            if p.fragment:
+                open_[key] = group
+            else:
+                open_.pop(key, None)
+        else:
+            group.append(fate)
+    return out
+
+
+def _fragmented(fates: Sequence[Fate], arrivals, unmatched: Sequence[Packet],
+                wins: Optional[Sequence[Window]]) -> Dict[int, str]:
+    """IPv4 fragments the router made: a datagram that arrived (whole, or in the sender's own
+    fragments) and did not leave as it came, and fragments with its source, destination,
+    protocol and id that left on its way soon after.  Its arrivals' fates get the fragment
+    count k and which fragments did not leave; id() of each fragment -> 'fragment i/k, ...'."""
+    made: Dict[int, str] = {}
+    spare: Dict[Tuple[str, tuple], List[Packet]] = defaultdict(list)
+    for c in unmatched:
+        if c.fragment:
+            spare[(c.iface, c.datagram)].append(c)
+    for egress, group in _datagrams(fates, arrivals):
+        first = group[0].packet
+        last = group[-1].packet.t
+        pieces = [c for c in spare.get((egress, first.datagram), ())
+                  if id(c) not in made and first.t <= c.t <= last + FUZZY_WINDOW_S]
+        mtu = _mtu(wins, group[0].link, first.t)
+        if not pieces:          # every fragment lost: known only from the mtu in force
+            size = _datagram_size(group)
+            if mtu and size and size + 20 > mtu and not first.dont_fragment:
+                k = -(-size // ((mtu - 20) // 8 * 8))
+                for n, fate in enumerate(group, 1):
+                    fate.fragments, fate.lost_fragments = k, list(range(1, k + 1))
+                    fate.sent_fragment = _sent_fragment(group, n)
+            continue
+        pieces.sort(key=lambda c: (c.frag_offset, c.t))
+        k, place = _fragment_places(group, pieces, mtu)
+        for c in pieces:
+            made[id(c)] = f"fragment {place(c)}/{k}, made by the router"
+        seen = {place(c) for c in pieces}
+        for n, fate in enumerate(group, 1):
+            fate.verdict, fate.copies, fate.fragments = FRAGMENTED, list(pieces), k
+            fate.lost_fragments = [i for i in range(1, k + 1) if i not in seen]
+            fate.sent_fragment = _sent_fragment(group, n)
+    return made
+
+
+def _sent_fragment(group: Sequence[Fate], n: int) -> str:
+    """'2/2' for the n-th of the fragments the sender made ('2/?' when some never arrived)."""
+    if len(group) == 1 and not group[0].packet.fragment:
+        return ""
+    return f"{n}/{len(group)}" if _complete(group) else f"{n}/?"
+
+
+def _datagram_size(group: Sequence[Fate]) -> int:
+    """The datagram's bytes after its IP header, when what arrived shows its end (else 0)."""
+    ends = [f.packet.frag_offset + f.packet.ip_payload_len for f in group if not f.packet.more_fragments]
+    return max(ends, default=0)
+
+
+def _complete(group: Sequence[Fate]) -> bool:
+    """The sender's fragments that arrived cover their datagram from 0 to its last fragment."""
+    end = 0
+    for fate in sorted(group, key=lambda f: f.packet.frag_offset):
+        p = fate.packet
+        if p.frag_offset > end:
+            return False
+        end = max(end, p.frag_offset + p.ip_payload_len)
+    return not max(group, key=lambda f: f.packet.frag_offset).packet.more_fragments
+
+
+def _mtu(wins: Optional[Sequence[Window]], link: str, t: float) -> Optional[int]:
+    return next((imp.mtu for imp in in_force(wins or (), link, t) if imp.mtu), None)
+
+
+def _fragment_places(group: Sequence[Fate], pieces: Sequence[Packet], mtu: Optional[int]):
+    """k, and each fragment's place 1..k.  A router cuts a datagram into equal fragments but
+    the last: their size is a fragment's that has more following, else the mtu's (less a
+    20-byte header, to a multiple of 8); the datagram's size is the arrivals' (or the last
+    fragment's end)."""
+    step = max((c.ip_payload_len for c in pieces if c.more_fragments), default=0)
+    if not step and mtu:
+        step = (mtu - 20) // 8 * 8
+    ends = [f.packet.frag_offset + f.packet.ip_payload_len for f in group if not f.packet.more_fragments]
+    ends += [c.frag_offset + c.ip_payload_len for c in pieces if not c.more_fragments]
+    if step and ends:
+        k = max(1, -(-max(ends) // step))
+        return k, lambda c: c.frag_offset // step + 1
+    order = {id(c): n for n, c in enumerate(pieces, 1)}      # not enough to know: in offset order
+    return len(pieces), lambda c: order[id(c)]
 
 
 def _mark_reordered(fates: Sequence[Fate]) -> None:

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .fates import CORRUPTED, CUT, DROPPED, DUPLICATED, UNKNOWN, Fate, Matched
+from .fates import CORRUPTED, CUT, DROPPED, DUPLICATED, FRAGMENTED, UNKNOWN, Fate, Matched
 from .model import Packet
 
 HEAD_ROWS, TAIL_ROWS, MIDDLE_ROWS = 16, 10, 40
@@ -75,6 +75,20 @@ def _tcp_text(p: Packet, isn: Dict[tuple, int]) -> str:
 
 
 def packet_text(p: Packet, isn: Dict[tuple, int]) -> str:
+    if p.fragment:
+        return _fragment_text(p, isn)
+    return _whole_text(p, isn)
+
+
+def _fragment_text(p: Packet, isn: Dict[tuple, int]) -> str:
+    """'UDP len=1500 #3 frag off=0 MF', 'UDP frag off=552 MF len=552' (a later fragment's len is its bytes)."""
+    where = f"frag id={p.ip_id} off={p.frag_offset}" + (" MF" if p.more_fragments else "")
+    if p.frag_offset:
+        return f"{p.proto.upper() if p.proto in ('tcp', 'udp') else p.proto} {where} len={p.ip_payload_len}"
+    return f"{_whole_text(p, isn)} {where}"
+
+
+def _whole_text(p: Packet, isn: Dict[tuple, int]) -> str:
     if p.proto == "tcp":
         return _tcp_text(p, isn)
     if p.proto == "udp":
@@ -176,7 +190,7 @@ def build(matched: Matched, hosts: Sequence[Tuple[str, str, str]], first_network
                 notes.append(label)
             if fate.verdict in (DROPPED, UNKNOWN):
                 row.kind, row.stops_at_router = fate.verdict, True
-            elif fate.verdict == CUT:                   # its pieces are drawn from the router
+            elif fate.verdict in (CUT, FRAGMENTED):    # its pieces are drawn from the router
                 row.stops_at_router = True
             elif fate.verdict in (DUPLICATED, CORRUPTED):
                 row.kind = fate.verdict

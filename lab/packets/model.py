@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 IN, OUT, LOCAL = "in", "out", "local"
+FRAGMENT_WINDOW_S = 30.0      # Linux's ipfrag_time: one datagram's fragments lie within it
 
 # ICMP errors by name: (type, code) -> name; a type alone where the code does not matter.
 ICMP_NAMES = {
@@ -56,10 +57,27 @@ class Packet:
     quoted: str = ""         # for an ICMP error: the packet it is about, "udp 10.0.0.1:5 > 10.0.0.2:12000"
     digest: str = ""         # hash of the IP packet less what a router changes (TTL, checksum)
     index: int = 0           # position in its own capture file
+    frag_offset: int = 0     # an IPv4 fragment's place in its datagram (bytes after the IP header)
+    more_fragments: bool = False    # the MF bit: more fragments of this datagram follow
+    ip_payload_len: int = 0  # bytes after the IP header (a fragment's share of its datagram)
+    dont_fragment: bool = False     # the DF bit: a router answers ICMP "fragmentation needed" instead
+
+    @property
+    def fragment(self) -> bool:
+        """One piece of a fragmented IPv4 datagram (only the first carries the TCP/UDP header:
+        the others have their ports from it, filled in by ``pcap.read_pcap``)."""
+        return self.more_fragments or self.frag_offset > 0
+
+    @property
+    def datagram(self) -> tuple:
+        """What every fragment of one datagram shares (IPv4 reassembles by it)."""
+        return (self.proto, self.src, self.dst, self.ip_id)
 
     @property
     def flow(self) -> tuple:
         return (self.proto, self.src, self.sport, self.dst, self.dport)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
+        quiet = ("frag_offset", "more_fragments", "ip_payload_len", "dont_fragment")     # said only for fragments
+        return {k: v for k, v in asdict(self).items()
+                if v not in ("", None) and (self.fragment or k not in quiet)}

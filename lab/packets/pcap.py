@@ -5,6 +5,10 @@ packet went is told from the interface's subnet: from a host on it to elsewhere 
 arrived to be forwarded), from elsewhere to a host on it is OUT (the router forwarded it
 there), anything else (ARP aside, which is skipped) is LOCAL to the router.
 
+IPv4 fragments are read as such (id, offset, more-fragments): only the first fragment of a
+datagram carries its TCP/UDP header, so the others get their ports (and a measuring program's
+datagram number) from it, when the same file holds it (``fill_fragments``).
+
 Bounded: at most ``limit`` packets are read from a file; ``PcapContents.cut`` says when more
 were there.  A file cut short mid-record (a capture killed) ends the reading quietly there.
 """
@@ -14,12 +18,12 @@ import hashlib
 import io
 import ipaddress
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 import dpkt
 
-from .model import IN, LOCAL, OUT, Packet, icmp_name, tcp_flag_names
+from .model import FRAGMENT_WINDOW_S, IN, LOCAL, OUT, Packet, icmp_name, tcp_flag_names
 
 DEFAULT_LIMIT = 200_000
 MEASURE_MAGIC = b"slab "
@@ -39,7 +43,10 @@ class PcapContents:
 L4_CHECKSUM_AT = {6: 16, 17: 6}    # TCP, UDP: where the checksum sits in their header
 
 
-def digest(ip_bytes: bytes) -> str:
+L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
+
+
+def digest(ip_bytes: bytes, l4_header: bool = True) -> str:
     """A hash of the IP packet without what a forwarding router changes: the TTL, the header
     checksum, and the TCP/UDP checksum (a sender's NIC offload leaves it unfinished on the way
     in; it is completed on the way out when the packet went through the router's userspace)."""
@@ -49,7 +56,7 @@ def digest(ip_bytes: bytes) -> str:
         data[10:12] = b"\0\0"       # header checksum
         at = L4_CHECKSUM_AT.get(data[9])
         ihl = (data[0] & 0x0F) * 4
-        if at is not None and len(data) >= ihl + at + 2:
+        if l4_header and at is not None and len(data) >= ihl + at + 2:
             data[ihl + at:ihl + at + 2] = b"\0\0"
     return hashlib.blake2b(bytes(data), digest_size=8).hexdigest()
 
@@ -117,14 +124,22 @@ def packet_from_ip(ip_bytes: bytes, t: float, iface: str, subnet, index: int = 0
     src, dst = _addr(ip.src), _addr(ip.dst)
     net = _net(subnet) if isinstance(subnet, (str, ipaddress.IPv4Network)) else subnet
     way = _direction(int.from_bytes(ip.src, "big"), int.from_bytes(ip.dst, "big"), net)
+    flags_offset = int.from_bytes(ip_bytes[6:8], "big")      # read here: dpkt's names for it vary
+    offset, more = (flags_offset & 0x1FFF) * 8, bool(flags_offset & 0x2000)
     fields = dict(t=t, iface=iface, direction=way, src=src, dst=dst,
-                  ip_id=ip.id, ttl=ip.ttl, length=ip.len, digest=digest(ip_bytes[:total]), index=index)
+                  ip_id=ip.id, ttl=ip.ttl, length=ip.len, digest=digest(ip_bytes[:total], offset == 0), index=index,
+                  frag_offset=offset, more_fragments=more, ip_payload_len=max(0, total - ip.hl * 4),
+                  dont_fragment=bool(flags_offset & 0x4000))
     data = ip.data
+    if offset:                      # a later fragment: no TCP/UDP header, only its bytes
+        return Packet(proto=L4_NAMES.get(ip.p, f"ip{ip.p}"), **fields)
     if ip.p == dpkt.ip.IP_PROTO_TCP and isinstance(data, dpkt.tcp.TCP):
         return Packet(proto="tcp", sport=data.sport, dport=data.dport, flags=tcp_flag_names(data.flags),
                       seq=data.seq, ack=data.ack, payload_len=len(data.data), **fields)
     if ip.p == dpkt.ip.IP_PROTO_UDP and isinstance(data, dpkt.udp.UDP):
-        return Packet(proto="udp", sport=data.sport, dport=data.dport, payload_len=len(data.data),
+        # The first fragment: its header's length is the whole datagram's.
+        size = data.ulen - 8 if more and data.ulen >= 8 else len(data.data)
+        return Packet(proto="udp", sport=data.sport, dport=data.dport, payload_len=size,
                       udp_seq=measure_seq(bytes(data.data)), **fields)
     if ip.p == dpkt.ip.IP_PROTO_ICMP and isinstance(data, dpkt.icmp.ICMP):
         inner = getattr(data.data, "ip", None)
@@ -167,4 +182,26 @@ def read_pcap(data: bytes, iface: str, subnet=None, limit: int = DEFAULT_LIMIT) 
             capture.skipped += 1
         else:
             capture.packets.append(packet)
+    capture.packets = fill_fragments(capture.packets)
     return capture
+
+
+def fill_fragments(packets: List[Packet]) -> List[Packet]:
+    """Later fragments with the ports (and datagram number) of their datagram's first fragment:
+    the nearest in time with the same source, destination, protocol and id, within
+    FRAGMENT_WINDOW_S.  Fragments whose first is not there keep port 0."""
+    firsts: dict = {}
+    for p in packets:
+        if p.more_fragments and not p.frag_offset:
+            firsts.setdefault(p.datagram, []).append(p)
+    if not firsts:
+        return packets
+    out = []
+    for p in packets:
+        heads = firsts.get(p.datagram) if p.frag_offset else None
+        if heads:
+            head = min(heads, key=lambda h: abs(h.t - p.t))
+            if abs(head.t - p.t) <= FRAGMENT_WINDOW_S:
+                p = replace(p, sport=head.sport, dport=head.dport, udp_seq=head.udp_seq)
+        out.append(p)
+    return out

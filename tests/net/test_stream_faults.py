@@ -1,7 +1,8 @@
 """Stream faults on real containers, seen from the programs' side (issue 19): the sizes
 of the pieces a receiver's recv() gets, ECONNRESET, a hang that only a timeout ends, a
 late FIN, the share of connections a fault applies to (exact binomial bounds), and the
-MTU's fragments and ICMP "fragmentation needed".
+MTU's fragments (each marked ``fragment i/k`` on the trace's ladder) and ICMP "fragmentation
+needed".
 
 Every program runs on the lab's hosts; the router's impairer does the work (these kinds
 are never netem's, so the test is the same on both kernels).
@@ -198,6 +199,37 @@ def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(stream_lab):
         head, values = [l.split()[1:] for l in text.splitlines() if l.startswith("Ip:")]
         return int(dict(zip(head, values))["ReasmOKs"])
     assert reassembled(after) - reassembled(before) == 1   # the 1028-byte packet came in pieces
+
+
+# Two 1,500-byte datagrams cut at the sender's interface MTU (1,500), whatever path MTU it
+# learned before (IP_PMTUDISC_OMIT: the test above taught it 576), without DF.
+FRAGMENT_SENDER = textwrap.dedent(r'''
+    import socket, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IP, 10, 5)     # IP_MTU_DISCOVER (not in every Python): OMIT
+    for n in range(2):
+        s.sendto(b"%d" % n + b"x" * 1499, ("server", 12000))
+        time.sleep(0.1)
+''')
+
+
+def test_trace_marks_each_fragment_the_router_made_for_an_mtu(stream_lab):
+    lab = stream_lab
+    (lab.work / "fragment_sender.py").write_text(FRAGMENT_SENDER)
+    with lab.impair("clients -> servers", mtu=576):
+        # 1,500 bytes of UDP payload: the client's 1,500-byte MTU cuts it in 2 (1,480 + 28),
+        # the router reassembles it and cuts it again at 576: 552 + 552 + 404 bytes.
+        trace = subprocess.run([str(LAB), "trace", "--lab", lab.name, "--seconds", "20", "--",
+                                "client1", "python3", "/work/fragment_sender.py"],
+                               capture_output=True, text=True, timeout=120)
+    assert trace.returncode == 0, trace.stderr
+    lines = trace.stdout.splitlines()
+    made = [line for line in lines if "made by the router]" in line]
+    assert [line.rsplit("[", 1)[1] for line in made] == [
+        f"fragment {i}/3, made by the router]" for i in (1, 2, 3)] * 2, trace.stdout + trace.stderr
+    assert [line.split("off=")[1].split()[0] for line in made] == ["0", "552", "1104"] * 2
+    assert sum("fragment 1/2 from the sender, fragmented by the router into 3 fragments" in line
+               for line in lines) == 2, trace.stdout
 
 
 def test_lab_watch_counts_what_the_router_made(stream_lab):

@@ -70,3 +70,24 @@ def handshake_with_a_lost_segment():
     m = fates.match(packets(eth0, eth1), IFACES,
                     [fates.Window(1.0035, 1.1, "clients->servers", Impairment(partition=True))])
     return ladder.build(m, HOSTS, title="client1 <hello>")
+
+
+def fragments(ip, mtu):
+    """The IPv4 fragments a router with this MTU makes of ``ip``, as Linux cuts them: every
+    fragment but the last carries (mtu - 20) // 8 * 8 bytes; the id is kept."""
+    whole = bytes(ip)
+    hl = ip.hl * 4
+    data = whole[hl:ip.len]
+    step = (mtu - hl) // 8 * 8
+    flags_offset = int.from_bytes(whole[6:8], "big")
+    start = flags_offset & 0x1FFF        # already a fragment: its offset, in 8-byte units
+    more_after = bool(flags_offset & 0x2000)
+    out = []
+    for at in range(0, len(data), step):
+        last = at + step >= len(data)
+        header = bytearray(whole[:hl])
+        header[2:4] = (hl + len(data[at:at + step])).to_bytes(2, "big")
+        header[6:8] = ((start + at // 8) | (0x2000 if not last or more_after else 0)).to_bytes(2, "big")
+        header[10:12] = b"\0\0"
+        out.append(dpkt.ip.IP(bytes(header) + data[at:at + step]))
+    return out

@@ -8,8 +8,8 @@ import pytest
 
 from lab.programs.shared.impairment import Impairment, Link
 from lab.packets import fates, ladder, pcap, svg
-from packet_builders import (CLIENT, HOSTS, IFACES, SERVER, SUBNET, forwarded, handshake_with_a_lost_segment,
-                             ip_packet, packets, pcap_bytes, tcp, udp)
+from packet_builders import (CLIENT, HOSTS, IFACES, SERVER, SUBNET, forwarded, fragments,
+                             handshake_with_a_lost_segment, ip_packet, packets, pcap_bytes, tcp, udp)
 
 # -- pcap --------------------------------------------------------------------------------
 
@@ -286,3 +286,123 @@ def test_pieces_and_resets_the_router_made_are_marked_as_its_own():
     assert [r.note for r in rows][1:] == ["piece 1/2, made by the router",
                                           "piece 2/2, made by the router",
                                           "RST made by the router"]
+
+
+# -- IPv4 fragments ------------------------------------------------------------------------
+
+def _datagram(size=1500, ip_id=77):
+    """A udp-measure datagram of ``size`` payload bytes, number 7."""
+    return udp(CLIENT, SERVER, b"slab 7 " + b"x" * (size - 7), ip_id=ip_id)
+
+
+def test_read_pcap_reads_fragments_and_gives_later_ones_their_ports():
+    pieces = fragments(forwarded(_datagram()), 576)
+    got = pcap.read_pcap(pcap_bytes([(1.0 + n / 1000, f) for n, f in enumerate(reversed(pieces))]),
+                         "eth1", SUBNET["eth1"]).packets
+    got.sort(key=lambda p: p.frag_offset)
+    assert [(p.frag_offset, p.more_fragments, p.ip_payload_len) for p in got] == [
+        (0, True, 552), (552, True, 552), (1104, False, 404)]
+    assert all(p.fragment and p.proto == "udp" and (p.sport, p.dport) == (40000, 12000) for p in got)
+    assert [p.payload_len for p in got] == [1500, 0, 0]        # the first says the datagram's size
+    assert {p.udp_seq for p in got} == {7} and {p.ip_id for p in got} == {77}
+    whole = pcap.read_pcap(pcap_bytes([(1.0, _datagram(100))]), "eth0", SUBNET["eth0"]).packets[0]
+    assert not whole.fragment and "frag_offset" not in whole.as_dict()
+    assert got[1].as_dict()["frag_offset"] == 552
+
+
+def test_a_datagram_the_router_fragmented_marks_each_fragment_i_of_k():
+    dgram = _datagram()
+    out = [(1.0001 + n / 10000, f) for n, f in enumerate(fragments(forwarded(dgram), 576))]
+    m = fates.match(packets([(1.0, dgram)], out), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576))])
+    (fate,) = m.fates
+    assert fate.verdict == fates.FRAGMENTED and fate.fragments == 3 and fate.lost_fragments == []
+    assert fate.label() == "fragmented by the router into 3 fragments"
+    assert sorted(m.made.values()) == [f"fragment {i}/3, made by the router" for i in (1, 2, 3)]
+    assert fates.fate_log(m, 0.0)["counts"]["fragmented"] == 1
+    lad = ladder.build(m, HOSTS)
+    assert lad.rows[0].stops_at_router and lad.rows[0].text == "UDP len=1500 #7"
+    assert [r.note for r in lad.rows[1:]] == [f"fragment {i}/3, made by the router" for i in (1, 2, 3)]
+    assert lad.rows[2].text == "UDP frag id=77 off=552 MF len=552"
+    assert "fragment 2/3, made by the router" in ladder.text(lad)
+
+
+def test_a_lost_fragment_loses_the_whole_datagram_and_says_which():
+    dgram = _datagram()
+    first, _second, third = fragments(forwarded(dgram), 576)
+    m = fates.match(packets([(1.0, dgram)], [(1.0001, first), (1.0003, third)]), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=10))])
+    (fate,) = m.fates
+    assert fate.verdict == fates.DROPPED and fate.fragments == 3 and fate.lost_fragments == [2]
+    assert fate.label() == ("fragmented by the router into 3 fragments, "
+                            "fragment 2/3 dropped (loss 10% in force): the datagram is lost")
+    assert sorted(m.made.values()) == ["fragment 1/3, made by the router", "fragment 3/3, made by the router"]
+    assert fate.as_dict()["lost_fragments"] == [2]
+    row = ladder.build(m, HOSTS).rows[0]
+    assert row.kind == "dropped" and row.stops_at_router
+
+
+def test_the_last_fragment_lost_is_counted_from_the_mtu_size_of_the_others():
+    dgram = _datagram(1200)                  # 1,208 bytes: 552 + 552 + 104
+    first, second, _third = fragments(forwarded(dgram), 576)
+    m = fates.match(packets([(1.0, dgram)], [(1.001, first), (1.002, second)]), IFACES, None)
+    (fate,) = m.fates
+    assert (fate.verdict, fate.fragments, fate.lost_fragments) == (fates.DROPPED, 3, [3])
+    assert fate.reason == fates.UNKNOWN_REASON
+
+
+def test_the_senders_fragments_refragmented_by_the_router_are_one_datagram():
+    dgram = _datagram(2000)                  # the sender cuts 2,008 bytes at its 1,500 MTU: 1480 + 528
+    sent = fragments(dgram, 1500)
+    out = fragments(forwarded(dgram), 576)   # the router reassembles, then cuts at 576: 4 fragments
+    m = fates.match(packets([(1.0, sent[0]), (1.0001, sent[1])],
+                            [(1.0002 + n / 10000, f) for n, f in enumerate(out)]), IFACES)
+    assert [f.verdict for f in m.fates] == [fates.FRAGMENTED] * 2
+    assert [f.label() for f in m.fates] == [
+        "fragment 1/2 from the sender, fragmented by the router into 4 fragments",
+        "fragment 2/2 from the sender, fragmented by the router into 4 fragments"]
+    assert sorted(m.made.values()) == [f"fragment {i}/4, made by the router" for i in (1, 2, 3, 4)]
+
+
+def test_fragments_that_fit_pass_as_they_came_and_ids_do_not_mix():
+    a, b = _datagram(1000, ip_id=5), _datagram(1000, ip_id=6)
+    sent = fragments(a, 576)                 # already small enough: forwarded unchanged
+    m = fates.match(packets([(1.0, sent[0]), (1.0001, sent[1]), (1.0002, b)],
+                            [(1.001, forwarded(sent[0])), (1.0011, forwarded(sent[1]))]
+                            + [(1.002 + n / 1000, f) for n, f in enumerate(fragments(forwarded(b), 576))]),
+                    IFACES, capture_end=9.0)
+    assert [f.verdict for f in m.fates] == [fates.FORWARDED, fates.FORWARDED, fates.FRAGMENTED]
+    assert m.fates[2].fragments == 2 and len(m.made) == 2
+
+
+def test_a_datagram_with_every_fragment_lost_is_known_from_the_mtu_in_force_and_df_is_not():
+    dgram = _datagram()                       # 1,508 bytes of UDP: 3 fragments at 576
+    df = udp(CLIENT, SERVER, b"y" * 1000, ip_id=9)
+    df.df = 1
+    lossy = [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))]
+    m = fates.match(packets([(1.0, dgram), (1.1, df)], []), IFACES, lossy, capture_end=9.0)
+    lost, refused = m.fates
+    assert (lost.verdict, lost.fragments, lost.lost_fragments) == (fates.DROPPED, 3, [1, 2, 3])
+    assert lost.label() == ("fragmented by the router into 3 fragments, "
+                            "all 3 fragments dropped (loss 30% in force): the datagram is lost")
+    assert (refused.verdict, refused.fragments) == (fates.DROPPED, 0)     # DF: not fragmented
+    assert refused.label() == "dropped (loss 30% in force)"
+    assert fates.match(packets([(8.9, dgram)], []), IFACES, lossy, capture_end=9.0).fates[0].verdict == fates.UNKNOWN
+
+
+def test_two_fragments_lost_are_both_named():
+    dgram = _datagram()
+    first = fragments(forwarded(dgram), 576)[0]
+    m = fates.match(packets([(1.0, dgram)], [(1.0001, first)]), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))])
+    assert m.fates[0].label() == ("fragmented by the router into 3 fragments, "
+                                  "fragments 2/3, 3/3 dropped (loss 30% in force): the datagram is lost")
+
+
+def test_the_senders_fragments_all_lost_at_the_router_say_so():
+    sent = fragments(_datagram(2000), 1500)
+    m = fates.match(packets([(1.0, sent[0]), (1.0001, sent[1])], []), IFACES,
+                    [fates.Window(0, 9, "clients->servers", Impairment(mtu=576, loss=30))], capture_end=9.0)
+    assert [f.label() for f in m.fates] == [
+        f"fragment {n}/2 from the sender, fragmented by the router into 4 fragments, "
+        "all 4 fragments dropped (loss 30% in force): the datagram is lost" for n in (1, 2)]

@@ -240,8 +240,8 @@ IMPAIRMENT_FIELDS: Dict[str, Field] = {
 def _stream_type(value: str, minimum: float, maximum):
     if value == "bytes":
         return Integer(minimum=int(minimum), maximum=None if maximum is None else int(maximum))
-    if value == "size":
-        return Size(minimum=int(minimum))
+    if value == "size":     # a byte count: `reset_after: 5` most likely meant 5B
+        return Size(minimum=int(minimum), kind=units.BYTES)
     if value == "duration":
         return Duration()
     return Percent(low=minimum, high=100.0 if maximum is None else maximum)

@@ -392,8 +392,10 @@ STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
                                                   "(default 60s; background steps: none)."),
         "ready": Field(Text(), "Later steps wait until this text appears in the output."),
         "ready_timeout": Field(Duration(positive=True), "How long to wait for ready before the "
-                                                        "scenario fails (default 10s).",
-                               default=10.0, shown_default="10s"),
+                                                        "scenario fails (default 60s: the wait "
+                                                        "ends when ready appears, so only a slow start "
+                                                        "waits long).",
+                               default=60.0, shown_default="60s"),
         **TIMING_RUN_FIELDS,
     }),
     "impair": ("Replace the impairment of a link from now on.", {

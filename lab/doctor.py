@@ -4,6 +4,10 @@ Each check returns Check values (pure data); `print_report` shows them. The only
 I/O is asking the engine, looking for programs, and one throwaway probe container
 that tries each kernel ability for real (netem, nftables, NFQUEUE, tbf, htb;
 impairments/kernel.py).
+
+The kernel rows (kernel, netem, impairment KIND) are always there, so a caller reading
+``checks["netem"]`` never meets a KeyError: when the probe could not run (no engine, no
+image, the engine's runtime refused the container) they say ``unknown`` and why.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ COMPOSE_PLUGIN_DIRS = [Path.home() / ".docker/cli-plugins", Path("/usr/local/lib
 @dataclass
 class Check:
     name: str
-    status: str   # ok | warn | fail | info
+    status: str   # ok | warn | fail | info | unknown (not probed: the detail says why)
     detail: str
     fix: str = ""
 
@@ -36,12 +40,14 @@ class Check:
 def run_checks() -> list[Check]:
     checks = [check_engine()]
     if checks[0].status == "fail":
-        return checks
+        return checks + unprobed_kernel("not probed: no engine to run the probe in")
     image = check_image()
     checks += [*check_engine_place(), image, check_toolchains(), *check_compose(),
                check_mmdebstrap(), check_subnets()]
     if image.status != "fail":
         checks += check_kernel()
+    else:
+        checks += unprobed_kernel("not probed: the probe runs in the host image, which is missing")
     return checks
 
 
@@ -210,7 +216,9 @@ def check_kernel() -> list[Check]:
         probe = probe_kernel()
         caps = Capabilities.from_probe(probe)
     except (docker.errors.DockerException, ValueError, IndexError) as exc:
-        return [Check("kernel probe", "fail", f"the probe container failed: {exc}")]
+        reason = one_line(exc)
+        return [Check("kernel probe", "fail", f"the probe container failed: {reason}"),
+                *unprobed_kernel(f"not known: the kernel probe failed ({reason})")]
     abilities = {"netem": caps.netem, "nftables numgen": caps.nft_numgen, "nftables dup": caps.nft_dup,
                  "NFQUEUE": caps.iptables_nfqueue, "tc tbf": caps.tc_tbf, "tc htb": caps.tc_htb}
     checks = [Check("kernel", "info", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abilities.items())),
@@ -224,10 +232,25 @@ def check_kernel() -> list[Check]:
     return checks
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its first non-empty line, or its type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def unprobed_kernel(why: str) -> list[Check]:
+    """The kernel rows, status unknown, when the probe did not run or failed: the same
+    names as check_kernel's (kernel, netem, impairment KIND), each saying ``why``."""
+    from .programs.shared.impairment import KINDS
+    return [Check("kernel", "unknown", why),
+            Check("netem", "unknown", why, "fix the rows above, then lab doctor again"),
+            *(Check(f"impairment {kind}", "unknown", why) for kind in KINDS)]
+
+
 def print_report(checks: list[Check]) -> None:
     from rich.text import Text
     marks = {"ok": Text("ok", "green"), "warn": Text("warn", "yellow"), "fail": Text("FAIL", "red"),
-             "info": Text("info", "blue")}
+             "info": Text("info", "blue"), "unknown": Text("?", "yellow")}
     ui.table("lab doctor", ["check", "", "detail", "how to fix"],
              [[c.name, marks[c.status], c.detail, c.fix] for c in checks])
 

@@ -27,9 +27,12 @@ def only_report(stdout: str) -> dict:
 
 @pytest.fixture(scope="module")
 def trace(lab_command):
-    """(lab, *argv, extra=()) -> `lab trace --lab LAB EXTRA -- ARGV`: (stdout, stderr)."""
-    def run(lab, *argv, extra=()):
-        done = lab_command("trace", "--lab", lab.topology.lab, *extra, "--", *argv, timeout=180, cwd=ROOT)
+    """(lab, *argv, extra=(), status=0) -> `lab trace --lab LAB EXTRA -- ARGV`, which must exit
+    with ``status``: (stdout, stderr)."""
+    def run(lab, *argv, extra=(), status=0):
+        done = lab_command("trace", "--lab", lab.topology.lab, *extra, "--", *argv, timeout=180, cwd=ROOT,
+                           check=False)
+        assert done.returncode == status, done.stderr + done.stdout
         return done.stdout, done.stderr
     return run
 
@@ -65,14 +68,27 @@ def test_trace_of_a_tcp_exchange_shows_handshake_data_and_fin(class_lab, tmp_pat
 
 
 def test_trace_of_a_refused_connection_and_a_port_unreachable(class_lab, trace):
-    out, _ = trace(class_lab, "client1", "tcp-client", "--port", "9", "hi")
+    # the clients fail (exit 1), so the trace does too, ladder and all
+    out, _ = trace(class_lab, "client1", "tcp-client", "--port", "9", "hi", status=1)
     texts = [t for _, t, _ in rows(out)]
     assert texts[:2] == ["SYN seq=0 len=0", "RST,ACK seq=0 ack=1 len=0"], out
-    out, _ = trace(class_lab, "client1", "udp-client", "--port", "9", "--timeout", "1", "hi")
+    out, _ = trace(class_lab, "client1", "udp-client", "--port", "9", "--timeout", "1", "hi", status=1)
     seen = rows(out)
     assert seen[0][1] == "UDP len=2" and seen[0][0].endswith("▶"), out
     assert seen[1][1].startswith("ICMP port unreachable (udp ") and seen[1][1].endswith(":9)"), out
     assert seen[1][0].startswith("◀")
+
+
+def test_a_command_that_fails_makes_the_trace_fail_after_its_ladder_and_page(class_lab, tmp_path, trace):
+    page = tmp_path / "trace.html"
+    out, err = trace(class_lab, "client1", "sh", "-c", "tcp-client --port 9 hi; echo partial; exit 7",
+                     extra=("--text", "-o", page), status=1)
+    assert "partial" in err                                         # the command's own output is kept
+    said = [line for line in err.splitlines() if "exited with status" in line]
+    assert said == ["lab trace: the command on client1 exited with status 7"], err
+    assert err.rstrip().endswith(said[0]) and "Traceback" not in err
+    assert [t for _, t, _ in rows(out)][:2] == ["SYN seq=0 len=0", "RST,ACK seq=0 ack=1 len=0"], out
+    assert "RST,ACK seq=0 ack=1 len=0" in page.read_text()          # the page is still written
 
 
 def test_trace_refuses_a_missing_host_with_one_line(class_lab, lab_exe):

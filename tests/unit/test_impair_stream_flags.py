@@ -9,7 +9,8 @@ from lab.cli import cli
 @pytest.mark.parametrize("flags, message", [
     (["--segment", "0"], "--segment: 0 is below the minimum of 1"),
     (["--segment", "-1"], "--segment: -1 is below the minimum of 1"),
-    (["--reset-after", "5"], "--reset-after: 5 has no unit"),
+    (["--reset-after", "5"], "--reset-after: 5 has no unit: write it as 5B or 5KiB"),     # bytes, not MiB
+    (["--blackhole-after", "5"], "--blackhole-after: 5 has no unit: write it as 5B or 5KiB"),
     (["--reset-after", "-5B"], "--reset-after: '-5B' is negative"),
     (["--blackhole-after", "1KiB", "--connections", "120%"], "--connections: 120% is over 100%"),
     (["--mtu", "40"], "--mtu: 40 is below the minimum of 68"),

@@ -166,7 +166,8 @@ def test_bad_scenario_limits_are_reported_at_once_with_positions():
     lines = err.value.lines
     assert len(lines) == 4
     assert lines[0].startswith("f.yaml:4:") and "topology.limits.pids: 8 is below the minimum of 16" in lines[0]
-    assert "memory: 100 has no unit" in lines[1] and "cpus: -1 is below" in lines[2]
+    assert "memory: 100 has no unit: write it as 100MiB or 100GiB" in lines[1]     # memory: never bytes
+    assert "cpus: -1 is below" in lines[2]
     assert "did you mean 'pids'" in lines[3]
 
 

@@ -533,7 +533,9 @@ def test_problems_in_many_places_are_all_reported():
 
 @pytest.mark.parametrize("line, message", [
     ("segment: 0", "impairments[0].segment: 0 is below the minimum of 1"),
-    ("reset_after: 5", "impairments[0].reset_after: 5 has no unit"),
+    ("reset_after: 5", "impairments[0].reset_after: 5 has no unit: write it as 5B or 5KiB"),
+    ("blackhole_after: '5'", "impairments[0].blackhole_after: '5' has no unit: write it as 5B or 5KiB"),
+    ("reset_after: lots", "impairments[0].reset_after: 'lots' is not a size (like 100B, 1KiB, 500kB)"),
     ("blackhole_after: -1KiB", "impairments[0].blackhole_after: '-1KiB' is negative"),
     ("mtu: 40", "impairments[0].mtu: 40 is below the minimum of 68"),
     ("gap: 50ms", "gap needs segment"),

@@ -67,7 +67,7 @@ def test_steps_have_kinds_times_names_and_positions(full):
 def test_run_steps(full):
     srv, probe = full.steps[0], full.steps[1]
     assert srv.hosts == ("server2",) and srv.background and srv.timeout_s is None
-    assert srv.ready == "listening" and srv.ready_timeout_s == 10.0 and srv.program is None
+    assert srv.ready == "listening" and srv.ready_timeout_s == 60.0 and srv.program is None
     assert probe.hosts == ("client1", "client2", "client3")
     assert probe.command == "udp-measure --count 1000 --rate 500"
     assert (probe.background, probe.stagger_s, probe.timeout_s) == (False, 0.1, 30.0)

@@ -29,7 +29,8 @@ CLIENT, SERVER = socket.inet_aton("10.85.1.2"), socket.inet_aton("10.85.2.2")
 
 @pytest.mark.parametrize("text, key, message", [
     ("segment 0", "segment", "below the minimum of 1"),
-    ("reset-after 5", "reset-after", "has no unit"),
+    ("reset-after 5", "reset-after", "5 has no unit: write it as 5B or 5KiB"),     # compose's SOCKETLAB_IMPAIR too
+    ("blackhole-after 5", "blackhole-after", "5 has no unit: write it as 5B or 5KiB"),
     ("reset-after -5B", "reset-after", "negative"),
     ("blackhole-after 1KiB connections 120%", "connections", "over 100%"),
     ("mtu 40", "mtu", "below the minimum of 68"),

@@ -9,7 +9,8 @@ EXIT_SIGINT = 130      # interrupted by Ctrl-C (128 + SIGINT)
 EXIT_SIGTERM = 143     # terminated by SIGTERM (128 + SIGTERM)
 
 EXIT_CODES_HELP = (
-    f"Exit codes: {EXIT_OK} all passed, {EXIT_FAILED} an expectation failed, {EXIT_BAD_INPUT} bad input "
+    f"Exit codes: {EXIT_OK} all passed, {EXIT_FAILED} an expectation failed (lab trace: the traced command "
+    f"failed), {EXIT_BAD_INPUT} bad input "
     f"(nothing started), {EXIT_ENVIRONMENT} the environment (engine unreachable, image missing, "
     f"a router command failed), {EXIT_SIGINT}/{EXIT_SIGTERM} interrupted (SIGINT/SIGTERM).")
 

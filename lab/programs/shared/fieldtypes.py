@@ -279,20 +279,21 @@ class Rate(Type):
 
 
 class Size(Type):
-    """A size with a unit (256MiB, 1GiB); the value is bytes (an int)."""
+    """A size with a unit (256MiB, 1GiB); the value is bytes (an int).  ``kind`` is
+    units.MEMORY or units.BYTES: what the messages suggest for a number without a unit."""
 
-    expected = "a size like 256MiB"
     kinds = (str, int, float)
 
-    def __init__(self, description: str = "", minimum: int = 0):
+    def __init__(self, description: str = "", minimum: int = 0, kind=units.MEMORY):
         super().__init__(description)
-        self.minimum = minimum
+        self.minimum, self.kind = minimum, kind
+        self.expected = f"a size like {kind[1].split(',')[0]}"
 
     def check(self, value, path, ck):
         if not self.accepts_kind(value):
             return self.wrong_type(value, path, ck)
         try:
-            size = units.parse_size(value)
+            size = units.parse_size(value, self.kind)
         except ValueError as exc:
             ck.error(path, str(exc))
             return INVALID

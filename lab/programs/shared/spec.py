@@ -240,8 +240,8 @@ IMPAIRMENT_FIELDS: Dict[str, Field] = {
 def _stream_type(value: str, minimum: float, maximum):
     if value == "bytes":
         return Integer(minimum=int(minimum), maximum=None if maximum is None else int(maximum))
-    if value == "size":
-        return Size(minimum=int(minimum))
+    if value == "size":     # a byte count: `reset_after: 5` most likely meant 5B
+        return Size(minimum=int(minimum), kind=units.BYTES)
     if value == "duration":
         return Duration()
     return Percent(low=minimum, high=100.0 if maximum is None else maximum)
@@ -392,8 +392,10 @@ STEP = Variants("One timed action.", "step", COMMON_STEP_FIELDS, {
                                                   "(default 60s; background steps: none)."),
         "ready": Field(Text(), "Later steps wait until this text appears in the output."),
         "ready_timeout": Field(Duration(positive=True), "How long to wait for ready before the "
-                                                        "scenario fails (default 10s).",
-                               default=10.0, shown_default="10s"),
+                                                        "scenario fails (default 60s: the wait "
+                                                        "ends when ready appears, so only a slow start "
+                                                        "waits long).",
+                               default=60.0, shown_default="60s"),
         **TIMING_RUN_FIELDS,
     }),
     "impair": ("Replace the impairment of a link from now on.", {

@@ -10,8 +10,10 @@ syntax (ECMA-262 regexes, non-negative values only).
 * percentages: ``10%``, ``0.5%``, or a plain number meaning percent (``10`` == 10%).
 * rates: ``bit``, ``kbit``, ``mbit``, ``gbit`` (bits per second, powers of 1000).
   ``kbps``/``mbps`` are refused: ``tc`` reads them as *bytes* per second, a classic trap.
-* sizes (memory): ``KiB``, ``MiB``, ``GiB`` (powers of 1024), ``kB``, ``MB``, ``GB``
-  (powers of 1000), ``B``; the value is bytes. A plain number is refused (bytes? MiB?).
+* sizes: ``KiB``, ``MiB``, ``GiB`` (powers of 1024), ``kB``, ``MB``, ``GB``
+  (powers of 1000), ``B``; the value is bytes. A plain number is refused (bytes? MiB?);
+  its hint names what it most likely meant: MiB or GiB for memory, B or KiB for a byte
+  count in a stream (``reset_after: 5``).
 """
 from __future__ import annotations
 
@@ -118,20 +120,26 @@ def parse_rate(value: object) -> float:
     return float(number) * RATE_UNITS[low]
 
 
-def parse_size(value: object) -> int:
-    """A size in bytes."""
+# What a size without a unit most likely meant, and sizes to show as examples.
+MEMORY = (("MiB", "GiB"), "256MiB, 1GiB, 500MB")    # memory: nobody means 256 bytes
+BYTES = (("B", "KiB"), "100B, 1KiB, 500kB")         # a byte count in a stream (reset_after)
+
+
+def parse_size(value: object, kind=MEMORY) -> int:
+    """A size in bytes; ``kind`` (MEMORY or BYTES) chooses the hints of the messages."""
+    (first, second), examples = kind
     if is_number(value):
-        raise ValueError(f"{value} has no unit: write it as {value}MiB or {value}GiB")
+        raise ValueError(f"{value} has no unit: write it as {value}{first} or {value}{second}")
     if not isinstance(value, str):
-        raise ValueError(f"expected a size like 256MiB, got {describe(value)}")
+        raise ValueError(f"expected a size like {examples.split(',')[0]}, got {describe(value)}")
     match = _SIZE.match(value)
     if not match:
-        raise ValueError(f"{value!r} is not a size (like 256MiB, 1GiB, 500MB)")
+        raise ValueError(f"{value!r} is not a size (like {examples})")
     sign, number, unit = match.groups()
     if not unit:
-        raise ValueError(f"{value!r} has no unit: write it as {number}MiB or {number}GiB")
+        raise ValueError(f"{value!r} has no unit: write it as {number}{first} or {number}{second}")
     if unit.lower() not in SIZE_UNITS:
-        raise ValueError(f"{value!r}: unknown size unit {unit!r} (use KiB, MiB, GiB, kB, MB or GB)")
+        raise ValueError(f"{value!r}: unknown size unit {unit!r} (use B, KiB, MiB, GiB, kB, MB or GB)")
     if sign == "-":
         raise ValueError(f"{value!r} is negative")
     return int(float(number) * SIZE_UNITS[unit.lower()])

@@ -4,7 +4,8 @@
 end: the router's (per directed link: what the impairments dropped, duplicated or
 corrupted, what a full tc queue dropped, what the kernel dropped in front of the userspace
 impairer) and each host's own kernel counters (`/proc/net/snmp`: a full receive or send
-buffer, bad checksums, datagrams to a port with no socket, TCP's retransmissions). The
+buffer, bad checksums, datagrams to a port with no socket, IPv4 reassembly failures, TCP's
+retransmissions). The
 report shows the differences that are not zero. A datagram udp-measure counts as lost is
 then either in one of these rows or, if it is in none, plainly unexplained.
 
@@ -26,11 +27,15 @@ ROUTER_FIELDS = {
     "corrupted": "corrupted",
 }
 # A host's kernel counters (protocol, name in /proc/net/snmp) worth a row when they move.
+# Ip ReasmFails: a receiver holds an incomplete datagram's fragments for 30 s (ipfrag_time)
+# in 4 MiB at most (ipfrag_high_thresh, per host); full, it drops every fragment that comes,
+# of complete datagrams too. It also counts each datagram given up after the 30 s.
 HOST_FIELDS = {
     ("Udp", "RcvbufErrors"): "UDP datagrams dropped: receive buffer full",
     ("Udp", "SndbufErrors"): "UDP datagrams dropped: send buffer full",
     ("Udp", "InCsumErrors"): "UDP datagrams dropped: bad checksum",
     ("Udp", "NoPorts"): "UDP datagrams to a port with no socket",
+    ("Ip", "ReasmFails"): "IPv4 reassembly failures: fragments dropped (its memory full) or datagrams given up",
     ("Tcp", "RetransSegs"): "TCP segments retransmitted",
 }
 

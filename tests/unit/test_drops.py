@@ -5,8 +5,8 @@ from lab.report import drops
 from lab.report.model import RunReport
 from lab.report.render import report_text
 
-SNMP = """Ip: Forwarding DefaultTTL InReceives
-Ip: 2 64 1000
+SNMP = """Ip: Forwarding DefaultTTL InReceives ReasmTimeout ReasmReqds ReasmOKs ReasmFails
+Ip: 2 64 1000 0 {reqds} 0 {reasm}
 Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
 Udp: 500 {noports} 7 480 {rcvbuf} 0 3 0 0
 UdpLite: InDatagrams NoPorts
@@ -14,8 +14,8 @@ UdpLite: 0 0
 """
 
 
-def snmp(rcvbuf=0, noports=0):
-    return drops.parse_snmp(SNMP.format(rcvbuf=rcvbuf, noports=noports))
+def snmp(rcvbuf=0, noports=0, reasm=0, reqds=0):
+    return drops.parse_snmp(SNMP.format(rcvbuf=rcvbuf, noports=noports, reasm=reasm, reqds=reqds))
 
 
 def test_parse_snmp_pairs_names_with_values():
@@ -30,6 +30,16 @@ def test_host_deltas_keep_only_what_grew_on_hosts_read_both_times():
     before = {"server": snmp(rcvbuf=4), "client1": snmp(), "gone": snmp()}
     after = {"server": snmp(rcvbuf=19, noports=1), "client1": snmp()}
     assert drops.host_deltas(before, after) == {"server": {"Udp.RcvbufErrors": 15, "Udp.NoPorts": 1}}
+
+
+def test_a_receivers_reassembly_failures_are_its_drops_and_fragments_it_rebuilt_are_not():
+    # A receiver whose reassembly memory filled (fragments of incomplete datagrams held
+    # 30 s) drops fragments of complete datagrams too: those are its drops, not the router's.
+    before = {"server": snmp(reqds=100)}
+    after = {"server": snmp(reqds=3724, reasm=388)}
+    assert drops.host_deltas(before, after) == {"server": {"Ip.ReasmFails": 388}}
+    [row] = drops.describe({"hosts": drops.host_deltas(before, after)})
+    assert row[0] == "server" and "reassembly" in row[1] and row[2] == 388
 
 
 def test_router_deltas_per_link_and_a_restarted_engine_counts_from_zero():

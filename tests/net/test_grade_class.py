@@ -1,11 +1,11 @@
 """`lab grade --class` on real containers: a class of the lecture and the six classic bugs,
 read from a Gradescope export (names and emails), loses exactly the expected checks; the
-verdicts of every check of every student are the same with --jobs 1 and --jobs 4, and so is
-the gradebook; nothing of one student reaches the next on a reused lab; an interrupted run
-resumes (keeping what was graded, regrading what changed); hostile submissions are one row
-each with a reason while the class goes on; a C class with --assignment is built then
-checked on the assignment's image (a failed build: the rest not run; a changed assignment
-regrades)."""
+verdicts of every check of every student are the same with --jobs 1 and --jobs 4 (graded
+side by side), and so is the gradebook; nothing of one student reaches the next on a reused
+lab; an interrupted run resumes (keeping what was graded, regrading what changed); hostile
+submissions are one row each with a reason while the class goes on; a C class with
+--assignment is built then checked on the assignment's image (a failed build: the rest not
+run; a changed assignment regrades)."""
 import csv
 import json
 import os
@@ -45,13 +45,31 @@ def verdicts(out):
 
 
 @pytest.fixture(scope="module")
-def klass(tmp_path_factory, lab_grade_class):
+def klass(tmp_path_factory, lab_cli):
+    """The class graded with --jobs 4 and with --jobs 1, both at once (each is the other's
+    load: verdicts must not ride on it; the one-at-a-time run, mostly waiting, sets the
+    time). jobs -> (the finished `lab grade --class`, its --out folder)."""
     folder = tmp_path_factory.mktemp("class")
     made = make_class(folder, gradescope=True)
+    outs = {jobs: tmp_path_factory.mktemp(f"out{jobs}") for jobs in (4, 1)}
+    logs = tmp_path_factory.mktemp("logs")      # files, not pipes: neither run waits on a reader
+    procs = {}
+    for jobs, out in outs.items():
+        with (logs / f"{jobs}.out").open("w") as stdout, (logs / f"{jobs}.err").open("w") as stderr:
+            procs[jobs] = lab_cli("grade", "--class", folder, "--out", out, "--jobs", str(jobs), env=ENV,
+                                  stdout=stdout, stderr=stderr)
     runs = {}
-    for jobs in (4, 1):
-        out = tmp_path_factory.mktemp(f"out{jobs}")
-        runs[jobs] = (lab_grade_class(folder, out, "--jobs", str(jobs)), out)
+    try:
+        for jobs, proc in procs.items():
+            proc.wait(timeout=1500)
+            stdout, stderr = (logs / f"{jobs}.out").read_text(), (logs / f"{jobs}.err").read_text()
+            assert "Traceback" not in stderr, stderr
+            runs[jobs] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), outs[jobs])
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:     # a failed or hung run: SIGTERM removes its labs
+                proc.terminate()
+                proc.wait(timeout=180)
     return made, runs
 
 

@@ -4,8 +4,10 @@ verdicts of every check of every student are the same with --jobs 1 and --jobs 4
 side by side), and so is the gradebook; nothing of one student reaches the next on a reused
 lab; an interrupted run resumes (keeping what was graded, regrading what changed); hostile
 submissions are one row each with a reason while the class goes on; a C class with
---assignment is built then checked on the assignment's image (a failed build: the rest not
-run; a changed assignment regrades)."""
+--assignment is built then checked on the assignment's image (the reference gets full
+marks, a server that forgets to upper-case loses exactly that check, a failed build is one
+failed check with the compiler's words and the rest not run, in the record, results.json
+and junit.xml; a changed assignment regrades)."""
 import csv
 import json
 import os
@@ -13,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import docker
@@ -215,7 +218,12 @@ def test_a_c_class_is_built_then_checked_and_a_changed_assignment_regrades(tmp_p
     broken = recs["no-build"]
     assert broken["score"] == 0
     assert [c["status"] for c in broken["checks"]] == ["failed"] + ["not run"] * (len(names) - 1)
-    assert "udpclient.c" in broken["checks"][0]["output"], broken["checks"][0]["output"]
+    assert "udpclient.c" in broken["checks"][0]["output"] and "error" in broken["checks"][0]["output"], \
+        broken["checks"][0]["output"]
+    results = json.loads((out / "no-build" / "results.json").read_text())     # what Gradescope gets
+    assert results["score"] == 0 and all("not run: the build failed" in t["output"] for t in results["tests"][1:])
+    junit = ET.parse(out / "no-build" / "junit.xml").getroot()
+    assert len(junit.findall("testcase/skipped")) == len(names) - 1 == len(checks_for("default"))
     lost = {c["name"] for c in recs["no-upper"]["checks"] if c["score"] < c["max_score"]}
     assert lost == {"tcp_server_replies_in_upper_case"}, \
         {c["name"]: c["output"][:300] for c in recs["no-upper"]["checks"]}

@@ -117,6 +117,15 @@ def test_each_student_gets_gradescope_results_junit_and_a_report_with_ladders(kl
     failed = [c for c in rec["checks"] if c["name"] == "tcp_server_replies_in_upper_case"][0]
     assert failed["packets"] > 0 and "SYN" in failed["ladder_text"]
     assert any("tcp-client" in t["sent"] for t in failed["transcript"])
+    lecture = [s for s, v in made.items() if v == "lecture"][0]     # full marks, as Gradescope reads them
+    full = json.loads((out / lecture / "results.json").read_text())
+    assert full["score"] == sum(t["max_score"] for t in full["tests"]) > 0
+    assert isinstance(full["execution_time"], int) and full["execution_time"] > 0
+    for test in full["tests"]:   # Gradescope's fields, with a one-sentence description
+        assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+        assert test["output"].split("\n")[0].endswith("."), test
+    junit = ET.parse(out / lecture / "junit.xml").getroot()
+    assert junit.get("failures") == "0" and len(junit.findall("testcase")) == len(full["tests"])
 
 
 def test_nothing_of_one_student_reaches_the_next_on_a_reused_lab(tmp_path, lab_grade_class):

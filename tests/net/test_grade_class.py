@@ -1,11 +1,13 @@
 """`lab grade --class` on real containers: a class of the lecture and the six classic bugs,
 read from a Gradescope export (names and emails), loses exactly the expected checks; the
-verdicts of every check of every student are the same with --jobs 1 and --jobs 4, and so is
-the gradebook; nothing of one student reaches the next on a reused lab; an interrupted run
-resumes (keeping what was graded, regrading what changed); hostile submissions are one row
-each with a reason while the class goes on; a C class with --assignment is built then
-checked on the assignment's image (a failed build: the rest not run; a changed assignment
-regrades)."""
+verdicts of every check of every student are the same with --jobs 1 and --jobs 4 (graded
+side by side), and so is the gradebook; nothing of one student reaches the next on a reused
+lab; an interrupted run resumes (keeping what was graded, regrading what changed); hostile
+submissions are one row each with a reason while the class goes on; a C class with
+--assignment is built then checked on the assignment's image (the reference gets full
+marks, a server that forgets to upper-case loses exactly that check, a failed build is one
+failed check with the compiler's words and the rest not run, in the record, results.json
+and junit.xml; a changed assignment regrades)."""
 import csv
 import json
 import os
@@ -13,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import docker
@@ -45,13 +48,31 @@ def verdicts(out):
 
 
 @pytest.fixture(scope="module")
-def klass(tmp_path_factory, lab_grade_class):
+def klass(tmp_path_factory, lab_cli):
+    """The class graded with --jobs 4 and with --jobs 1, both at once (each is the other's
+    load: verdicts must not ride on it; the one-at-a-time run, mostly waiting, sets the
+    time). jobs -> (the finished `lab grade --class`, its --out folder)."""
     folder = tmp_path_factory.mktemp("class")
     made = make_class(folder, gradescope=True)
+    outs = {jobs: tmp_path_factory.mktemp(f"out{jobs}") for jobs in (4, 1)}
+    logs = tmp_path_factory.mktemp("logs")      # files, not pipes: neither run waits on a reader
+    procs = {}
+    for jobs, out in outs.items():
+        with (logs / f"{jobs}.out").open("w") as stdout, (logs / f"{jobs}.err").open("w") as stderr:
+            procs[jobs] = lab_cli("grade", "--class", folder, "--out", out, "--jobs", str(jobs), env=ENV,
+                                  stdout=stdout, stderr=stderr)
     runs = {}
-    for jobs in (4, 1):
-        out = tmp_path_factory.mktemp(f"out{jobs}")
-        runs[jobs] = (lab_grade_class(folder, out, "--jobs", str(jobs)), out)
+    try:
+        for jobs, proc in procs.items():
+            proc.wait(timeout=1500)
+            stdout, stderr = (logs / f"{jobs}.out").read_text(), (logs / f"{jobs}.err").read_text()
+            assert "Traceback" not in stderr, stderr
+            runs[jobs] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), outs[jobs])
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:     # a failed or hung run: SIGTERM removes its labs
+                proc.terminate()
+                proc.wait(timeout=180)
     return made, runs
 
 
@@ -96,6 +117,15 @@ def test_each_student_gets_gradescope_results_junit_and_a_report_with_ladders(kl
     failed = [c for c in rec["checks"] if c["name"] == "tcp_server_replies_in_upper_case"][0]
     assert failed["packets"] > 0 and "SYN" in failed["ladder_text"]
     assert any("tcp-client" in t["sent"] for t in failed["transcript"])
+    lecture = [s for s, v in made.items() if v == "lecture"][0]     # full marks, as Gradescope reads them
+    full = json.loads((out / lecture / "results.json").read_text())
+    assert full["score"] == sum(t["max_score"] for t in full["tests"]) > 0
+    assert isinstance(full["execution_time"], int) and full["execution_time"] > 0
+    for test in full["tests"]:   # Gradescope's fields, with a one-sentence description
+        assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+        assert test["output"].split("\n")[0].endswith("."), test
+    junit = ET.parse(out / lecture / "junit.xml").getroot()
+    assert junit.get("failures") == "0" and len(junit.findall("testcase")) == len(full["tests"])
 
 
 def test_nothing_of_one_student_reaches_the_next_on_a_reused_lab(tmp_path, lab_grade_class):
@@ -197,7 +227,12 @@ def test_a_c_class_is_built_then_checked_and_a_changed_assignment_regrades(tmp_p
     broken = recs["no-build"]
     assert broken["score"] == 0
     assert [c["status"] for c in broken["checks"]] == ["failed"] + ["not run"] * (len(names) - 1)
-    assert "udpclient.c" in broken["checks"][0]["output"], broken["checks"][0]["output"]
+    assert "udpclient.c" in broken["checks"][0]["output"] and "error" in broken["checks"][0]["output"], \
+        broken["checks"][0]["output"]
+    results = json.loads((out / "no-build" / "results.json").read_text())     # what Gradescope gets
+    assert results["score"] == 0 and all("not run: the build failed" in t["output"] for t in results["tests"][1:])
+    junit = ET.parse(out / "no-build" / "junit.xml").getroot()
+    assert len(junit.findall("testcase/skipped")) == len(names) - 1 == len(checks_for("default"))
     lost = {c["name"] for c in recs["no-upper"]["checks"] if c["score"] < c["max_score"]}
     assert lost == {"tcp_server_replies_in_upper_case"}, \
         {c["name"]: c["output"][:300] for c in recs["no-upper"]["checks"]}

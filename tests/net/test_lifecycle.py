@@ -8,19 +8,6 @@ from lab.topology.docker_lab import DockerLab, find_containers, find_networks, r
 from lab.programs.shared.topology import LabSpec
 
 
-def test_lab_down_leaves_no_labelled_container_or_network(tmp_path, lab_cli, lab_name):
-    name = lab_name("down")
-    up = lab_cli("up", "--name", name, "--clients", "2", "--work", str(tmp_path),
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = up.communicate(timeout=180)
-    assert up.returncode == 0, err
-    assert len(find_containers(name)) == 4 and len(find_networks(name)) == 2
-    down = lab_cli("down", name, stderr=subprocess.PIPE, text=True)
-    down.communicate(timeout=120)
-    assert down.returncode == 0
-    assert find_containers(name) == [] and find_networks(name) == []
-
-
 def test_two_labs_run_side_by_side(tmp_path, lab_name, run_json):
     a = DockerLab.plan(LabSpec(lab=lab_name("a"), clients=1), tmp_path)
     with a:
@@ -83,7 +70,8 @@ def test_a_missing_image_is_the_environment_exit_3_and_creates_nothing(tmp_path,
 
 def test_ten_clients_come_up_concurrently_and_leave_nothing(tmp_path, lab_cli, lab_name):
     """Concurrent bring-up keeps the order that matters: every client's demo went through
-    the router to the server (so both were ready before it ran), and `lab down` removes all."""
+    the router to the server (so both were ready before it ran), and `lab down` leaves no
+    labelled container or network of the lab's 12 and 2."""
     name = lab_name("ten")
     up = lab_cli("up", "--name", name, "--clients", "10", "--work", str(tmp_path),
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -26,6 +26,7 @@ them together.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -221,6 +222,13 @@ class RunningLab:
         from .runner.agent import HostAgents
         if self.agents is None:
             self.agents = HostAgents()
+
+    def start_agents(self, hosts: List[str]) -> None:
+        """Start the agents of ``hosts`` now, all at once (else each starts at its host's
+        first command, one after another inside the checks)."""
+        if self.agents is not None:
+            from .concurrency import run_all
+            run_all(functools.partial(self.agents.get, self.container(h).id, h) for h in hosts)
 
     def close_agents(self) -> None:
         """End every host's agent (before a reset kills them, or the lab goes)."""

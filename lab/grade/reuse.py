@@ -77,6 +77,7 @@ class ReusedLab:
         self.lab.running.use_agents()      # the checks' commands: one exec per host, not per command
         try:
             self._note(self._host_names())
+            self.lab.running.start_agents(self._host_names())
         except BaseException:
             self.lab.close()
             raise
@@ -164,6 +165,7 @@ class ReusedLab:
             lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
         if lab.running.router_used and lab.running.impairments:
             lab.running.change(Change.replace_all({}))    # no impairment or partition left over
+        lab.running.start_agents(hosts)
         self.remade = dirty
         return dirty
 

@@ -249,24 +249,30 @@ class HostAgents:
     def __init__(self):
         self._agents: Dict[str, HostAgent] = {}
         self._failed: Dict[str, float] = {}
+        self._starting: Dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, container_id: str, host: str) -> Optional[HostAgent]:
-        """A live agent on the container, or None (then `docker exec` it is)."""
+        """A live agent on the container, or None (then `docker exec` it is).  Agents of
+        different containers start at the same time; one container's, once."""
         with self._lock:
-            agent = self._agents.get(container_id)
-            if agent is not None and agent.alive:
-                return agent
-            if container_id in self._failed:
-                return None
+            starting = self._starting.setdefault(container_id, threading.Lock())
+        with starting:
+            with self._lock:
+                agent = self._agents.get(container_id)
+                if agent is not None and agent.alive:
+                    return agent
+                if container_id in self._failed:
+                    return None
             try:
                 agent = HostAgent(container_id, host)
             except Exception:  # noqa: BLE001 - no agent: docker exec, as before
                 agent = None
-            if agent is None or not agent.alive:
-                self._failed[container_id] = time.monotonic()
-                return None
-            self._agents[container_id] = agent
+            with self._lock:
+                if agent is None or not agent.alive:
+                    self._failed[container_id] = time.monotonic()
+                    return None
+                self._agents[container_id] = agent
             return agent
 
     def close(self, containers: Optional[Iterable[str]] = None) -> None:

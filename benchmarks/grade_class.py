@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,9 @@ def main() -> int:
     parser.add_argument("--jobs", default="1,2,3,4", help="comma-separated; 1 is always measured first")
     parser.add_argument("--loop", action="store_true", help="also time `lab grade FOLDER` one after another")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="copy each row's records (OUT/<student>/grade.json) into DIR/jobs-J/, "
+                             "to see where the seconds went check by check")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not measure --jobs 1 first (compare with the expected verdicts only)")
     args = parser.parse_args()
@@ -128,6 +132,11 @@ def main() -> int:
             wall = run_class(folder, out, j)
             reset_s, remade = resets(out)
             found = verdicts(out)
+            if args.keep:
+                for record in out.glob("*/grade.json"):
+                    kept = args.keep / f"jobs-{j}" / record.parent.name
+                    kept.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(record, kept / record.name)
             if not args.no_reference:
                 reference = found if reference is None else reference
                 ref_wall = wall if ref_wall is None else ref_wall

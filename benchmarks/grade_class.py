@@ -3,10 +3,15 @@ the shell loop an instructor writes today (`lab grade FOLDER` per submission, a 
 each).
 
     .venv/bin/python benchmarks/grade_class.py [--copies 2] [--jobs 1,2,3,4] [--loop] [--json]
+    .venv/bin/python benchmarks/grade_class.py --copies 6 --jobs 4 --no-reference   # 42 at once
 
 The class is --copies copies of the lecture and its six classic bugs (lab/grade/demo.py),
 so 7 x copies submissions.  Each row is one real `lab grade --class` (the console script)
-into its own output folder.  The reference is --jobs 1, measured in the same invocation.
+into its own output folder.  The reference is --jobs 1, measured in the same invocation
+(--no-reference leaves it out: "verdicts same" is then "-", and "as expected", each
+student's lost checks against demo.EXPECTED_LOST, which --jobs 1 gives, is the check).
+Each row is also printed on stderr as one JSON line the moment it is measured, so a run
+cut short by a time limit still leaves its rows.
 
 "verdicts same" compares every check of every student (status and points) with the
 --jobs 1 run, and says "yes" only when both runs graded every submission (a grader error
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,8 +111,14 @@ def main() -> int:
     parser.add_argument("--jobs", default="1,2,3,4", help="comma-separated; 1 is always measured first")
     parser.add_argument("--loop", action="store_true", help="also time `lab grade FOLDER` one after another")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="copy each row's records (OUT/<student>/grade.json) into DIR/jobs-J/, "
+                             "to see where the seconds went check by check")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not measure --jobs 1 first (compare with the expected verdicts only)")
     args = parser.parse_args()
-    jobs = sorted({1, *(int(j) for j in args.jobs.split(","))})
+    given = {int(j) for j in args.jobs.split(",")}
+    jobs = sorted(given if args.no_reference else {1, *given})
     rows = []
     with tempfile.TemporaryDirectory(prefix="grade-class-bench-") as tmp:
         folder = Path(tmp) / "class"
@@ -120,12 +132,22 @@ def main() -> int:
             wall = run_class(folder, out, j)
             reset_s, remade = resets(out)
             found = verdicts(out)
-            reference = found if reference is None else reference
-            ref_wall = wall if ref_wall is None else ref_wall
-            rows.append({"how": f"lab grade --class --jobs {j}", "submissions": n, "wall_s": round(wall, 1),
-                         "per_minute": round(n / wall * 60, 2), "speedup": round(ref_wall / wall, 2),
-                         "reset_s": reset_s, "remade": remade, "load": f"{load_start} → {load()}",
-                         **compare(found, reference, made)})
+            if args.keep:
+                for record in out.glob("*/grade.json"):
+                    kept = args.keep / f"jobs-{j}" / record.parent.name
+                    kept.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(record, kept / record.name)
+            if not args.no_reference:
+                reference = found if reference is None else reference
+                ref_wall = wall if ref_wall is None else ref_wall
+            row = {"how": f"lab grade --class --jobs {j}", "submissions": n, "wall_s": round(wall, 1),
+                   "per_minute": round(n / wall * 60, 2), "speedup": round(ref_wall / wall, 2) if ref_wall else None,
+                   "reset_s": reset_s, "remade": remade, "load": f"{load_start} → {load()}",
+                   "at": time.strftime("%H:%M UTC", time.gmtime()), **compare(found, reference or found, made)}
+            if args.no_reference:
+                row["verdicts_same"] = "-"
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
         if args.loop:
             ui.progress(f"{n} submissions, `lab grade FOLDER` one after another …")
             out = Path(tmp) / "out-loop"
@@ -133,9 +155,10 @@ def main() -> int:
             wall = run_loop(folder, out, made)
             # the loop's results.json has no record status: a missing file is a grader failure
             rows.append({"how": "shell loop of lab grade FOLDER", "submissions": n, "wall_s": round(wall, 1),
-                         "per_minute": round(n / wall * 60, 2), "speedup": round(ref_wall / wall, 2),
+                         "per_minute": round(n / wall * 60, 2),
+                         "speedup": round(ref_wall / wall, 2) if ref_wall else None,
                          "reset_s": None, "remade": None, "load": f"{load_start} → {load()}",
-                         **compare(loop_verdicts(out), reference, made)})
+                         **compare(loop_verdicts(out), reference or loop_verdicts(out), made)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -143,7 +166,8 @@ def main() -> int:
                  "speed-up against --jobs 1 in the same run",
                  ["how", "submissions", "wall s", "per minute", "speed-up", "reset s", "remade", "load",
                   "graded", "verdicts same as --jobs 1", "lost checks as expected"],
-                 [[r["how"], r["submissions"], r["wall_s"], r["per_minute"], f"{r['speedup']}x",
+                 [[r["how"], r["submissions"], r["wall_s"], r["per_minute"],
+                   "-" if r["speedup"] is None else f"{r['speedup']}x",
                    "-" if r["reset_s"] is None else r["reset_s"], "-" if r["remade"] is None else r["remade"],
                    r["load"], r["graded"], r["verdicts_same"], r["as_expected"]] for r in rows])
     return 0

@@ -326,7 +326,10 @@ class Lab:
             probe = f"wait-port {'--udp ' if udp else ''}--timeout 1 {int(ready_port)}"
             what = f"a listener on {'udp' if udp else 'tcp'}/{ready_port}"
             # Short probes while it runs: a program that dies at once fails at once.
-            self._wait_ready(bg, lambda: self._run(host, probe, 10, None, sync=False).ok, what, ready_timeout)
+            def listening() -> bool:
+                seen = self._lab.port_open(host, ready_port, udp, 0.25)     # by the host's agent, if any
+                return seen if seen is not None else self._run(host, probe, 10, None, sync=False).ok
+            self._wait_ready(bg, listening, what, ready_timeout)
         return bg
 
     @staticmethod

@@ -32,6 +32,9 @@ SERVER_ENV = {"SERVER_NAME": "server", "SERVER_PORT": str(DEFAULT_PORT)}
 STUDENT_HOST = "student"
 LINE = "hello from the grader"
 CLIENT_TIMEOUT = 10.0
+# Our own clients end by their own --timeout (8 s a socket operation); the run's bound is only
+# the backstop, and it counts their Python start-up, which took over 2 s at a load of 30.
+OUR_CLIENT_RUN_S = 20.0
 LEVELS = ("default", "robust")
 FILES = ("TCPServer.py", "UDPServer.py", "TCPClient.py", "UDPClient.py")
 # A student's program's output (both streams) goes through this: one that floods gets
@@ -120,11 +123,13 @@ class Grading:
             server.stop()
 
     # running clients
-    def our_client(self, kind: str, hosts: List[str], message: str = LINE, timeout: float = CLIENT_TIMEOUT,
+    def our_client(self, kind: str, hosts: List[str], message: str = LINE, timeout: float = OUR_CLIENT_RUN_S,
                    extra: str = "") -> Dict[str, Result]:
-        # 8 s for each socket operation, inside the check's 10: on a machine at a load of 30 a
-        # correct server just started took longer than 3 s to answer (a lost point that was
-        # the machine's, not the student's).  A refused or reset connection still ends at once.
+        # 8 s for each socket operation: on a machine at a load of 30 a correct server just
+        # started took longer than 3 s to answer (a lost point that was the machine's, not the
+        # student's).  A refused or reset connection still ends at once.  The run's bound is
+        # a backstop above that: with 10 s, a udp-client whose start-up took over 2 s (load
+        # 30 and more) was ended before its own 8 s and a correct server lost the check.
         cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {extra} {shlex.quote(message)}"
         return self.lab.run_many(hosts, lambda host: cmd, timeout=timeout)
 

@@ -74,8 +74,10 @@ class ReusedLab:
         # The hosts made again keep the images they were planned with.
         self.lab: Lab = open_lab(clients=clients_for(level), server="idle", **lab_hosts(self.assignment),
                                  work=work, max_output=OUTPUT_CAP, name=lab_name("grade"), progress=progress)
+        self.lab.running.use_agents()      # the checks' commands: one exec per host, not per command
         try:
             self._note(self._host_names())
+            self.lab.running.start_agents(self._host_names())
         except BaseException:
             self.lab.close()
             raise
@@ -137,6 +139,7 @@ class ReusedLab:
         Returns host -> why, for each host made again."""
         lab = self.lab
         _forget_programs(lab)
+        lab.running.close_agents()         # the reset would kill them; the next check starts new ones
         hosts = self._host_names()
 
         def folders(host: str):
@@ -162,6 +165,7 @@ class ReusedLab:
             lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
         if lab.running.router_used and lab.running.impairments:
             lab.running.change(Change.replace_all({}))    # no impairment or partition left over
+        lab.running.start_agents(hosts)
         self.remade = dirty
         return dirty
 

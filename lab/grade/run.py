@@ -84,6 +84,7 @@ def grade(folder: Path, level: str = "default", progress: Callable[[str], None] 
         progress(f"bringing up a lab with {clients} clients and the host {STUDENT_HOST} …")
         lab = open_lab(clients=clients, server="idle", **lab_hosts(assignment), work=work, max_output=OUTPUT_CAP,
                        name=None, progress=progress)
+        lab.running.use_agents()      # the checks' commands: one exec per host, not per command
         g = Grading(lab, set(files), assignment)
         try:
             report.results.extend(build_and_check(g, selected, progress))

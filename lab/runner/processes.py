@@ -197,31 +197,38 @@ class StepProcess:
     def pid_file(self) -> str:
         return f"/tmp/socketlab/{self.run_id}.pgid"
 
-    def start(self) -> None:
-        api = engine.stream_client()
+    def argv(self) -> list:
+        """What runs on the host: step-exec with the command under it."""
         argv = ["step-exec", "--id", self.run_id]
         if self.timeout_s is not None:
             argv += ["--timeout", str(self.timeout_s)]
         if self.hold:
             argv += ["--hold", self.hold] + (["--hold-in-program"] if self.hold_in_program else [])
-        argv += ["--", "sh", "-c", self.command]
-        exec_id = api.exec_create(self.container_id, argv, workdir="/work",
+        return argv + ["--", "sh", "-c", self.command]
+
+    def start(self) -> None:
+        api = engine.stream_client()
+        exec_id = api.exec_create(self.container_id, self.argv(), workdir="/work",
                                   environment=self.environment)["Id"]
         stream = api.exec_start(exec_id, stream=True, demux=True)
         self.started_at = time.monotonic()
         threading.Thread(target=self._read, args=(stream,), daemon=True,
                          name=f"{self.step}@{self.host}").start()
 
+    def feed(self, out: bytes | None, err: bytes | None) -> None:
+        """Some of its output, as it comes (either stream may be None)."""
+        if out:
+            self._out.feed(out)
+            self._ready.feed(out)
+        if err:
+            self._err.feed(err)
+            self._ready_err.feed(err)
+            self._held.feed(err)
+
     def _read(self, stream) -> None:
         try:
             for out, err in stream:
-                if out:
-                    self._out.feed(out)
-                    self._ready.feed(out)
-                if err:
-                    self._err.feed(err)
-                    self._ready_err.feed(err)
-                    self._held.feed(err)
+                self.feed(out, err)
         except Exception as exc:  # the container vanished mid-stream: the step ended with it
             self.outcome.ended_by = self.outcome.ended_by or f"stream ended: {type(exc).__name__}"
         finally:

@@ -38,7 +38,7 @@ from .impairments.capture import CAPTURE_DIR
 from .programs.shared.errors import LabError
 from .programs.shared.impairment import Change, Impairment, Link
 from .programs.shared.topology import LabSpec, Topology
-from .runner.agent import AgentProcess
+from .runner.agent import AgentProcess, HostAgents
 from .runner.processes import OUTPUT_CAP, StepProcess
 from .topology.docker_lab import DockerLab, ExecResult, exec_in, read_topology
 
@@ -212,14 +212,14 @@ class RunningLab:
         proc = kind(cid, host, step, command, timeout,
                     run_id=run_id or f"{step}-{host}-{os.getpid()}-{next(self._runs)}",
                     environment=dict(environment) if environment else None, cap=cap, ready=ready)
-        proc.agent = agent
+        if agent is not None:
+            proc.agent = agent
         return proc
 
     def use_agents(self) -> None:
         """Start commands through one helper process per host instead of one `docker exec`
         each (runner/agent.py): for `lab grade`, whose checks run many short commands.
         Not for steps held at a start barrier (``hold_at``)."""
-        from .runner.agent import HostAgents
         if self.agents is None:
             self.agents = HostAgents()
 

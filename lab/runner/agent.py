@@ -36,7 +36,7 @@ import itertools
 import json
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import engine
 from .processes import StepProcess
@@ -248,7 +248,7 @@ class HostAgents:
 
     def __init__(self):
         self._agents: Dict[str, HostAgent] = {}
-        self._failed: Dict[str, float] = {}
+        self._failed: set = set()      # containers whose agent did not start: docker exec for them
         self._starting: Dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -270,17 +270,16 @@ class HostAgents:
                 agent = None
             with self._lock:
                 if agent is None or not agent.alive:
-                    self._failed[container_id] = time.monotonic()
+                    self._failed.add(container_id)
                     return None
                 self._agents[container_id] = agent
             return agent
 
-    def close(self, containers: Optional[Iterable[str]] = None) -> None:
+    def close(self) -> None:
         with self._lock:
-            for cid in list(self._agents) if containers is None else list(containers):
-                agent = self._agents.pop(cid, None)
-                if agent is not None:
-                    agent.close()
+            agents, self._agents = self._agents, {}
+        for agent in agents.values():
+            agent.close()
 
 
 class AgentProcess(StepProcess):

@@ -25,7 +25,8 @@ Config (JSON), as ``backends.plan`` writes it:
   {"version": 2, "queue_maxlen": 20000,
    "links": [{"queue": 0, "link": "clients->servers",
               "impairment": {"loss": 5, "delay_ms": 40, "segment": 2, "gap_ms": 50, ...},
-              "skb_priority": 65552}]}          # tc class 1:10 for the packets we send
+              "skb_priority": 65552,            # tc class 1:10 for the packets we send
+              "split": true}]}                  # a per-segment lab: GSO packets go on cut
 "impairment" is ``impairment_to_dict``'s form of an ``Impairment``; an empty one queues a
 link only so that the connections reset or black-holed the other way are dropped here.
 Semantics follow tc-netem, in its order: drop (partition, loss), duplicate, corrupt, then

@@ -70,12 +70,15 @@ class NoLoss:
 @dataclass(frozen=True)
 class LinkConfig:
     """One queue's link and the ``Impairment`` the impairer applies there (only the kinds
-    the backends gave it)."""
+    the backends gave it).  ``split``: the link is impaired per wire segment (a per-segment
+    lab), so GSO packets must reach the router's later rules (nftables' loss, netem) cut
+    into segments, whatever the impairer itself decides."""
 
     queue: int
     link: str = ""
     impairment: Impairment = Impairment()
     skb_priority: Optional[int] = None  # SO_PRIORITY for what we send: the link's tc class
+    split: bool = False
 
     @classmethod
     def of(cls, queue: int, link: str = "", skb_priority: Optional[int] = None, **fields) -> "LinkConfig":
@@ -84,14 +87,15 @@ class LinkConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LinkConfig":
-        unknown = set(data) - {"queue", "link", "impairment", "skb_priority"}
+        unknown = set(data) - {"queue", "link", "impairment", "skb_priority", "split"}
         if unknown:
             raise ValueError(f"unknown field(s) in link config: {', '.join(sorted(unknown))}")
         try:
             impairment = Impairment.from_dict(data.get("impairment") or {})
         except (ValueError, TypeError) as exc:
             raise ValueError(f"queue {data.get('queue')}: {exc}") from None
-        return cls(int(data["queue"]), data.get("link", ""), impairment, data.get("skb_priority"))
+        return cls(int(data["queue"]), data.get("link", ""), impairment, data.get("skb_priority"),
+                   bool(data.get("split", False)))
 
     @property
     def whole_packets(self) -> bool:
@@ -105,9 +109,10 @@ class LinkConfig:
     @property
     def gso(self) -> bool:
         """GSO packets whole (one verdict per 64 KiB burst) unless a decision is per
-        segment: the stream kinds read headers and cut only where they must."""
+        segment, here or (``split``) in the rules after us: the stream kinds read headers
+        and cut only where they must."""
         imp = self.impairment
-        return not (imp.loss or imp.gemodel or imp.duplicate or imp.corrupt)
+        return not (self.split or imp.loss or imp.gemodel or imp.duplicate or imp.corrupt)
 
     def loss_model(self):
         imp = self.impairment

@@ -67,6 +67,20 @@ def test_impair_is_undone_on_exit_and_nests(api_lab):
     assert api_lab.run("client1", "udp-measure --count 20 --rate 100").json["rtt_ms"]["min"] < 30
 
 
+def test_loss_on_tcp_counts_wire_segments(api_lab, router_counts, assert_binomial):
+    """The plugin's labs impair per wire segment: TCP's 64 KiB GSO bursts reach the loss
+    rule cut into segments, so "20 %" is a fifth of the segments, not a fifth of the
+    bursts (whole bursts lost stalled transfers for minutes)."""
+    nbytes = 2_000_000
+    with api_lab.impair("clients -> servers", loss="20%"):
+        router = router_counts(api_lab.running.router)
+        r = api_lab.run("client1", f"tcp-measure --bytes {nbytes} --timeout 600", timeout=900)
+        c2s = router.since("clients->servers")
+    assert r.exit_code == 0 and r.json["sha256_match"] is True, r
+    assert c2s["arrived"] >= nbytes / 1500, c2s           # no packet larger than the MTU
+    assert_binomial(c2s["dropped_loss"], c2s["arrived"], 0.20, "segments the loss rule dropped")
+
+
 def test_a_bad_impairment_reads_like_a_scenario_error(api_lab):
     with pytest.raises(LabError, match=r"loss: .*150"):
         api_lab.impair("clients <-> servers", loss="150%")

@@ -9,6 +9,7 @@ import pytest
 from lab.programs.shared.impairment import Capabilities, GilbertElliott, Impairment, Link
 from lab.programs.shared.backends import Command, UnsupportedImpairment, describe_backends, plan, transition
 from lab.programs.shared import backends
+from lab.programs.impairer_decisions import LinkConfig
 
 C2S, S2C = Link("clients", "servers"), Link("servers", "clients")
 IFNAMES = {"clients": "eth0", "servers": "eth1"}
@@ -307,11 +308,21 @@ def test_per_segment_sends_every_impaired_link_through_the_engine():
     assert p.backends == {C2S: {"loss": "nftables numgen"},
                           S2C: {"duplicate": "nfqueue impairer"}}
     assert p.impairer_config["links"] == [
-        {"queue": 0, "link": "clients->servers", "impairment": {}},
-        {"queue": 1, "link": "servers->clients", "impairment": {"duplicate": 2}}]
+        {"queue": 0, "link": "clients->servers", "impairment": {}, "split": True},
+        {"queue": 1, "link": "servers->clients", "impairment": {"duplicate": 2}, "split": True}]
+    # A link the impairer decides nothing on still asks the kernel to cut GSO packets:
+    # otherwise nftables' loss after it drops 64 KiB bursts whole.
+    configs = [LinkConfig.from_dict(link) for link in p.impairer_config["links"]]
+    assert [c.gso for c in configs] == [False, False] and configs[0].whole_packets
     assert [a for a in argvs(p.apply) if a.startswith("iptables")] == [
         "iptables -w -A FORWARD -i eth0 -o eth1 -j NFQUEUE --queue-num 0 --queue-bypass",
         "iptables -w -A FORWARD -i eth1 -o eth0 -j NFQUEUE --queue-num 1 --queue-bypass"]
+
+
+def test_without_per_segment_stream_links_take_gso_bursts_whole():
+    p = plan({C2S: Impairment(loss=1, segment=100)}, IFNAMES, NO_NETEM)
+    link, = p.impairer_config["links"]
+    assert "split" not in link and LinkConfig.from_dict(link).gso
 
 
 def test_per_segment_without_the_engine_is_an_error():

@@ -406,7 +406,8 @@ class _Builder:
         if ROUTE_MTU in by_backend:
             self.add_mtu_route(src_if, dst_if, imp.mtu, MTU_TABLE_BASE + queue)
         if IMPAIRER in by_backend or self.ctx.per_segment:
-            entry = _impairer_link(link, imp, by_backend.get(IMPAIRER, []), queue)
+            entry = _impairer_link(link, imp, by_backend.get(IMPAIRER, []), queue,
+                                   split=self.ctx.per_segment)
             if tc_kinds and self.uses_htb and self.ctx.caps.nft_meta_priority:
                 # The impairer's duplicates skip the forward chain, so it tags them itself.
                 entry["skb_priority"] = (1 << 16) | (0x10 + len(self.egress[dst_if]) - 1)
@@ -541,12 +542,18 @@ def _queued_only(imp: Impairment, kinds: Sequence[str], ctx: _Context) -> Option
     return rules
 
 
-def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int) -> dict:
+def _impairer_link(link: Link, imp: Impairment, kinds: Sequence[str], queue: int,
+                   split: bool = False) -> dict:
     """The impairer's config for one link: the impairment with only the kinds it must
-    apply there (as ``impairment_to_dict`` writes it)."""
+    apply there (as ``impairment_to_dict`` writes it).  ``split`` (per-segment labs): GSO
+    packets leave the impairer as wire segments, so that nftables' and netem's decisions
+    after it count wire packets too."""
     names = {name for kind in kinds for name in _KIND_FIELDS[kind]}
     only = Impairment(**{name: getattr(imp, name) for name in names})
-    return {"queue": queue, "link": str(link), "impairment": impairment_to_dict(only)}
+    entry = {"queue": queue, "link": str(link), "impairment": impairment_to_dict(only)}
+    if split:
+        entry["split"] = True
+    return entry
 
 
 def plan(link_impairments: Mapping[Link, Impairment], ifnames: Mapping[str, str],

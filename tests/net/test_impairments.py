@@ -5,10 +5,9 @@ RouterImpairments that clears the router when the test ends.
 
 Statistics: each count is checked against the exact binomial distribution it must follow
 if the impairment does what it is configured to do (acceptance region of a two-sided
-exact test).  There are five such checks in this file, each at level
-1 - 0.01 / 5 (Bonferroni, conftest's STAT_CHECKS), so the file as a whole wrongly fails at most 1 % of
-the time when everything works.  The intervals are tight enough to catch a wrong rate:
-at n = 10,000 the 20 % loss check accepts 19.0-21.0 % of datagrams lost.
+exact test), each at conftest's BINOMIAL_LEVEL (1 - 1e-5: a check wrongly fails once in
+100,000 runs when everything works).  The intervals are tight enough to catch a wrong rate:
+at n = 10,000 the 20 % loss check accepts 18.3-21.8 % of datagrams lost.
 
 Backends follow the kernel: where the router's kernel has netem, loss, delay, duplicate
 and reorder are netem's (what most users' machines do), elsewhere nftables' and the

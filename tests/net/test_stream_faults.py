@@ -10,7 +10,6 @@ are never netem's, so the test is the same on both kernels).
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap
@@ -156,20 +155,7 @@ def test_hold_fin_delays_the_end_of_the_reply(stream_lab):
     assert got["elapsed"] >= 0.5 + 1.5, got
 
 
-def binomial_interval(n: int, p: float, level: float = 0.999) -> tuple[int, int]:
-    pmf = [math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)]
-    tail, lo, below = (1 - level) / 2, 0, 0.0
-    while below + pmf[lo] <= tail:
-        below += pmf[lo]
-        lo += 1
-    hi, above = n, 0.0
-    while above + pmf[hi] <= tail:
-        above += pmf[hi]
-        hi -= 1
-    return lo, hi
-
-
-def test_connections_applies_to_its_share_of_connections(stream_lab):
+def test_connections_applies_to_its_share_of_connections(stream_lab, assert_binomial):
     lab = stream_lab
     n = 120
     # One interpreter for all n connections: n starts of Python took longer than any fixed
@@ -179,8 +165,7 @@ def test_connections_applies_to_its_share_of_connections(stream_lab):
         r = lab.run("client1", f"python3 stream_client.py 'send 3000' 10 0 {n}", timeout=15 * n)
     ends = [json.loads(line)["end"] for line in r.stdout.splitlines() if line.startswith("{")]
     assert len(ends) == n and set(ends) <= {"eof", "reset"}, (r.exit_code, r.stderr[-2000:], ends)
-    lo, hi = binomial_interval(n, 0.25)
-    assert lo <= ends.count("reset") <= hi, (ends.count("reset"), lo, hi)
+    assert_binomial(ends.count("reset"), n, 0.25, "connections reset with connections: 25%")
 
 
 def test_mtu_fragments_large_packets_and_refuses_df_ones_with_icmp(stream_lab):

@@ -6,7 +6,9 @@ import pytest
 from lab.programs.shared.topology import DEFAULT_PORT
 from lab.scenario.stats import acceptance_interval
 
-CONFIDENCE = 0.999
+# Each check wrongly fails once in 100,000 runs when all works (at 0.999 the suite's seven
+# checks failed by chance about once in 140 runs: too often for anyone's CI).
+CONFIDENCE = 1 - 1e-5
 TCP_BYTES = 200_000
 UDP_COUNT = 500
 

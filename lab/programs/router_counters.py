@@ -12,7 +12,8 @@ kernel or engine counter.
   ``ip socketlab`` (backends.py names each rule "KIND LINK" in its comment), and in
   ``netdev socketlab`` for the loss of a link with an mtu (each fragment as it leaves).
 * dropped by the queue: the drops of the link's own tc qdiscs (``tc -s``; with netem
-  these include netem's own loss).
+  these include netem's own loss).  Reordered, on a netem link: its netem qdisc's
+  requeues, which is how netem counts each packet it sends early for ``reorder``.
 * the engine's links: its per-queue counters (dropped, duplicated, delayed, reordered,
   corrupted), and what the kernel dropped in front of it (its NFQUEUE queue or netlink
   socket full: ``dropped_engine_queue``), and what it made for the stream kinds: pieces
@@ -112,16 +113,24 @@ def rule_counters(table: str, family: str = "ip") -> Dict[str, Dict[str, int]]:
     return found
 
 
-def qdisc_drops(devices) -> Dict[tuple, int]:
-    """(device, handle) -> packets dropped, for every qdisc on ``devices``."""
-    drops = {}
+def parse_qdiscs(text: str, dev: str) -> Dict[tuple, dict]:
+    """(dev, handle) -> {"kind", "drops", "requeues"} from ``tc -s -j qdisc show dev DEV``."""
+    found = {}
+    for qdisc in json.loads(text) if text.strip() else []:
+        found[(dev, qdisc.get("handle", ""))] = {"kind": qdisc.get("kind", ""),
+                                                "drops": int(qdisc.get("drops", 0)),
+                                                "requeues": int(qdisc.get("requeues", 0))}
+    return found
+
+
+def qdisc_stats(devices) -> Dict[tuple, dict]:
+    """(device, handle) -> its kind, drops and requeues, for every qdisc on ``devices``."""
+    stats = {}
     for dev in sorted(set(devices)):
         done = _run(["tc", "-s", "-j", "qdisc", "show", "dev", dev])
-        if done.returncode != 0 or not done.stdout.strip():
-            continue
-        for qdisc in json.loads(done.stdout):
-            drops[(dev, qdisc.get("handle", ""))] = int(qdisc.get("drops", 0))
-    return drops
+        if done.returncode == 0:
+            stats.update(parse_qdiscs(done.stdout, dev))
+    return stats
 
 
 def fragments_made(snmp: str) -> int:
@@ -147,7 +156,7 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
     now = time.monotonic()
     forwarded = rule_counters(ACCOUNT_TABLE)
     impaired = {**rule_counters("socketlab"), **rule_counters("socketlab", "netdev")}   # netdev: loss per fragment
-    drops = qdisc_drops(dev for _link, dev, _handle in tc_qdiscs)
+    qdiscs = qdisc_stats(dev for _link, dev, _handle in tc_qdiscs)
     links = {}
     for src in sorted(ifnames):
         for dst in sorted(ifnames):
@@ -160,8 +169,11 @@ def read(ifnames: Dict[str, str], engine_stats: Optional[dict], backends: Dict[s
             row["dropped_partition"] = impaired.get(f"partition {link}", {}).get("packets", 0)
             row["dropped_loss"] = impaired.get(f"loss {link}", {}).get("packets", 0)
             row["duplicated"] = impaired.get(f"duplicate {link}", {}).get("packets", 0)
-            row["dropped_queue"] = sum(drops.get((dev, handle), 0)
-                                       for owner, dev, handle in tc_qdiscs if owner == link)
+            own = [qdiscs.get((dev, handle), {}) for owner, dev, handle in tc_qdiscs if owner == link]
+            row["dropped_queue"] = sum(q.get("drops", 0) for q in own)
+            # netem sends a reordered packet at once by putting it at the head of its
+            # queue, and counts it as a requeue (a netem leaf under htb counts nothing else)
+            row["reordered"] = sum(q.get("requeues", 0) for q in own if q.get("kind") == "netem")
             row["forwarded_packets"] = max(0, row["forwarded_packets"] - row["dropped_queue"])
             links[link] = row
     for source in (engine_link_counts(engine_stats), carried or {}):

@@ -66,7 +66,7 @@ def test_describe_and_the_terminal_report_name_each_place():
 def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatch):
     monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
     monkeypatch.setattr(router_counters, "rule_counters", lambda table, family="ip": {})
-    monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {})
+    monkeypatch.setattr(router_counters, "qdisc_stats", lambda devices: {})
     stats = {"queues": {"0": {"link": "clients->servers", "dropped": 4, "delayed": 50}},
              "kernel": {"0": {"held": 0, "queue_full_dropped": 7, "socket_full_dropped": 2}}}
     links = router_counters.read({"clients": "eth0", "servers": "eth1"}, stats, {})["links"]
@@ -75,12 +75,13 @@ def test_router_counters_add_the_kernels_drops_in_front_of_the_engine(monkeypatc
     assert links["servers->clients"]["dropped_engine_queue"] == 0
 
 
-def fake_router(monkeypatch, forwarded=0, qdisc_drops=0):
+def fake_router(monkeypatch, forwarded=0, qdisc_drops=0, requeues=0):
     monkeypatch.setattr(router_counters, "ensure_accounting", lambda ifnames: None)
     monkeypatch.setattr(router_counters, "rule_counters", lambda table, family="ip": (
         {"forwarded clients->servers": {"packets": forwarded, "bytes": 0}} if table == router_counters.ACCOUNT_TABLE
         else {}))
-    monkeypatch.setattr(router_counters, "qdisc_drops", lambda devices: {("eth1", "1:"): qdisc_drops})
+    monkeypatch.setattr(router_counters, "qdisc_stats", lambda devices: {
+        ("eth1", "1:"): {"kind": "netem", "drops": qdisc_drops, "requeues": requeues}})
 
 
 def test_forwarded_excludes_what_the_egress_qdisc_dropped(monkeypatch):
@@ -91,6 +92,23 @@ def test_forwarded_excludes_what_the_egress_qdisc_dropped(monkeypatch):
                                  tc_qdiscs=[("clients->servers", "eth1", "1:")])["links"]
     assert links["clients->servers"]["forwarded_packets"] == 8_000
     assert links["clients->servers"]["dropped_queue"] == 2_000
+
+
+def test_netem_reorders_are_its_requeues():
+    text = ('[{"kind":"htb","handle":"1:","drops":0,"requeues":3},'
+            '{"kind":"netem","handle":"10:","parent":"1:10","drops":5,"requeues":250}]')
+    assert router_counters.parse_qdiscs(text, "eth1") == {
+        ("eth1", "1:"): {"kind": "htb", "drops": 0, "requeues": 3},
+        ("eth1", "10:"): {"kind": "netem", "drops": 5, "requeues": 250}}
+    assert router_counters.parse_qdiscs("", "eth1") == {}
+
+
+def test_a_netem_links_reordered_count_comes_from_its_qdisc(monkeypatch):
+    fake_router(monkeypatch, forwarded=1_000, requeues=250)
+    links = router_counters.read({"clients": "eth0", "servers": "eth1"}, None, {},
+                                 tc_qdiscs=[("clients->servers", "eth1", "1:")])["links"]
+    assert links["clients->servers"]["reordered"] == 250
+    assert links["servers->clients"]["reordered"] == 0
 
 
 def test_a_stopped_engines_counts_are_carried_into_the_next(monkeypatch):

@@ -55,6 +55,9 @@ from .scenario import load_text
 from .programs.shared.problems import ScenarioError
 
 DEFAULT_TIMEOUT_S = 120.0
+# As a scenario's ready_timeout: the wait ends as soon as the program is ready (or ends), so a
+# long bound costs nothing then, and a start slowed past 15 s by a busy machine still passes.
+READY_TIMEOUT_S = 60.0
 
 
 def lab_name(prefix: str = "p") -> str:
@@ -310,11 +313,12 @@ class Lab:
             warnings.warn(f"socketlab work folder {self.work}: {problem}", stacklevel=3)
 
     def start(self, host: str, cmd: str, ready: Optional[str] = None,
-              ready_port: Optional[int] = None, udp: bool = False, ready_timeout: float = 15.0,
+              ready_port: Optional[int] = None, udp: bool = False, ready_timeout: float = READY_TIMEOUT_S,
               timeout: Optional[float] = None, env: Optional[Mapping[str, str]] = None) -> Background:
         """Start ``cmd`` on ``host`` in the background.  Returns once ``ready`` appears in
         its output, or (``ready_port``) once something on the host listens on that port
-        (``udp``: a UDP port); raises LabError if that does not happen in ``ready_timeout`` s."""
+        (``udp``: a UDP port); raises LabError if that does not happen in ``ready_timeout`` s,
+        or at once if the program ends first."""
         proc = self._process(host, cmd, timeout, env, ready)
         self._lab.push_work()
         proc.start()

@@ -94,7 +94,7 @@ def stream_lab(socketlab_module):
     lab = socketlab_module()
     (lab.work / "stream_server.py").write_text(SERVER)
     (lab.work / "stream_client.py").write_text(CLIENT)
-    lab.start("server", "python3 stream_server.py", ready_port=PORT, ready_timeout=60)
+    lab.start("server", "python3 stream_server.py", ready_port=PORT)
     return lab
 
 

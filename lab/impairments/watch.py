@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from ..programs.router_counters import FIELDS, grown
+from ..programs.router_counters import FIELDS, row_growth
 
 
 class Totals:
@@ -31,9 +31,8 @@ class Totals:
             for link, row in links.items():
                 before = self.previous["links"].get(link, {})
                 total = self.totals.setdefault(link, dict.fromkeys(FIELDS, 0))
-                deltas = {}
+                deltas = row_growth({name: row.get(name, 0) for name in FIELDS}, before)
                 for name in FIELDS:
-                    deltas[name] = grown(row.get(name, 0), before.get(name, 0))
                     total[name] += deltas[name]
                 self.rate_bps[link] = deltas["forwarded_bytes"] * 8 / elapsed
         self.previous = reading

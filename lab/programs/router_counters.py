@@ -46,6 +46,23 @@ def grown(now: int, then: int) -> int:
     return now - then if now >= then else now
 
 
+def row_growth(now: dict, then: dict) -> Dict[str, int]:
+    """field -> how much one link's row grew between two readings (``grown`` per counter).
+
+    ``forwarded_packets`` is derived: the accounting count minus the qdisc's drops, read one
+    after the other, so between two readings it can dip by what the qdisc dropped in
+    between (seen under emulation). Taken as a counter it would look replaced and add its
+    whole value; its growth is the accounting's growth minus the drops' growth instead,
+    which may be a few packets below zero for such an interval, so that growths summed over
+    successive readings are exact."""
+    growth = {name: grown(now.get(name, 0), then.get(name, 0)) for name in now}
+    if "forwarded_packets" in now:
+        queue_now, queue_then = now.get("dropped_queue", 0), then.get("dropped_queue", 0)
+        accounted = grown(now["forwarded_packets"] + queue_now, then.get("forwarded_packets", 0) + queue_then)
+        growth["forwarded_packets"] = accounted - grown(queue_now, queue_then)
+    return growth
+
+
 ENGINE_FIELDS = ("dropped", *IMPAIRER_FIELDS, "dropped_engine_queue")
 
 

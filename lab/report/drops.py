@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Tuple
 
-from ..programs.router_counters import grown
+from ..programs.router_counters import row_growth
 
 # The router's counters (router_counters.FIELDS) that say a packet was changed or lost.
 ROUTER_FIELDS = {
@@ -77,11 +77,8 @@ def router_deltas(before: Mapping[str, Mapping[str, int]], after: Mapping[str, M
     """link -> {field: n}: the ROUTER_FIELDS that grew (a restarted counter counts from zero)."""
     out = {}
     for link in sorted(after):
-        grew = {}
-        for field in ROUTER_FIELDS:
-            delta = grown(after[link].get(field, 0), before.get(link, {}).get(field, 0))
-            if delta > 0:
-                grew[field] = delta
+        growth = row_growth(dict(after[link]), dict(before.get(link, {})))
+        grew = {field: growth[field] for field in ROUTER_FIELDS if growth.get(field, 0) > 0}
         if grew:
             out[link] = grew
     return out

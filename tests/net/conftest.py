@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.programs.router_counters import grown
+from lab.programs.router_counters import row_growth
 from lab.programs.shared.topology import LabSpec
 from lab.scenario.stats import acceptance_interval
 from lab.topology.docker_lab import DockerLab, remove_lab
@@ -241,7 +241,7 @@ class RouterCounts:
 
     def since(self, link) -> dict:
         now, then = self.router.counters()["links"][str(link)], self.before[str(link)]
-        counts = {name: grown(now[name], then[name]) for name in now}
+        counts = row_growth(now, then)
         counts["lost"] = counts["dropped_loss"] + counts["dropped_queue"]
         counts["arrived"] = counts["forwarded_packets"] + counts["lost"]
         return counts

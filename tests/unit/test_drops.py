@@ -124,3 +124,27 @@ def test_a_stopped_engines_counts_are_carried_into_the_next(monkeypatch):
     assert links["clients->servers"]["dropped_loss"] == 47
     assert links["clients->servers"]["delayed"] == 500
     assert links["clients->servers"]["dropped_engine_queue"] == 3
+
+
+def test_forwarded_grows_by_what_was_accounted_less_what_the_qdisc_dropped():
+    """Two readings where the qdisc's drops were read after more packets were dropped:
+    forwarded (accounted - dropped) went down by 3, which is not a replaced counter: 3 more
+    accounted, 6 more dropped."""
+    then = {"forwarded_packets": 33_000, "dropped_queue": 40}
+    now = {"forwarded_packets": 32_997, "dropped_queue": 46}
+    assert router_counters.row_growth(now, then) == {"forwarded_packets": -3, "dropped_queue": 6}
+    # A qdisc replaced by a change counts its drops from zero: that is still growth.
+    assert router_counters.row_growth({"forwarded_packets": 33_100, "dropped_queue": 5}, then) == \
+        {"forwarded_packets": 60, "dropped_queue": 5}
+
+
+def test_watch_totals_do_not_jump_when_forwarded_dips():
+    from lab.impairments.watch import Totals
+    totals = Totals()
+    for time, forwarded, dropped in ((0, 33_000, 40), (1, 32_997, 46), (2, 33_500, 50)):
+        row = dict.fromkeys(router_counters.FIELDS, 0)
+        row.update(forwarded_packets=forwarded, dropped_queue=dropped)
+        totals.add({"time": time, "links": {"clients->servers": row}})
+    total, = totals.rows()
+    # accounted 33,040 -> 33,550, dropped 40 -> 50: 500 forwarded, not 33,000 more
+    assert (total["forwarded_packets"], total["dropped_queue"]) == (500, 10)

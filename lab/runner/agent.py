@@ -63,45 +63,27 @@ def pump(rid, fd, stream):
         send({"id": rid, "fd": fd, "data": base64.b64encode(data).decode()})
 
 def step(req):
-    # What step-exec does (lab/programs/step_exec.py, its own helpers), without starting it.
+    # What step-exec does, with its own run_step (lab/programs/step_exec.py), without starting it.
     from lab.programs import step_exec as se
-    rid, timeout = req["id"], req.get("timeout")
+    rid, pumps = req["id"], []
+
+    def started(p):
+        for fd, stream in ((1, p.stdout), (2, p.stderr)):
+            pumps.append(threading.Thread(target=pump, args=(rid, fd, stream), daemon=True))
+            pumps[-1].start()
     se.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    pgid_file = se.STATE_DIR / (req["run_id"] + ".pgid")
-    started, started_at = time.monotonic(), time.time()
     try:
-        p = subprocess.Popen(req["argv"], cwd=req.get("cwd") or "/", env={**os.environ, **(req.get("env") or {})},
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+        status = se.run_step(req["argv"], req.get("timeout"), subprocess.PIPE, subprocess.PIPE,
+                             pgid_file=se.STATE_DIR / (req["run_id"] + ".pgid"), stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(req.get("env") or {})}, cwd=req.get("cwd") or "/",
+                             started=started)
     except OSError as exc:
         send({"id": rid, "fd": 2, "data": base64.b64encode(str(exc).encode()).decode()})
         send({"id": rid, "exit": 127})
         return
-    pgid_file.write_text(str(p.pid))
-    pumps = [threading.Thread(target=pump, args=(rid, fd, s), daemon=True) for fd, s in ((1, p.stdout), (2, p.stderr))]
-    for t in pumps:
-        t.start()
-    timed_out = False
-    try:
-        code = p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        se._signal_group(p.pid, signal.SIGTERM)
-        try:
-            code = p.wait(timeout=se.GRACE_S)
-        except subprocess.TimeoutExpired:
-            se._signal_group(p.pid, signal.SIGKILL)
-            code = p.wait()
-    elapsed = time.monotonic() - started
-    leftovers = se.end_group(p.pid)
-    pgid_file.unlink(missing_ok=True)
     for t in pumps:
         t.join(DRAIN)
-    status = {"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
-              "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None,
-              "started_at": round(started_at, 6), "leftovers": leftovers}
-    line = "\n" + se.STATUS_MARK + json.dumps(status) + "\n"
-    send({"id": rid, "fd": 2, "data": base64.b64encode(line.encode()).decode()})
+    send({"id": rid, "fd": 2, "data": base64.b64encode(se.status_line(status).encode()).decode()})
     send({"id": rid, "exit": 0})
 
 def kill(req):

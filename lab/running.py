@@ -203,7 +203,7 @@ class RunningLab:
 
     def process(self, host: str, command: str, timeout: Optional[float], *, step: str = "api",
                 run_id: Optional[str] = None, environment: Optional[Mapping[str, str]] = None,
-                cap: int = OUTPUT_CAP, ready: Optional[str] = None) -> StepProcess:
+                cap: int = OUTPUT_CAP, ready: Optional[str] = None, until: Optional[str] = None) -> StepProcess:
         """A shell ``command`` on ``host`` under step-exec (its time limit, capped output),
         not started yet.  With ``use_agents()``, through the host's agent (runner/agent.py)."""
         cid = self.container(host).id
@@ -211,7 +211,7 @@ class RunningLab:
         kind = StepProcess if agent is None else AgentProcess
         proc = kind(cid, host, step, command, timeout,
                     run_id=run_id or f"{step}-{host}-{os.getpid()}-{next(self._runs)}",
-                    environment=dict(environment) if environment else None, cap=cap, ready=ready)
+                    environment=dict(environment) if environment else None, cap=cap, ready=ready, until=until)
         if agent is not None:
             proc.agent = agent
         return proc

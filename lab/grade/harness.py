@@ -130,7 +130,7 @@ class Grading:
         # student's).  A refused or reset connection still ends at once.  The run's bound is
         # a backstop above that: with 10 s, a udp-client whose start-up took over 2 s (load
         # 30 and more) was ended before its own 8 s and a correct server lost the check.
-        cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {extra} {shlex.quote(message)}"
+        cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {icmp_errors(kind)}{extra} {shlex.quote(message)}"
         return self.lab.run_many(hosts, lambda host: cmd, timeout=timeout)
 
     def student_client(self, file: str, hosts: List[str], message: str = LINE,
@@ -142,6 +142,15 @@ class Grading:
     def lab_server(self, cmd: str, udp: bool = False) -> Background:
         """One of our programs (or nc) listening on port 12000 of the host ``server``."""
         return self.lab.start("server", cmd, ready_port=DEFAULT_PORT, udp=udp, ready_timeout=15)
+
+
+def icmp_errors(kind: str) -> str:
+    """udp-client's flag for an ICMP "port unreachable" to end its wait: the datagram reached
+    no socket on the student host (a server bound to 127.0.0.1, or not to port 12000), so no
+    reply to it can come and the check fails as it would after the timeout, only sooner.  A
+    correct server bound to the port gives none; the socket stays unconnected, so a reply
+    from another address or port still counts, as for the lecture's client."""
+    return "--icmp-errors " if kind == "udp" else ""
 
 
 def _tail(text: str, limit: int = 1500) -> str:

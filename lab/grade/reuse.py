@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -237,21 +238,43 @@ class _Recorder:
         return bg
 
 
-def _ladders(lab: Lab, cap, windows: Dict[int, tuple], end: float) -> Dict[int, dict]:
-    """check index -> its ladder, from one capture of the whole grading cut by each check's
-    time window (the router's capture and these clocks are the same machine's)."""
+def _ladders(lab: Lab, cap, windows: Dict[str, tuple], end: float) -> Dict[str, dict]:
+    """check -> its ladder, from one capture of the whole grading cut by each check's time
+    window (the router's capture and these clocks are the same machine's) and, for a check
+    that ran beside others, by its own program's packets (``lane_packets``)."""
     from ..packets import ladder as ladder_mod
     from ..packets.analysis import analyse, hosts_of, ifaces_of
     from ..report.html import ladder_section
     topology = _docker(lab).topology
     analysis = analyse(cap.pcaps, ifaces_of(topology, cap.ifnames), wins=None, capture_end=end)
     out = {}
-    for index, (title, t0, t1) in windows.items():
-        lad = analysis.ladder(hosts_of(topology), title=title, keep=lambda p, t0=t0, t1=t1: t0 <= p.t <= t1)
+    for name, (title, t0, t1, mine) in windows.items():
+        lad = analysis.ladder(hosts_of(topology), title=title,
+                              keep=lambda p, t0=t0, t1=t1, mine=mine: t0 <= p.t <= t1 and mine(p))
         if lad.total:
-            out[index] = {"ladder_html": ladder_section(lad, "the packets through the router"),
-                          "ladder_text": ladder_mod.text(lad), "packets": lad.total}
+            out[name] = {"ladder_html": ladder_section(lad, "the packets through the router"),
+                         "ladder_text": ladder_mod.text(lad), "packets": lad.total}
     return out
+
+
+def lane_packets(lab: Lab, program: Optional[str]) -> Callable:
+    """packet -> whether it is of the lane of ``program`` (harness.lanes): TCP or UDP (and
+    the ICMP errors about UDP) to or from the host the program's peer is on: the student
+    host for the student's servers, the host ``server`` for the student's clients.  None
+    (a check that ran alone): every packet."""
+    if program is None:
+        return lambda p: True
+    udp = program.startswith("UDP")
+    where = lab.address(STUDENT_HOST if program.endswith("Server.py") else "server")
+
+    def mine(p) -> bool:
+        about = re.findall(r"([0-9.]+):[0-9]+", p.quoted) if p.proto == "icmp" else []
+        if where not in (p.src, p.dst, *about):
+            return False
+        if p.proto == "icmp":
+            return udp and p.quoted.startswith("udp")
+        return p.proto == ("udp" if udp else "tcp")
+    return mine
 
 
 def _start_capture(lab: Lab, stack: contextlib.ExitStack):
@@ -273,25 +296,27 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     began = time.monotonic()
     lab = rlab.lab
     report = GradeReport(submission, rlab.level, files)
-    rec = _Recorder(lab)
-    g = Grading(rec, set(files), rlab.assignment)
-    extras: List[dict] = []
-    windows: Dict[int, tuple] = {}
+    g = Grading(lab, set(files), rlab.assignment)
+    extras: Dict[str, dict] = {}
+    windows: Dict[str, tuple] = {}
+    program = {c.name: c.lane for c in checks_for(rlab.level)}
 
     def step(name: str, run):
-        """One check (or the build) with its transcript, and its time window if it failed."""
-        rec.log = []
+        """One check (or the build) with its transcript, and its time window if it failed;
+        each in the lane's own thread, with a recorder of its own."""
+        rec = _Recorder(lab)
+        g.as_seen_by(rec)
         t0 = time.time()
         result = run()
         if result.status == "failed":
-            windows[len(extras)] = (name, t0, time.time())
-        extras.append({"transcript": list(rec.log)})
+            windows[name] = (name, t0, time.time(), lane_packets(lab, program.get(name)))
+        extras[name] = {"transcript": list(rec.log)}
         return result
 
     stack = contextlib.ExitStack()
     cap = _start_capture(lab, stack) if capture else None
     try:
-        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step))
+        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step, side_by_side=True))
     finally:
         try:
             g.stop_all()
@@ -300,14 +325,14 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     pcaps = cap.pcaps if cap is not None else {}
     if windows and any(len(p) > 24 for p in pcaps.values()):
         try:
-            for index, extra in _ladders(lab, cap, windows, time.time()).items():
-                extras[index].update(extra)
+            for name, extra in _ladders(lab, cap, windows, time.time()).items():
+                extras[name].update(extra)
         except Exception as exc:  # noqa: BLE001 - a capture we cannot read costs the picture only
-            for index in windows:
-                extras[index]["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
+            for name in windows:
+                extras[name]["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
     report.duration_s = round(time.monotonic() - began, 3)
     rlab.graded += 1
-    return report, extras
+    return report, [extras[r.name] for r in report.results]
 
 
 def check_rows(report: GradeReport, extras: List[dict]) -> List[dict]:

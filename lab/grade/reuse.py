@@ -96,20 +96,25 @@ class ReusedLab:
     # -- one host, inside -----------------------------------------------------------------
 
     def _reset_one(self, host: str, folders=host_reset.CLEARED) -> host_reset.HostReport:
-        """RESET on ``host`` (as root, a plain exec): its judged report.  A host that cannot
-        run it is reported unclean (it is made again)."""
+        """RESET on ``host`` (as root), as the prelude of the host's next agent: one exec
+        starts the agent, which resets the host (ending the last agent with the rest) before
+        it takes the next student's commands.  Where no agent starts, a plain exec of RESET.
+        Its judged report; a host that cannot run it is reported unclean (it is made again)."""
         first = host not in self._keep
         args = ["" if first else ",".join(map(str, self._keep[host])), "0" if first else repr(self._since[host])]
-        r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, *args, *folders])
+        printed = self.lab.running.start_agent(host, [host_reset.RESET, *args, *folders])
+        if printed is None:
+            r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, *args, *folders])
+            printed = r.stdout + r.stderr if r.exit_code == 0 else f"exit {r.exit_code}: {r.stdout + r.stderr}"
         try:
-            output = json.loads(r.stdout.strip().splitlines()[-1])
+            output = json.loads(printed.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            return host_reset.HostReport([], [], [], [f"(the reset did not run: exit {r.exit_code}: "
-                                                      f"{(r.stdout + r.stderr).strip()[-300:]})"], False, 0.0)
+            return host_reset.HostReport([], [], [], [f"(the reset did not run: {printed.strip()[-300:]})"],
+                                         False, 0.0)
         return host_reset.left_over(output, None if first else self._baseline[host])
 
     def _sockets_left(self, host: str) -> List[host_reset.Socket]:
-        r = self.lab.running.exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
+        r = self.lab.running.agent_exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
         rows = host_reset.socket_rows(r.stdout)
         base = self._baseline[host]
         left = [s for s in map(host_reset.Socket.parse, rows) if s not in base.sockets and not s.own]
@@ -140,7 +145,6 @@ class ReusedLab:
         Returns host -> why, for each host made again."""
         lab = self.lab
         _forget_programs(lab)
-        lab.running.close_agents()         # the reset would kill them; the next check starts new ones
         hosts = self._host_names()
 
         def folders(host: str):
@@ -152,7 +156,7 @@ class ReusedLab:
             plan = host_reset.peer_plan(left, self._addresses())
             if not plan:
                 break
-            run_all(functools.partial(lab.running.exec, peer,
+            run_all(functools.partial(lab.running.agent_exec, peer,
                                       ["python3", "-c", host_reset.END_TIME_WAIT, json.dumps(pairs)])
                     for peer, pairs in plan.items())
             for host, r in zip(left, run_all(functools.partial(self._sockets_left, h) for h in left)):
@@ -166,7 +170,7 @@ class ReusedLab:
             lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
         if lab.running.router_used and lab.running.impairments:
             lab.running.change(Change.replace_all({}))    # no impairment or partition left over
-        lab.running.start_agents(hosts)
+        lab.running.start_agents(list(dirty))   # a host made again: its first agent (the others have theirs)
         self.remade = dirty
         return dirty
 

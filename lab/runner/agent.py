@@ -36,7 +36,7 @@ import itertools
 import json
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import engine
 from .processes import StepProcess
@@ -106,7 +106,20 @@ def wait_port(req):
 
 OPS = {"step": step, "kill": kill, "wait_port": wait_port}
 DRAIN = float(sys.argv[1])
-send({"hello": os.getpid()})
+hello = {"hello": os.getpid()}
+if len(sys.argv) > 2:
+    # The prelude: a script run here, before the first command, as `python3 -c CODE ARGS...`
+    # would run it (its own pid is this one's); what it prints goes in the hello.
+    import contextlib, io
+    printed, code = io.StringIO(), sys.argv[2]
+    sys.argv = ["-c", *sys.argv[3:]]
+    with contextlib.redirect_stdout(printed):
+        try:
+            exec(compile(code, "<prelude>", "exec"), {"__name__": "__main__"})
+        except BaseException as exc:
+            print(f"(the prelude failed: {type(exc).__name__}: {exc})")
+    hello["prelude"] = printed.getvalue()
+send(hello)
 for line in sys.stdin.buffer:
     req = json.loads(line)
     threading.Thread(target=OPS[req["op"]], args=(req,), daemon=True).start()
@@ -135,9 +148,13 @@ def decode_message(line: bytes) -> Tuple[Optional[int], Optional[int], bytes, Op
 class HostAgent:
     """The grader's side of one host's agent (see the module doc)."""
 
-    def __init__(self, container_id: str, host: str):
+    def __init__(self, container_id: str, host: str, prelude: Sequence[str] = ()):
+        """``prelude``: (CODE, ARG...), a script the agent runs before its first command, as
+        ``python3 -c CODE ARG...`` would, in the agent's own process; what it printed is
+        ``self.prelude`` (None: the agent did not start)."""
         self.container_id = container_id
         self.host = host
+        self.prelude: Optional[str] = None
         self._ids = itertools.count(1)
         self._handlers: Dict[int, Tuple[Callable[[int, bytes], None], Callable[[Optional[int]], None]]] = {}
         self._lock = threading.Lock()
@@ -145,8 +162,8 @@ class HostAgent:
         self._hello = threading.Event()
         self.alive = False
         api = engine.stream_client()
-        exec_id = api.exec_create(container_id, ["python3", "-u", "-c", AGENT, str(DRAIN_S)], stdin=True,
-                                  workdir="/")["Id"]
+        exec_id = api.exec_create(container_id, ["python3", "-u", "-c", AGENT, str(DRAIN_S), *prelude],
+                                  stdin=True, workdir="/")["Id"]
         self._sock = api.exec_start(exec_id, socket=True)
         self._raw = getattr(self._sock, "_sock", self._sock)
         threading.Thread(target=self._read, daemon=True, name=f"agent@{host}").start()
@@ -178,6 +195,10 @@ class HostAgent:
         except (ValueError, KeyError):
             return
         if rid is None:
+            try:
+                self.prelude = json.loads(line).get("prelude")
+            except (ValueError, AttributeError):
+                pass
             self._hello.set()
             return
         with self._lock:
@@ -217,6 +238,22 @@ class HostAgent:
         done.wait(wait)
         return box[0] if box else None
 
+    def run(self, argv: List[str], timeout: float) -> Optional[Tuple[int, str, str]]:
+        """``argv`` as a step of its own, waited for: (exit code, stdout, stderr), or None if
+        the agent went away."""
+        from .processes import decode, split_status
+        done, out, err, box = threading.Event(), bytearray(), bytearray(), []
+
+        def output(fd: int, data: bytes) -> None:
+            (out if fd == 1 else err).extend(data)
+        self.request("step", output, lambda code: (box.append(code), done.set()), argv=list(argv),
+                     timeout=timeout, run_id=f"agent-run-{next(self._ids)}", env={}, cwd="/")
+        done.wait(timeout + 30)
+        stderr, status = split_status(decode(bytes(err)))
+        if not box or box[0] is None or status is None:
+            return None
+        return status["exit_code"], decode(bytes(out)), stderr
+
     def close(self) -> None:
         self.alive = False
         try:
@@ -252,6 +289,28 @@ class HostAgents:
                 agent = None
             with self._lock:
                 if agent is None or not agent.alive:
+                    self._failed.add(container_id)
+                    return None
+                self._agents[container_id] = agent
+            return agent
+
+    def start(self, container_id: str, host: str, prelude: Sequence[str] = ()) -> Optional[HostAgent]:
+        """A new agent on the container (the one before it closed), running ``prelude`` first
+        (HostAgent); None if it did not start (then `docker exec` it is for that host)."""
+        with self._lock:
+            starting = self._starting.setdefault(container_id, threading.Lock())
+        with starting:
+            with self._lock:
+                old = self._agents.pop(container_id, None)
+                self._failed.discard(container_id)
+            if old is not None:
+                old.close()
+            try:
+                agent = HostAgent(container_id, host, prelude)
+            except Exception:  # noqa: BLE001 - no agent: docker exec, as before
+                return None
+            with self._lock:
+                if not agent.alive:
                     self._failed.add(container_id)
                     return None
                 self._agents[container_id] = agent

@@ -14,7 +14,6 @@ check's packets) only when a check failed, so a student sees *why*.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
@@ -26,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 from ..concurrency import run_all
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Change
+from ..running import Capture
 from ..testing import Lab, lab_name, open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
 from . import host_reset
@@ -76,6 +76,7 @@ class ReusedLab:
         self.lab: Lab = open_lab(clients=clients_for(level), server="idle", **lab_hosts(self.assignment),
                                  work=work, max_output=OUTPUT_CAP, name=lab_name("grade"), progress=progress)
         self.lab.running.use_agents()      # the checks' commands: one exec per host, not per command
+        self._capture: Optional[Dict[str, str]] = None      # router interface -> its pcap file there
         try:
             self._note(self._host_names())
             self.lab.running.start_agents(self._host_names())
@@ -86,6 +87,33 @@ class ReusedLab:
     @property
     def name(self) -> str:
         return self.lab.name
+
+    # -- one capture on the router for every student of this lab -----------------------------
+
+    def start_capture(self) -> bool:
+        """Capture every router interface from now on, for the rest of this lab's life (once:
+        at its first student); whether it captures.  One capture cut by each check's time
+        window: starting and stopping one per student cost a dozen execs on the router, 3 to
+        6 s a student under load.  Without it: no ladders, the same verdicts."""
+        if self._capture is None:
+            try:
+                self._capture = self.lab.running.router.start_capture()
+            except LabError:
+                return False
+        return True
+
+    def capture(self) -> Optional[Capture]:
+        """What the router captured so far (``start_capture``), each interface's file as it
+        is now (a last record being written is cut short, which the reader allows); None:
+        nothing to read."""
+        router = self.lab.running.router
+        if self._capture is None:
+            return None
+        try:
+            return Capture(ifnames=router.ifnames,
+                           pcaps={ifname: router.shell.get_file(path) for ifname, path in self._capture.items()})
+        except Exception:  # noqa: BLE001 - a capture we cannot read costs the picture only
+            return None
 
     def _hosts(self):
         return [h for h in _docker(self.lab).topology.hosts if h.role != "router"]
@@ -281,22 +309,15 @@ def lane_packets(lab: Lab, program: Optional[str]) -> Callable:
     return mine
 
 
-def _start_capture(lab: Lab, stack: contextlib.ExitStack):
-    try:
-        return stack.enter_context(lab.capture())
-    except LabError:
-        return None      # no picture, the same verdicts
-
-
 def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool = True,
              progress: Callable[[str], None] = lambda m: None):
     """Build the submission (when the assignment has a build) and run every check of the
     level on ``rlab`` (its hosts fresh, /work holding the submission): (GradeReport, per
     check: transcript and, for failed checks, a ladder).
 
-    One capture runs on the router through all the checks (starting and stopping one per
-    check cost more than the checks); each failed check's ladder holds the packets of its
-    own time window."""
+    One capture runs on the router through every student of the lab (``ReusedLab.capture``:
+    starting and stopping one per check, then per student, cost more than the checks); each
+    failed check's ladder holds the packets of its own time window (and lane)."""
     began = time.monotonic()
     lab = rlab.lab
     report = GradeReport(submission, rlab.level, files)
@@ -317,15 +338,12 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
         extras[name] = {"transcript": list(rec.log)}
         return result
 
-    stack = contextlib.ExitStack()
-    cap = _start_capture(lab, stack) if capture else None
+    capturing = capture and rlab.start_capture()
     try:
         report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step, side_by_side=True))
     finally:
-        try:
-            g.stop_all()
-        finally:
-            stack.close()       # the capture stops; cap.pcaps is filled
+        g.stop_all()
+    cap = rlab.capture() if capturing and windows else None
     pcaps = cap.pcaps if cap is not None else {}
     if windows and any(len(p) > 24 for p in pcaps.values()):
         try:

@@ -54,6 +54,12 @@ def _docker(lab: Lab):
     return lab.running.docker
 
 
+def _work_by_archive(lab: Lab) -> bool:
+    """/work reaches the hosts by archive (a remote engine), not a bind mount: each command
+    pushes and pulls it, which lanes side by side would interleave."""
+    return getattr(_docker(lab), "_work_archive", None) is not None
+
+
 def _forget_programs(lab: Lab) -> None:
     """The background programs ``lab`` knows of died with their hosts."""
     lab._background.clear()
@@ -340,7 +346,8 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
 
     capturing = capture and rlab.start_capture()
     try:
-        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step, side_by_side=True))
+        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step,
+                                              side_by_side=not _work_by_archive(lab)))
     finally:
         g.stop_all()
     cap = rlab.capture() if capturing and windows else None

@@ -14,7 +14,7 @@ object a line:
     {"id": 5, "op": "wait_port", "port": 12000, "udp": false, "timeout": 1} -> {"id": 5, "exit": 0 | 1}
 
 A step is what `step-exec` makes of a command, done by the agent with step-exec's own
-functions (imported from the image): its own process group, its group id in
+``run_step`` (imported from the image): its own process group, its group id in
 /tmp/socketlab/ID.pgid, the time limit (TERM, then KILL after the grace), what is left of
 the group killed, and the same `SOCKETLAB-STATUS` line at the end of stderr, so that
 ``AgentProcess`` (a ``StepProcess``) reads its output exactly as before.  It runs in /work,
@@ -24,9 +24,15 @@ step-exec's own Python start-up (under load both cost more than most commands).
 ``wait_port`` reads the kernel's socket tables as `wait-port` does (its own function, in
 the image) and answers as soon as the port is bound, without starting a program.
 
-When a host's agent is gone (the grader ends every agent before the reset between two
-students; a student's program may kill it), its commands that were running end as on a
-stopped host, and the next command starts a new agent.  When an agent cannot be started at all (it does
+An agent may be started with a prelude (``HostAgent(..., prelude=[CODE, ARG...])``): a
+script it runs in its own process before it says hello, as ``python3 -c CODE ARG...``
+would, whose printed report comes back in the hello.  The class grader's reset between two
+students is such a prelude (lab/grade/reuse.py): the next agent resets its host, ending the
+last agent with the student's processes, then takes the next student's commands.
+
+When a host's agent is gone (a reset ended it; a student's program may kill it), its
+commands that were running end as on a stopped host, and the next command starts a new
+agent.  When an agent cannot be started at all (it does
 not say hello), commands go by `docker exec` as before.
 """
 from __future__ import annotations

@@ -167,7 +167,8 @@ class Grading:
         # student's).  A refused or reset connection still ends at once.  The run's bound is
         # a backstop above that: with 10 s, a udp-client whose start-up took over 2 s (load
         # 30 and more) was ended before its own 8 s and a correct server lost the check.
-        cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {icmp_errors(kind)}{extra} {shlex.quote(message)}"
+        cmd = (f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {icmp_errors(kind)}{extra} "
+               f"{shlex.quote(message)}")
         return self.lab.run_many(hosts, lambda host: cmd, timeout=timeout)
 
     def student_client(self, file: str, hosts: List[str], message: str = LINE,

@@ -203,7 +203,7 @@ class RunningLab:
 
     def process(self, host: str, command: str, timeout: Optional[float], *, step: str = "api",
                 run_id: Optional[str] = None, environment: Optional[Mapping[str, str]] = None,
-                cap: int = OUTPUT_CAP, ready: Optional[str] = None) -> StepProcess:
+                cap: int = OUTPUT_CAP, ready: Optional[str] = None, until: Optional[str] = None) -> StepProcess:
         """A shell ``command`` on ``host`` under step-exec (its time limit, capped output),
         not started yet.  With ``use_agents()``, through the host's agent (runner/agent.py)."""
         cid = self.container(host).id
@@ -211,7 +211,7 @@ class RunningLab:
         kind = StepProcess if agent is None else AgentProcess
         proc = kind(cid, host, step, command, timeout,
                     run_id=run_id or f"{step}-{host}-{os.getpid()}-{next(self._runs)}",
-                    environment=dict(environment) if environment else None, cap=cap, ready=ready)
+                    environment=dict(environment) if environment else None, cap=cap, ready=ready, until=until)
         if agent is not None:
             proc.agent = agent
         return proc
@@ -229,6 +229,24 @@ class RunningLab:
         if self.agents is not None:
             from .concurrency import run_all
             run_all(functools.partial(self.agents.get, self.container(h).id, h) for h in hosts)
+
+    def start_agent(self, host: str, prelude: List[str]) -> Optional[str]:
+        """A new agent on ``host`` (its last one closed) that first runs ``prelude`` (``[CODE,
+        ARG...]``, as ``python3 -c`` would, in the agent's own process): what the prelude
+        printed, or None when no agent started (commands go by `docker exec` then)."""
+        if self.agents is None:
+            return None
+        agent = self.agents.start(self.container(host).id, host, prelude)
+        return None if agent is None else agent.prelude
+
+    def agent_exec(self, host: str, argv: List[str], timeout: float = 60.0) -> ExecResult:
+        """``argv`` on ``host`` through its agent when it has one (no `docker exec`), else
+        ``exec``."""
+        agent = self.agents.get(self.container(host).id, host) if self.agents is not None else None
+        done = agent.run(argv, timeout) if agent is not None else None
+        if done is None:
+            return self.exec(host, argv)
+        return ExecResult(*done)
 
     def close_agents(self) -> None:
         """End every host's agent (before a reset kills them, or the lab goes)."""

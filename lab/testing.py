@@ -254,11 +254,11 @@ class Lab:
 
     # running programs
     def _process(self, host: str, cmd: str, timeout: Optional[float], env,
-                 ready: Optional[str] = None) -> StepProcess:
+                 ready: Optional[str] = None, until: Optional[str] = None) -> StepProcess:
         if host not in self.hosts:
             raise LabError(f"no host {host!r} in lab {self.name}; hosts: {', '.join(self.hosts)}")
         return self._lab.process(host, cmd, timeout, step="api", run_id=f"api-{host}-{next(self._runs)}",
-                                 environment=env, cap=self.max_output, ready=ready)
+                                 environment=env, cap=self.max_output, ready=ready, until=until)
 
     def exec(self, host: str, argv: List[str]) -> Result:
         """Run ``argv`` on ``host`` directly (no shell, none of our programs: for hosts of an
@@ -272,18 +272,23 @@ class Lab:
                       stderr=r.stderr, elapsed=None)
 
     def run(self, host: str, cmd: str, timeout: float = DEFAULT_TIMEOUT_S,
-            env: Optional[Mapping[str, str]] = None) -> Result:
+            env: Optional[Mapping[str, str]] = None, until: Optional[str] = None) -> Result:
         """Run ``cmd`` (a shell command, in /work) on ``host`` and wait for it.  After
-        ``timeout`` s it is stopped (TERM, then KILL) and the Result says timed_out."""
-        return self._run(host, cmd, timeout, env, sync=True)
+        ``timeout`` s it is stopped (TERM, then KILL) and the Result says timed_out.
+        ``until``: a text (in any ASCII case) after which what it prints on stdout can no
+        longer change what the caller makes of it: it is stopped (TERM) as soon as that
+        text is on its stdout, and its Result holds what it printed until then."""
+        return self._run(host, cmd, timeout, env, sync=True, until=until)
 
-    def _run(self, host: str, cmd: str, timeout: float, env, sync: bool) -> Result:
+    def _run(self, host: str, cmd: str, timeout: float, env, sync: bool, until: Optional[str] = None) -> Result:
         """run(); sync: the work folder's changes go in before and come back after (by
         archive; a bind mount shares them anyway)."""
-        proc = self._process(host, cmd, timeout, env)
+        proc = self._process(host, cmd, timeout, env, until=until)
         if sync:
             self._lab.push_work()
         proc.start()
+        if until is not None and proc.wait_until(timeout + 15) and proc.running:
+            proc.signal("TERM")           # what it printed already decides
         if not proc.wait(timeout + 15):   # step-exec ends it at `timeout`; this is the backstop
             proc.signal("KILL")
             proc.wait(10)

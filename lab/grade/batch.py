@@ -42,7 +42,9 @@ from .harness import checks_for
 
 RECORD = "grade.json"
 LAB_MEMORY = 512 << 20      # what one grading lab may use at most (hosts' limits, the impairer, captures)
-JOBS_PER_CPU = 2            # measured (benchmarks/grade_class.py): 4 on 2 CPUs gave serial's verdicts
+# Measured (benchmarks/grade_class.py, tests/net/test_grade_class.py): 4 on 2 CPUs gave serial's
+# verdicts, also with each lab's four lanes side by side, and kept both CPUs busy (load 7 to 20).
+JOBS_PER_CPU = 2
 MAX_JOBS = 8
 
 

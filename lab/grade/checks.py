@@ -8,7 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ..programs.shared.topology import DEFAULT_PORT
-from .harness import (LINE, Failed, Grading, _received, _tail, check, expect_replies)
+from .harness import (LINE, Failed, Grading, _received, _tail, check, expect_replies, icmp_errors)
 
 TCPS, UDPS, TCPC, UDPC = "TCPServer.py", "UDPServer.py", "TCPClient.py", "UDPClient.py"
 NC_REPLY = "REPLY FROM NC"
@@ -49,7 +49,7 @@ def udp_server_replies_in_upper_case(g: Grading):
 def _several(g: Grading, kind: str, file: str, hosts):
     g.student_server(file)
     results = g.lab.run_many(hosts, lambda host: f"{kind}-client --json --host student --timeout 15 "
-                                                 f"'hello from {host}'", timeout=30)
+                                                 f"{icmp_errors(kind)}'hello from {host}'", timeout=30)
     return expect_replies(results, lambda host, r: (_received(r) or "").lower() == f"hello from {host}",
                           f"{len(hosts)} clients at once each got their own line back")
 
@@ -80,7 +80,10 @@ def tcp_server_works_with_nc(g: Grading):
 def udp_server_works_with_nc(g: Grading):
     """The UDP server answers a datagram from `nc -u`."""
     g.student_server(UDPS)
-    r = g.lab.run("client1", f"printf 'hello via nc' | nc -u -w 2 student {DEFAULT_PORT}", timeout=15)
+    # nc -u stays 2 s after its reply (-w 2: it cannot know none follows); the check only
+    # asks whether the reply is in what it printed, so it is ended once the reply is there.
+    r = g.lab.run("client1", f"printf 'hello via nc' | nc -u -w 2 student {DEFAULT_PORT}", timeout=15,
+                  until="hello via nc")
     if "hello via nc" not in r.stdout.lower():
         raise Failed(f"nc -u got {_tail(r.stdout) or 'nothing'!r}")
     return f"nc -u got {r.stdout.strip()!r}"

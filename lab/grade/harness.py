@@ -21,8 +21,9 @@ forgets ``.upper()`` loses exactly those.
 from __future__ import annotations
 
 import shlex
+import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..programs.shared.errors import LabError
 from ..programs.shared.topology import DEFAULT_PORT
@@ -58,6 +59,11 @@ class GradeCheck:
     def description(self) -> str:
         return " ".join((self.func.__doc__ or "").split())
 
+    @property
+    def lane(self) -> Optional[str]:
+        """The one program a default-level check is about, or None (see ``lanes``)."""
+        return self.needs[0] if self.level == "default" and len(self.needs) == 1 else None
+
 
 CHECKS: List[GradeCheck] = []
 
@@ -74,6 +80,27 @@ def checks_for(level: str) -> List[GradeCheck]:
     return [c for c in CHECKS if c.level in order]
 
 
+def lanes(selected: List[GradeCheck]) -> Tuple[List[List[GradeCheck]], List[GradeCheck]]:
+    """``selected`` split into lanes that may run side by side, each in the order given, and
+    the checks that must run alone after them (in order).
+
+    A check of the default level is about one program and sets no impairment, and the four
+    programs use the lab apart from each other: the student's TCP and UDP servers are
+    reached on the host ``student`` (tcp/12000, udp/12000) by our clients, the student's
+    TCP and UDP clients reach our servers (or nc) on the host ``server`` (tcp/12000,
+    udp/12000) from client1.  So the checks of one program run in order, one lane per
+    program, and the four lanes at once.  The robust level's checks impair the router's
+    links for every host (or need two programs), so they run alone, after the lanes."""
+    by_program: Dict[str, List[GradeCheck]] = {}
+    alone: List[GradeCheck] = []
+    for chk in selected:
+        if chk.lane is None:
+            alone.append(chk)
+        else:
+            by_program.setdefault(chk.lane, []).append(chk)
+    return list(by_program.values()), alone
+
+
 # -- what a check has at hand -----------------------------------------------------------
 
 class Grading:
@@ -81,12 +108,22 @@ class Grading:
 
     def __init__(self, lab: Lab, files: set, assignment=None):
         from .assignment import LECTURE, ROLES
-        self.lab = lab
+        self._lab = lab
+        self._here = threading.local()          # a lane's own view of the lab (``as_seen_by``)
         self.files = files
         self.assignment = assignment or LECTURE
         self._role_of = {file: role for role, file in ROLES.items()}
         self._servers: Dict[str, Background] = {}
         self._starts: Dict[str, str] = {}      # file -> why it could not start
+
+    @property
+    def lab(self) -> Lab:
+        """The lab, as this thread's lane sees it (``as_seen_by``), else as given."""
+        return getattr(self._here, "lab", None) or self._lab
+
+    def as_seen_by(self, lab) -> None:
+        """From now on, this thread's checks use ``lab`` (a recorder around the lab)."""
+        self._here.lab = lab
 
     # the student's servers, started once on the host `student`
     def student_server(self, file: str) -> Background:
@@ -130,7 +167,8 @@ class Grading:
         # student's).  A refused or reset connection still ends at once.  The run's bound is
         # a backstop above that: with 10 s, a udp-client whose start-up took over 2 s (load
         # 30 and more) was ended before its own 8 s and a correct server lost the check.
-        cmd = f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {extra} {shlex.quote(message)}"
+        cmd = (f"{kind}-client --json --host {STUDENT_HOST} --timeout 8 {icmp_errors(kind)}{extra} "
+               f"{shlex.quote(message)}")
         return self.lab.run_many(hosts, lambda host: cmd, timeout=timeout)
 
     def student_client(self, file: str, hosts: List[str], message: str = LINE,
@@ -143,6 +181,15 @@ class Grading:
         """One of our programs (or nc) listening on port 12000 of the host ``server``: it
         always does, so the bound is the plugin's (a start past 15 s was seen at load 30)."""
         return self.lab.start("server", cmd, ready_port=DEFAULT_PORT, udp=udp)
+
+
+def icmp_errors(kind: str) -> str:
+    """udp-client's flag for an ICMP "port unreachable" to end its wait: the datagram reached
+    no socket on the student host (a server bound to 127.0.0.1, or not to port 12000), so no
+    reply to it can come and the check fails as it would after the timeout, only sooner.  A
+    correct server bound to the port gives none; the socket stays unconnected, so a reply
+    from another address or port still counts, as for the lecture's client."""
+    return "--icmp-errors " if kind == "udp" else ""
 
 
 def _tail(text: str, limit: int = 1500) -> str:

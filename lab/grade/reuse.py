@@ -14,9 +14,9 @@ check's packets) only when a check failed, so a student sees *why*.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 from ..concurrency import run_all
 from ..programs.shared.errors import LabError
 from ..programs.shared.impairment import Change
+from ..running import Capture
 from ..testing import Lab, lab_name, open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
 from . import host_reset
@@ -53,6 +54,12 @@ def _docker(lab: Lab):
     return lab.running.docker
 
 
+def _work_by_archive(lab: Lab) -> bool:
+    """/work reaches the hosts by archive (a remote engine), not a bind mount: each command
+    pushes and pulls it, which lanes side by side would interleave."""
+    return getattr(_docker(lab), "_work_archive", None) is not None
+
+
 def _forget_programs(lab: Lab) -> None:
     """The background programs ``lab`` knows of died with their hosts."""
     lab._background.clear()
@@ -75,6 +82,7 @@ class ReusedLab:
         self.lab: Lab = open_lab(clients=clients_for(level), server="idle", **lab_hosts(self.assignment),
                                  work=work, max_output=OUTPUT_CAP, name=lab_name("grade"), progress=progress)
         self.lab.running.use_agents()      # the checks' commands: one exec per host, not per command
+        self._capture: Optional[Dict[str, str]] = None      # router interface -> its pcap file there
         try:
             self._note(self._host_names())
             self.lab.running.start_agents(self._host_names())
@@ -86,6 +94,33 @@ class ReusedLab:
     def name(self) -> str:
         return self.lab.name
 
+    # -- one capture on the router for every student of this lab -----------------------------
+
+    def start_capture(self) -> bool:
+        """Capture every router interface from now on, for the rest of this lab's life (once:
+        at its first student); whether it captures.  One capture cut by each check's time
+        window: starting and stopping one per student cost a dozen execs on the router, 3 to
+        6 s a student under load.  Without it: no ladders, the same verdicts."""
+        if self._capture is None:
+            try:
+                self._capture = self.lab.running.router.start_capture()
+            except LabError:
+                return False
+        return True
+
+    def capture(self) -> Optional[Capture]:
+        """What the router captured so far (``start_capture``), each interface's file as it
+        is now (a last record being written is cut short, which the reader allows); None:
+        nothing to read."""
+        router = self.lab.running.router
+        if self._capture is None:
+            return None
+        try:
+            return Capture(ifnames=router.ifnames,
+                           pcaps={ifname: router.shell.get_file(path) for ifname, path in self._capture.items()})
+        except Exception:  # noqa: BLE001 - a capture we cannot read costs the picture only
+            return None
+
     def _hosts(self):
         return [h for h in _docker(self.lab).topology.hosts if h.role != "router"]
 
@@ -95,20 +130,25 @@ class ReusedLab:
     # -- one host, inside -----------------------------------------------------------------
 
     def _reset_one(self, host: str, folders=host_reset.CLEARED) -> host_reset.HostReport:
-        """RESET on ``host`` (as root, a plain exec): its judged report.  A host that cannot
-        run it is reported unclean (it is made again)."""
+        """RESET on ``host`` (as root), as the prelude of the host's next agent: one exec
+        starts the agent, which resets the host (ending the last agent with the rest) before
+        it takes the next student's commands.  Where no agent starts, a plain exec of RESET.
+        Its judged report; a host that cannot run it is reported unclean (it is made again)."""
         first = host not in self._keep
         args = ["" if first else ",".join(map(str, self._keep[host])), "0" if first else repr(self._since[host])]
-        r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, *args, *folders])
+        printed = self.lab.running.start_agent(host, [host_reset.RESET, *args, *folders])
+        if printed is None:
+            r = self.lab.running.exec(host, ["python3", "-c", host_reset.RESET, *args, *folders])
+            printed = r.stdout + r.stderr if r.exit_code == 0 else f"exit {r.exit_code}: {r.stdout + r.stderr}"
         try:
-            output = json.loads(r.stdout.strip().splitlines()[-1])
+            output = json.loads(printed.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            return host_reset.HostReport([], [], [], [f"(the reset did not run: exit {r.exit_code}: "
-                                                      f"{(r.stdout + r.stderr).strip()[-300:]})"], False, 0.0)
+            return host_reset.HostReport([], [], [], [f"(the reset did not run: {printed.strip()[-300:]})"],
+                                         False, 0.0)
         return host_reset.left_over(output, None if first else self._baseline[host])
 
     def _sockets_left(self, host: str) -> List[host_reset.Socket]:
-        r = self.lab.running.exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
+        r = self.lab.running.agent_exec(host, ["sh", "-c", host_reset.SOCKET_TABLES])
         rows = host_reset.socket_rows(r.stdout)
         base = self._baseline[host]
         left = [s for s in map(host_reset.Socket.parse, rows) if s not in base.sockets and not s.own]
@@ -139,7 +179,6 @@ class ReusedLab:
         Returns host -> why, for each host made again."""
         lab = self.lab
         _forget_programs(lab)
-        lab.running.close_agents()         # the reset would kill them; the next check starts new ones
         hosts = self._host_names()
 
         def folders(host: str):
@@ -151,7 +190,7 @@ class ReusedLab:
             plan = host_reset.peer_plan(left, self._addresses())
             if not plan:
                 break
-            run_all(functools.partial(lab.running.exec, peer,
+            run_all(functools.partial(lab.running.agent_exec, peer,
                                       ["python3", "-c", host_reset.END_TIME_WAIT, json.dumps(pairs)])
                     for peer, pairs in plan.items())
             for host, r in zip(left, run_all(functools.partial(self._sockets_left, h) for h in left)):
@@ -165,7 +204,7 @@ class ReusedLab:
             lab.running.exec("router", ["ip", "neigh", "flush", "all"])    # new hosts, new MAC addresses
         if lab.running.router_used and lab.running.impairments:
             lab.running.change(Change.replace_all({}))    # no impairment or partition left over
-        lab.running.start_agents(hosts)
+        lab.running.start_agents(list(dirty))   # a host made again: its first agent (the others have theirs)
         self.remade = dirty
         return dirty
 
@@ -237,28 +276,43 @@ class _Recorder:
         return bg
 
 
-def _ladders(lab: Lab, cap, windows: Dict[int, tuple], end: float) -> Dict[int, dict]:
-    """check index -> its ladder, from one capture of the whole grading cut by each check's
-    time window (the router's capture and these clocks are the same machine's)."""
+def _ladders(lab: Lab, cap, windows: Dict[str, tuple], end: float) -> Dict[str, dict]:
+    """check -> its ladder, from one capture of the whole grading cut by each check's time
+    window (the router's capture and these clocks are the same machine's) and, for a check
+    that ran beside others, by its own program's packets (``lane_packets``)."""
     from ..packets import ladder as ladder_mod
     from ..packets.analysis import analyse, hosts_of, ifaces_of
     from ..report.html import ladder_section
     topology = _docker(lab).topology
     analysis = analyse(cap.pcaps, ifaces_of(topology, cap.ifnames), wins=None, capture_end=end)
     out = {}
-    for index, (title, t0, t1) in windows.items():
-        lad = analysis.ladder(hosts_of(topology), title=title, keep=lambda p, t0=t0, t1=t1: t0 <= p.t <= t1)
+    for name, (title, t0, t1, mine) in windows.items():
+        lad = analysis.ladder(hosts_of(topology), title=title,
+                              keep=lambda p, t0=t0, t1=t1, mine=mine: t0 <= p.t <= t1 and mine(p))
         if lad.total:
-            out[index] = {"ladder_html": ladder_section(lad, "the packets through the router"),
-                          "ladder_text": ladder_mod.text(lad), "packets": lad.total}
+            out[name] = {"ladder_html": ladder_section(lad, "the packets through the router"),
+                         "ladder_text": ladder_mod.text(lad), "packets": lad.total}
     return out
 
 
-def _start_capture(lab: Lab, stack: contextlib.ExitStack):
-    try:
-        return stack.enter_context(lab.capture())
-    except LabError:
-        return None      # no picture, the same verdicts
+def lane_packets(lab: Lab, program: Optional[str]) -> Callable:
+    """packet -> whether it is of the lane of ``program`` (harness.lanes): TCP or UDP (and
+    the ICMP errors about UDP) to or from the host the program's peer is on: the student
+    host for the student's servers, the host ``server`` for the student's clients.  None
+    (a check that ran alone): every packet."""
+    if program is None:
+        return lambda p: True
+    udp = program.startswith("UDP")
+    where = lab.address(STUDENT_HOST if program.endswith("Server.py") else "server")
+
+    def mine(p) -> bool:
+        about = re.findall(r"([0-9.]+):[0-9]+", p.quoted) if p.proto == "icmp" else []
+        if where not in (p.src, p.dst, *about):
+            return False
+        if p.proto == "icmp":
+            return udp and p.quoted.startswith("udp")
+        return p.proto == ("udp" if udp else "tcp")
+    return mine
 
 
 def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool = True,
@@ -267,47 +321,47 @@ def grade_on(rlab: ReusedLab, files: List[str], submission: str, capture: bool =
     level on ``rlab`` (its hosts fresh, /work holding the submission): (GradeReport, per
     check: transcript and, for failed checks, a ladder).
 
-    One capture runs on the router through all the checks (starting and stopping one per
-    check cost more than the checks); each failed check's ladder holds the packets of its
-    own time window."""
+    One capture runs on the router through every student of the lab (``ReusedLab.capture``:
+    starting and stopping one per check, then per student, cost more than the checks); each
+    failed check's ladder holds the packets of its own time window (and lane)."""
     began = time.monotonic()
     lab = rlab.lab
     report = GradeReport(submission, rlab.level, files)
-    rec = _Recorder(lab)
-    g = Grading(rec, set(files), rlab.assignment)
-    extras: List[dict] = []
-    windows: Dict[int, tuple] = {}
+    g = Grading(lab, set(files), rlab.assignment)
+    extras: Dict[str, dict] = {}
+    windows: Dict[str, tuple] = {}
+    program = {c.name: c.lane for c in checks_for(rlab.level)}
 
     def step(name: str, run):
-        """One check (or the build) with its transcript, and its time window if it failed."""
-        rec.log = []
+        """One check (or the build) with its transcript, and its time window if it failed;
+        each in the lane's own thread, with a recorder of its own."""
+        rec = _Recorder(lab)
+        g.as_seen_by(rec)
         t0 = time.time()
         result = run()
         if result.status == "failed":
-            windows[len(extras)] = (name, t0, time.time())
-        extras.append({"transcript": list(rec.log)})
+            windows[name] = (name, t0, time.time(), lane_packets(lab, program.get(name)))
+        extras[name] = {"transcript": list(rec.log)}
         return result
 
-    stack = contextlib.ExitStack()
-    cap = _start_capture(lab, stack) if capture else None
+    capturing = capture and rlab.start_capture()
     try:
-        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step))
+        report.results.extend(build_and_check(g, checks_for(rlab.level), progress, step,
+                                              side_by_side=not _work_by_archive(lab)))
     finally:
-        try:
-            g.stop_all()
-        finally:
-            stack.close()       # the capture stops; cap.pcaps is filled
+        g.stop_all()
+    cap = rlab.capture() if capturing and windows else None
     pcaps = cap.pcaps if cap is not None else {}
     if windows and any(len(p) > 24 for p in pcaps.values()):
         try:
-            for index, extra in _ladders(lab, cap, windows, time.time()).items():
-                extras[index].update(extra)
+            for name, extra in _ladders(lab, cap, windows, time.time()).items():
+                extras[name].update(extra)
         except Exception as exc:  # noqa: BLE001 - a capture we cannot read costs the picture only
-            for index in windows:
-                extras[index]["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
+            for name in windows:
+                extras[name]["ladder_text"] = f"(the capture could not be read: {type(exc).__name__}: {exc})"
     report.duration_s = round(time.monotonic() - began, 3)
     rlab.graded += 1
-    return report, extras
+    return report, [extras[r.name] for r in report.results]
 
 
 def check_rows(report: GradeReport, extras: List[dict]) -> List[dict]:

@@ -9,19 +9,21 @@ out zeros.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
+from ..concurrency import run_all
 from ..programs.shared.errors import LabError
 from ..testing import open_lab
 from . import checks as _checks  # noqa: F401 - registers the checks
 from .assignment import LECTURE, Assignment
-from .harness import FILES, STUDENT_HOST, Failed, Grading, checks_for
+from .harness import FILES, STUDENT_HOST, Failed, Grading, checks_for, lanes
 
 MAX_SUBMISSION_BYTES = 50 << 20
 OUTPUT_CAP = 1 << 20     # per stream of every student program
@@ -112,22 +114,33 @@ def not_run(chk) -> CheckResult:
 
 
 def build_and_check(g: Grading, selected, progress: Callable[[str], None] = lambda m: None,
-                    step: Callable[[str, Callable[[], CheckResult]], CheckResult] = lambda name, run: run()
-                    ) -> List[CheckResult]:
+                    step: Callable[[str, Callable[[], CheckResult]], CheckResult] = lambda name, run: run(),
+                    side_by_side: bool = False) -> List[CheckResult]:
     """The assignment's build (when it has one), then every check of ``selected`` in order;
     each check "not run" when the build failed.  ``step(name, run)`` runs each one (and may
-    note what happened around it): one result per step, the build's first."""
+    note what happened around it): one result per step, the build's first, in that order.
+
+    ``side_by_side``: the checks of each program in a lane of their own, the lanes at once,
+    then the checks that must run alone (``harness.lanes``); each lane's checks still run in
+    their order, and the results come back in the order of ``selected``."""
     results: List[CheckResult] = []
     built = None
     if g.assignment.build:
         built = step("builds", lambda: _build(g.assignment, g, progress))
         results.append(built)
-    for chk in selected:
-        if built is not None and built.status != "passed":
-            results.append(step(chk.name, lambda chk=chk: not_run(chk)))
-        else:
-            results.append(step(chk.name, lambda chk=chk: _run_check(chk, g, progress)))
-    return results
+    if built is not None and built.status != "passed":
+        return results + [step(chk.name, lambda chk=chk: not_run(chk)) for chk in selected]
+    if not side_by_side:
+        return results + [step(chk.name, lambda chk=chk: _run_check(chk, g, progress)) for chk in selected]
+    parallel, alone = lanes(selected)
+    done: Dict[str, CheckResult] = {}
+
+    def lane(chks) -> None:
+        for chk in chks:
+            done[chk.name] = step(chk.name, lambda chk=chk: _run_check(chk, g, progress))
+    run_all(functools.partial(lane, chks) for chks in parallel)   # the first error is raised, after all ended
+    lane(alone)
+    return results + [done[chk.name] for chk in selected]
 
 
 BUILD_TIMEOUT_S = 300.0

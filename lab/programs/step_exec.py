@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 STATE_DIR = Path("/tmp/socketlab")
 STATUS_MARK = "SOCKETLAB-STATUS "
@@ -70,15 +71,31 @@ def main(argv=None) -> int:
                  "started_at": None, "leftovers": 0, "error": "never released"})
         return 0
 
-    started = time.monotonic()
+    def started(child: subprocess.Popen) -> None:
+        # Passed on, so that stopping step-exec itself stops the step too.
+        signal.signal(signal.SIGTERM, lambda *_: _signal_group(child.pid, signal.SIGTERM))
+    _status(run_step(command, args.timeout, pgid_file=pgid_file, env=env, started=started))
+    return 0
+
+
+def run_step(argv: list, timeout: Optional[float], out=None, err=None, *, pgid_file: Optional[Path] = None,
+             env: Optional[dict] = None, cwd: Optional[str] = None, stdin=None,
+             started: Callable[[subprocess.Popen], None] = lambda child: None) -> dict:
+    """Run ``argv`` as a step: in its own process group (its id in ``pgid_file`` while it
+    runs), ended after ``timeout`` s (TERM, then KILL after GRACE_S), and what is left of
+    its group killed once it ended.  ``out``/``err``/``stdin`` are Popen's (None: this
+    process's own); ``started(child)`` runs once it is started.  Returns the status that
+    ``status_line`` reports.  step-exec's ``main`` and the host agent (lab/runner/agent.py)
+    both run steps with it.  Popen's OSError (no such program) is raised."""
+    began = time.monotonic()
     started_at = time.time()
-    child = subprocess.Popen(command, start_new_session=True, env=env)
-    pgid_file.write_text(str(child.pid))
-    # Passed on, so that stopping step-exec itself stops the step too.
-    signal.signal(signal.SIGTERM, lambda *_: _signal_group(child.pid, signal.SIGTERM))
+    child = subprocess.Popen(argv, start_new_session=True, env=env, cwd=cwd, stdin=stdin, stdout=out, stderr=err)
+    if pgid_file is not None:
+        pgid_file.write_text(str(child.pid))
+    started(child)
     timed_out = False
     try:
-        code = child.wait(timeout=args.timeout)
+        code = child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         _signal_group(child.pid, signal.SIGTERM)
@@ -87,18 +104,23 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             _signal_group(child.pid, signal.SIGKILL)
             code = child.wait()
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - began
     leftovers = end_group(child.pid)
-    pgid_file.unlink(missing_ok=True)
-    _status({"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
-             "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None,
-             "started_at": round(started_at, 6), "leftovers": leftovers})
-    return 0
+    if pgid_file is not None:
+        pgid_file.unlink(missing_ok=True)
+    return {"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
+            "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None,
+            "started_at": round(started_at, 6), "leftovers": leftovers}
+
+
+def status_line(status: dict) -> str:
+    """The last line a step's stderr ends with (after a newline of its own)."""
+    return "\n" + STATUS_MARK + json.dumps(status) + "\n"
 
 
 def _status(status: dict) -> None:
     sys.stdout.flush()
-    sys.stderr.write("\n" + STATUS_MARK + json.dumps(status) + "\n")
+    sys.stderr.write(status_line(status))
     sys.stderr.flush()
 
 

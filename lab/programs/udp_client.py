@@ -2,7 +2,10 @@
 
 Like the lecture: sendto() a sentence, recvfrom() the reply. --connect uses
 a connected UDP socket, the only kind to which Linux reports an ICMP "port
-unreachable" (as ECONNREFUSED). --repeat K sends K datagrams and lists every
+unreachable" (as ECONNREFUSED) by default. --icmp-errors keeps the socket
+unconnected (a reply from any address counts, as for the lecture's client)
+but asks for ICMP errors all the same (IP_RECVERR): a "port unreachable" for
+the datagram sent ends the wait at once. --repeat K sends K datagrams and lists every
 reply separately: UDP keeps message boundaries.
 """
 
@@ -25,6 +28,9 @@ def build_parser():
     common.add_target_args(parser, timeout=2.0)
     parser.add_argument("--connect", action="store_true",
                         help="connect() the UDP socket so ICMP errors surface (ECONNREFUSED)")
+    parser.add_argument("--icmp-errors", action="store_true",
+                        help="unconnected, but ICMP errors surface (IP_RECVERR): a port unreachable "
+                             "ends the wait (ECONNREFUSED) instead of the timeout")
     parser.add_argument("--repeat", type=common.positive_int, default=1, metavar="K",
                         help="send K datagrams and collect the replies until the timeout")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
@@ -64,6 +70,10 @@ def exchange(args, result):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.settimeout(args.timeout)
+        if args.icmp_errors:
+            # Linux: without it an unconnected UDP socket is told of no ICMP error.  A port
+            # unreachable means no socket took the datagram: no reply to it can come.
+            sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11), 1)
         if args.connect:
             t0 = time.monotonic()
             sock.connect(remote)  # sends nothing: it fixes the peer and enables ICMP errors

@@ -14,7 +14,7 @@ object a line:
     {"id": 5, "op": "wait_port", "port": 12000, "udp": false, "timeout": 1} -> {"id": 5, "exit": 0 | 1}
 
 A step is what `step-exec` makes of a command, done by the agent with step-exec's own
-functions (imported from the image): its own process group, its group id in
+``run_step`` (imported from the image): its own process group, its group id in
 /tmp/socketlab/ID.pgid, the time limit (TERM, then KILL after the grace), what is left of
 the group killed, and the same `SOCKETLAB-STATUS` line at the end of stderr, so that
 ``AgentProcess`` (a ``StepProcess``) reads its output exactly as before.  It runs in /work,
@@ -24,9 +24,15 @@ step-exec's own Python start-up (under load both cost more than most commands).
 ``wait_port`` reads the kernel's socket tables as `wait-port` does (its own function, in
 the image) and answers as soon as the port is bound, without starting a program.
 
-When a host's agent is gone (the grader ends every agent before the reset between two
-students; a student's program may kill it), its commands that were running end as on a
-stopped host, and the next command starts a new agent.  When an agent cannot be started at all (it does
+An agent may be started with a prelude (``HostAgent(..., prelude=[CODE, ARG...])``): a
+script it runs in its own process before it says hello, as ``python3 -c CODE ARG...``
+would, whose printed report comes back in the hello.  The class grader's reset between two
+students is such a prelude (lab/grade/reuse.py): the next agent resets its host, ending the
+last agent with the student's processes, then takes the next student's commands.
+
+When a host's agent is gone (a reset ended it; a student's program may kill it), its
+commands that were running end as on a stopped host, and the next command starts a new
+agent.  When an agent cannot be started at all (it does
 not say hello), commands go by `docker exec` as before.
 """
 from __future__ import annotations
@@ -36,7 +42,7 @@ import itertools
 import json
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import engine
 from .processes import StepProcess
@@ -63,45 +69,27 @@ def pump(rid, fd, stream):
         send({"id": rid, "fd": fd, "data": base64.b64encode(data).decode()})
 
 def step(req):
-    # What step-exec does (lab/programs/step_exec.py, its own helpers), without starting it.
+    # What step-exec does, with its own run_step (lab/programs/step_exec.py), without starting it.
     from lab.programs import step_exec as se
-    rid, timeout = req["id"], req.get("timeout")
+    rid, pumps = req["id"], []
+
+    def started(p):
+        for fd, stream in ((1, p.stdout), (2, p.stderr)):
+            pumps.append(threading.Thread(target=pump, args=(rid, fd, stream), daemon=True))
+            pumps[-1].start()
     se.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    pgid_file = se.STATE_DIR / (req["run_id"] + ".pgid")
-    started, started_at = time.monotonic(), time.time()
     try:
-        p = subprocess.Popen(req["argv"], cwd=req.get("cwd") or "/", env={**os.environ, **(req.get("env") or {})},
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+        status = se.run_step(req["argv"], req.get("timeout"), subprocess.PIPE, subprocess.PIPE,
+                             pgid_file=se.STATE_DIR / (req["run_id"] + ".pgid"), stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(req.get("env") or {})}, cwd=req.get("cwd") or "/",
+                             started=started)
     except OSError as exc:
         send({"id": rid, "fd": 2, "data": base64.b64encode(str(exc).encode()).decode()})
         send({"id": rid, "exit": 127})
         return
-    pgid_file.write_text(str(p.pid))
-    pumps = [threading.Thread(target=pump, args=(rid, fd, s), daemon=True) for fd, s in ((1, p.stdout), (2, p.stderr))]
-    for t in pumps:
-        t.start()
-    timed_out = False
-    try:
-        code = p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        se._signal_group(p.pid, signal.SIGTERM)
-        try:
-            code = p.wait(timeout=se.GRACE_S)
-        except subprocess.TimeoutExpired:
-            se._signal_group(p.pid, signal.SIGKILL)
-            code = p.wait()
-    elapsed = time.monotonic() - started
-    leftovers = se.end_group(p.pid)
-    pgid_file.unlink(missing_ok=True)
     for t in pumps:
         t.join(DRAIN)
-    status = {"exit_code": code if code >= 0 else 128 - code, "elapsed": round(elapsed, 6),
-              "timed_out": timed_out, "signal": signal.Signals(-code).name if code < 0 else None,
-              "started_at": round(started_at, 6), "leftovers": leftovers}
-    line = "\n" + se.STATUS_MARK + json.dumps(status) + "\n"
-    send({"id": rid, "fd": 2, "data": base64.b64encode(line.encode()).decode()})
+    send({"id": rid, "fd": 2, "data": base64.b64encode(se.status_line(status).encode()).decode()})
     send({"id": rid, "exit": 0})
 
 def kill(req):
@@ -124,7 +112,20 @@ def wait_port(req):
 
 OPS = {"step": step, "kill": kill, "wait_port": wait_port}
 DRAIN = float(sys.argv[1])
-send({"hello": os.getpid()})
+hello = {"hello": os.getpid()}
+if len(sys.argv) > 2:
+    # The prelude: a script run here, before the first command, as `python3 -c CODE ARGS...`
+    # would run it (its own pid is this one's); what it prints goes in the hello.
+    import contextlib, io
+    printed, code = io.StringIO(), sys.argv[2]
+    sys.argv = ["-c", *sys.argv[3:]]
+    with contextlib.redirect_stdout(printed):
+        try:
+            exec(compile(code, "<prelude>", "exec"), {"__name__": "__main__"})
+        except BaseException as exc:
+            print(f"(the prelude failed: {type(exc).__name__}: {exc})")
+    hello["prelude"] = printed.getvalue()
+send(hello)
 for line in sys.stdin.buffer:
     req = json.loads(line)
     threading.Thread(target=OPS[req["op"]], args=(req,), daemon=True).start()
@@ -153,9 +154,13 @@ def decode_message(line: bytes) -> Tuple[Optional[int], Optional[int], bytes, Op
 class HostAgent:
     """The grader's side of one host's agent (see the module doc)."""
 
-    def __init__(self, container_id: str, host: str):
+    def __init__(self, container_id: str, host: str, prelude: Sequence[str] = ()):
+        """``prelude``: (CODE, ARG...), a script the agent runs before its first command, as
+        ``python3 -c CODE ARG...`` would, in the agent's own process; what it printed is
+        ``self.prelude`` (None: the agent did not start)."""
         self.container_id = container_id
         self.host = host
+        self.prelude: Optional[str] = None
         self._ids = itertools.count(1)
         self._handlers: Dict[int, Tuple[Callable[[int, bytes], None], Callable[[Optional[int]], None]]] = {}
         self._lock = threading.Lock()
@@ -163,8 +168,8 @@ class HostAgent:
         self._hello = threading.Event()
         self.alive = False
         api = engine.stream_client()
-        exec_id = api.exec_create(container_id, ["python3", "-u", "-c", AGENT, str(DRAIN_S)], stdin=True,
-                                  workdir="/")["Id"]
+        exec_id = api.exec_create(container_id, ["python3", "-u", "-c", AGENT, str(DRAIN_S), *prelude],
+                                  stdin=True, workdir="/")["Id"]
         self._sock = api.exec_start(exec_id, socket=True)
         self._raw = getattr(self._sock, "_sock", self._sock)
         threading.Thread(target=self._read, daemon=True, name=f"agent@{host}").start()
@@ -196,6 +201,10 @@ class HostAgent:
         except (ValueError, KeyError):
             return
         if rid is None:
+            try:
+                self.prelude = json.loads(line).get("prelude")
+            except (ValueError, AttributeError):
+                pass
             self._hello.set()
             return
         with self._lock:
@@ -235,6 +244,22 @@ class HostAgent:
         done.wait(wait)
         return box[0] if box else None
 
+    def run(self, argv: List[str], timeout: float) -> Optional[Tuple[int, str, str]]:
+        """``argv`` as a step of its own, waited for: (exit code, stdout, stderr), or None if
+        the agent went away."""
+        from .processes import decode, split_status
+        done, out, err, box = threading.Event(), bytearray(), bytearray(), []
+
+        def output(fd: int, data: bytes) -> None:
+            (out if fd == 1 else err).extend(data)
+        self.request("step", output, lambda code: (box.append(code), done.set()), argv=list(argv),
+                     timeout=timeout, run_id=f"agent-run-{next(self._ids)}", env={}, cwd="/")
+        done.wait(timeout + 30)
+        stderr, status = split_status(decode(bytes(err)))
+        if not box or box[0] is None or status is None:
+            return None
+        return status["exit_code"], decode(bytes(out)), stderr
+
     def close(self) -> None:
         self.alive = False
         try:
@@ -270,6 +295,28 @@ class HostAgents:
                 agent = None
             with self._lock:
                 if agent is None or not agent.alive:
+                    self._failed.add(container_id)
+                    return None
+                self._agents[container_id] = agent
+            return agent
+
+    def start(self, container_id: str, host: str, prelude: Sequence[str] = ()) -> Optional[HostAgent]:
+        """A new agent on the container (the one before it closed), running ``prelude`` first
+        (HostAgent); None if it did not start (then `docker exec` it is for that host)."""
+        with self._lock:
+            starting = self._starting.setdefault(container_id, threading.Lock())
+        with starting:
+            with self._lock:
+                old = self._agents.pop(container_id, None)
+                self._failed.discard(container_id)
+            if old is not None:
+                old.close()
+            try:
+                agent = HostAgent(container_id, host, prelude)
+            except Exception:  # noqa: BLE001 - no agent: docker exec, as before
+                return None
+            with self._lock:
+                if not agent.alive:
                     self._failed.add(container_id)
                     return None
                 self._agents[container_id] = agent

@@ -71,17 +71,19 @@ def dropped_line(name: str, count: int) -> bytes:
 
 
 class TextWatch:
-    """Whether `text` appeared in a stream fed in chunks (also across chunk borders)."""
+    """Whether `text` appeared in a stream fed in chunks (also across chunk borders);
+    ``fold``: in any ASCII case."""
 
-    def __init__(self, text: str | None):
-        self.needle = text.encode() if text else b""
+    def __init__(self, text: str | None, fold: bool = False):
+        self.fold = fold
+        self.needle = (text.lower() if fold else text).encode() if text else b""
         self.seen = not self.needle
         self._carry = b""
 
     def feed(self, data: bytes) -> None:
         if self.seen:
             return
-        window = self._carry + data
+        window = self._carry + (data.lower() if self.fold else data)
         if self.needle in window:
             self.seen, self._carry = True, b""
         else:
@@ -167,6 +169,7 @@ class StepProcess:
     environment: dict | None = None   # extra environment variables for the command
     hold: str | None = None           # the start barrier: the release file's path in the host
     hold_in_program: bool = False     # the command is one of the lab's programs, which holds itself
+    until: str | None = None          # a text (any ASCII case) on stdout after which its caller may end it
     outcome: Outcome = field(default_factory=Outcome)
     started_at: float = 0.0           # time.monotonic() on this machine
     ended_at: float = 0.0             # when its output stream ended, on the same clock
@@ -177,6 +180,16 @@ class StepProcess:
         self._ready = TextWatch(self.ready)
         self._ready_err = TextWatch(self.ready)
         self._held = TextWatch(HELD_MARK if self.hold else None)
+        self._until = TextWatch(self.until, fold=True) if self.until else None
+        self._woken = threading.Event()   # set when `until` was seen or it ended
+
+    @property
+    def until_seen(self) -> bool:
+        return self._until is not None and self._until.seen
+
+    def wait_until(self, timeout: float | None) -> bool:
+        """Wait until it ended or its `until` text was seen on stdout; whether either happened."""
+        return self._woken.wait(timeout)
 
     @property
     def ready_seen(self) -> bool:
@@ -220,6 +233,10 @@ class StepProcess:
         if out:
             self._out.feed(out)
             self._ready.feed(out)
+            if self._until is not None:
+                self._until.feed(out)
+                if self._until.seen:
+                    self._woken.set()
         if err:
             self._err.feed(err)
             self._ready_err.feed(err)
@@ -257,6 +274,7 @@ class StepProcess:
             self.outcome.elapsed = round(time.monotonic() - self.started_at, 6)
             self.outcome.ended_by = self.outcome.ended_by or "host stopped"
         self._done.set()
+        self._woken.set()
 
     @property
     def running(self) -> bool:

@@ -87,3 +87,21 @@ def test_a_failed_build_counts_as_failed_in_the_summary():
     s = gradebook.summary([rec("x", "failed"), rec("y", "passed")], [("builds", 0.0), ("a", 2.0)])
     assert [(c.name, c.failed, c.graded) for c in s.checks] == [("builds", 1, 2), ("a", 1, 2)]
     assert s.checks[0].examples == [("x", "make: error")]
+
+
+def test_side_by_side_runs_each_programs_checks_in_order_and_returns_them_in_order(monkeypatch):
+    """The default level's checks in one lane per program (each lane in its order, the lanes
+    at once), the robust level's after them, alone; the results in the order of the level."""
+    from lab.grade.harness import lanes
+    default, robust = checks_for("default"), checks_for("robust")
+    parallel, alone = lanes(robust)
+    assert sorted(c.name for lane in parallel for c in lane) == sorted(c.name for c in default)
+    assert [c.name for c in alone] == [c.name for c in robust if c.level == "robust"]
+    for lane in parallel:
+        assert len({c.needs for c in lane}) == 1 and len(lane[0].needs) == 1
+        assert [c.name for c in lane] == [c.name for c in default if c.needs == lane[0].needs]
+    assert len(parallel) == 4
+    fake = FakeChecks(monkeypatch, "passed")
+    results = run.build_and_check(grading(load(C_ASSIGNMENT)), robust, side_by_side=True)
+    assert [r.name for r in results] == ["builds", *(c.name for c in robust)]
+    assert sorted(fake.ran) == sorted(c.name for c in robust) and fake.ran[-len(alone):] == [c.name for c in alone]

@@ -125,3 +125,25 @@ def test_wait_port_answers_when_bound(agent):
         s.bind(("127.0.0.1", 0))
         s.listen()
         assert agent.ask("wait_port", port=s.getsockname()[1], udp=False, timeout=5)[2] == 0
+
+
+def test_a_prelude_runs_in_the_agent_before_its_hello(tmp_path):
+    """The reset between two students runs as the next agent's prelude: in the agent's own
+    process (so it spares itself), with its arguments, and what it printed in the hello."""
+    code = "import os, sys; print('args', sys.argv[1:]); print(os.getpid())"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-u", "-c", AGENT, "0.5", code, "a", "b c"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        hello = json.loads(proc.stdout.readline())
+        assert hello["prelude"] == f"args ['a', 'b c']\n{proc.pid}\n" and hello["hello"] == proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    failing = subprocess.Popen([sys.executable, "-u", "-c", AGENT, "0.5", "raise SystemExit(3)"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        assert "the prelude failed: SystemExit" in json.loads(failing.stdout.readline())["prelude"]
+    finally:
+        failing.stdin.close()
+        failing.wait(10)

@@ -161,6 +161,23 @@ def test_text_watch_finds_text_across_chunks_and_after_the_cap():
     split.feed(b"b")
     assert split.seen
     assert TextWatch(None).seen
+    folded = TextWatch("hello via nc", fold=True)      # `until`: the reply in any case
+    for chunk in (b"HELLO V", b"iA Nc"):
+        folded.feed(chunk)
+    assert folded.seen and not TextWatch("hello", fold=False).seen
+
+
+def test_until_wakes_its_caller_once_seen_or_ended():
+    proc = StepProcess("c", "h", "api", "nc", 5, "r1", until="hello via nc")
+    assert not proc.wait_until(0)
+    proc.feed(b"HELLO VIA", None)
+    assert not proc.wait_until(0)
+    proc.feed(b" NC", None)
+    assert proc.wait_until(0) and proc.until_seen and proc.running
+    ended = StepProcess("c", "h", "api", "nc", 5, "r2", until="x")
+    ended.started_at = 0.0
+    ended._finish()
+    assert ended.wait_until(0) and not ended.until_seen
 
 
 def test_the_json_result_at_the_end_survives_a_flood():
